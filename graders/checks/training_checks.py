@@ -1,0 +1,127 @@
+"""Checks on training: the history, the number of updates, and recomputed accuracy.
+
+Accuracy is never taken from the history alone: the check predicts the test data
+itself, loaded afresh by the notebook's own loader, and compares.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from graders.checks._feedback import GradingFailure, public_check
+from graders.checks.describe import steps_per_epoch
+from graders.checks.expectations import expected, thresholds
+from graders.checks.model_checks import _require_model, matches_run
+
+
+@functools.lru_cache(maxsize=2)
+def _test_data(budget_name: str):
+    """The budget's test images ``(n, 28, 28, 1)`` and integer labels ``(n,)``."""
+    import hw5_data
+
+    budget = hw5_data.BUDGETS[budget_name]
+    _, (images, labels) = hw5_data.load_mnist(budget)
+    x_test, _ = hw5_data.preprocess(images, labels)
+    return x_test, np.asarray(labels, dtype=int)
+
+
+def _active_budget():
+    import hw5_data
+
+    return hw5_data.active_budget()
+
+
+def recompute_accuracy(model, budget_name: str) -> float:
+    """The model's accuracy on the budget's test images, predicted here (rows with NaN count as wrong)."""
+    x_test, labels = _test_data(budget_name)
+    probabilities = np.asarray(model.predict(x_test, batch_size=500, verbose=0), dtype=float)
+    if probabilities.shape != (len(labels), 10):
+        raise GradingFailure(
+            f"The model predicts an array of shape {probabilities.shape} for {len(labels)} images; "
+            f"expected ({len(labels)}, 10): one probability per digit class."
+        )
+    finite = np.isfinite(probabilities).all(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels) & finite
+    return float(correct.mean())
+
+
+def _history_values(history, key: str) -> list[float]:
+    values = history.history.get(key)
+    if values is None:
+        return []
+    return [float(value) for value in values]
+
+
+@public_check
+def check_history(history, epochs: int | None = None) -> None:
+    """``history`` is what ``model.fit`` returned, with per-epoch accuracy and validation accuracy."""
+    import keras
+
+    epochs = epochs or expected()["epochs"]
+    if not isinstance(history, keras.callbacks.History) or not isinstance(
+        getattr(history, "history", None), dict
+    ):
+        raise GradingFailure(
+            f"Expected the History object returned by model.fit(...), found a {type(history).__name__}."
+        )
+    if "accuracy" not in history.history:
+        raise GradingFailure(
+            "The history has no 'accuracy': compile the model with metrics=['accuracy']."
+        )
+    if "val_accuracy" not in history.history:
+        raise GradingFailure(
+            "The history has no 'val_accuracy': pass validation_data=(x_test, y_test) to fit."
+        )
+    found = len(_history_values(history, "accuracy"))
+    if found != epochs:
+        raise GradingFailure(f"The history covers {found} epochs; expected epochs={epochs}.")
+
+
+@public_check
+def check_training(history, model, run: str) -> None:
+    """The model was trained as the homework says, and ``history`` records that training.
+
+    Checks, in order: the history's epochs; that the history belongs to this model;
+    the number of SGD updates (10 epochs x ceil(n_train / 32) batches: this catches a
+    wrong batch size, epoch count or training set); the accuracy recomputed on the
+    test data against the history's last ``val_accuracy``; and, for a model whose
+    architecture and optimizer are right, a calibrated accuracy floor.
+    """
+    settings = expected()
+    check_history.__wrapped__(history)
+    _require_model(model, "The model")
+    if getattr(history, "model", None) is not model:
+        raise GradingFailure(
+            "This history was not produced by training this model: assign the result of "
+            "the same model's fit(...) call (history = model.fit(...))."
+        )
+    budget = _active_budget()
+    n_train = budget.n_train
+    updates = int(np.asarray(model.optimizer.iterations))
+    wanted_updates = settings["epochs"] * steps_per_epoch(n_train, settings["batch_size"])
+    if updates != wanted_updates:
+        raise GradingFailure(
+            f"The model made {updates:,} SGD updates; training once on x_train ({n_train:,} images) "
+            f"with batch_size={settings['batch_size']} for epochs={settings['epochs']} makes "
+            f"{wanted_updates:,}. Check the batch size, the epochs, the training data, and that "
+            "fit is called once on a freshly built model."
+        )
+    limits = thresholds()
+    accuracy = recompute_accuracy(model, budget.name)
+    last_validation = _history_values(history, "val_accuracy")[-1]
+    tolerance = limits["history_agreement"]
+    if np.isfinite(last_validation) and abs(accuracy - last_validation) > tolerance:
+        raise GradingFailure(
+            f"The model's accuracy on the test data is {accuracy:.4f}, but the history's last "
+            f"val_accuracy is {last_validation:.4f}. Pass validation_data=(x_test, y_test) "
+            "and do not change the model after training it."
+        )
+    floor = limits["budgets"][budget.name][run].get("min_test_accuracy")
+    if floor is not None and matches_run(model, run) and accuracy < floor:
+        raise GradingFailure(
+            f"The trained model reaches {accuracy:.4f} test accuracy under the '{budget.name}' "
+            "grading budget, lower than a correct solution reaches. Check the data you train on "
+            "(x_train, y_train after preprocessing) and the training settings."
+        )
