@@ -345,3 +345,11 @@ def test_release_keeps_no_reference_text(nb, key):
     for secret in ("Grading:", "SOLUTION", "HIDDEN", "check_choice", "check_convolution",
                    f'"{key["1.1"]["answer"]}"', "14, -7"):
         assert secret not in text, secret
+
+
+def test_conv_is_graded_against_the_posed_data_not_the_notebook_variables(data):
+    """Does a student who reassigns image/kernel (say, to zeros) still fail?"""
+    image, kernel = data
+    zeros_image, zeros_kernel = np.zeros_like(image), np.zeros_like(kernel)
+    message = _failure(check_convolution, zeros_image, zeros_kernel, np.zeros((4, 4)))
+    assert "differs from Problem 3's data" in message

@@ -157,8 +157,22 @@ def check_convolution(image, kernel, answer) -> None:
     ``image`` (H, W) and ``kernel`` (kh, kw) are the problem's data; ``answer`` must have
     shape ``(H - kh + 1, W - kw + 1)`` (4x4 for a 6x6 image and a 3x3 kernel).
     """
-    image = np.asarray(image, dtype=float)
-    kernel = np.asarray(kernel, dtype=float)
+    posed = json.loads(_KEY_PATH.read_text(encoding="utf-8"))["problem_3"]
+    image_posed = np.asarray(posed["image"], dtype=float)
+    kernel_posed = np.asarray(posed["kernel"], dtype=float)
+    # The notebook's variables are a claim: grade against the data as posed.
+    try:
+        unchanged = np.array_equal(np.asarray(image, dtype=float), image_posed) and np.array_equal(
+            np.asarray(kernel, dtype=float), kernel_posed
+        )
+    except (TypeError, ValueError):
+        unchanged = False
+    if not unchanged:
+        raise GradingFailure(
+            "The notebook's image or kernel differs from Problem 3's data. Do not reassign "
+            "image or kernel; compute answer_3_conv from the data as given."
+        )
+    image, kernel = image_posed, kernel_posed
     wanted = cross_correlate(image, kernel)
     found = _as_matrix(answer, "answer_3_conv", wanted.shape)
     wrong = _wrong_entries(found, wanted)
