@@ -48,7 +48,8 @@ def define_model(learning_rate: float) -> keras.Model:
             layers.Dense(NUM_CLASSES, activation="softmax"),
         ]
     )
-    return _compile(model, SGD(learning_rate=learning_rate))
+    # float(): Keras 3 rejects an integer learning rate, and the notebook calls define_model(1).
+    return _compile(model, SGD(learning_rate=float(learning_rate)))
 
 
 def define_model_with_momentum(learning_rate: float, momentum: float) -> keras.Model:

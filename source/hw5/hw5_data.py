@@ -50,7 +50,7 @@ class Budget:
 
 
 BUDGETS = {
-    "fast": Budget("fast", n_train=4_000, n_test=2_000),
+    "fast": Budget("fast", n_train=1_000, n_test=500),
     "full": Budget("full", n_train=60_000, n_test=10_000),
 }
 

@@ -1,0 +1,52 @@
+"""Where things are in the course directory, and how to call nbgrader on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+#: The repository root is the nbgrader course root (it holds nbgrader_config.py).
+COURSE_ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENT = "hw5"
+NOTEBOOKS = ("hw5_part_a_written.ipynb", "hw5_part_b_cnn.ipynb")
+
+
+def source_dir(root: Path = COURSE_ROOT) -> Path:
+    return root / "source" / ASSIGNMENT
+
+
+def release_dir(root: Path = COURSE_ROOT) -> Path:
+    return root / "release" / ASSIGNMENT
+
+
+def nbgrader_executable() -> str:
+    """The ``nbgrader`` script beside the running interpreter (works without activating a venv)."""
+    candidate = Path(sys.executable).with_name("nbgrader")
+    return str(candidate) if candidate.exists() else "nbgrader"
+
+
+def grading_environment(extra: dict | None = None) -> dict:
+    """The environment for nbgrader and the kernels it starts.
+
+    The interpreter's directory goes first on PATH so kernels use this venv, and
+    TensorFlow's C++ logging is silenced before any kernel imports it.
+    """
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.update(extra or {})
+    return env
+
+
+def run_nbgrader(args: list[str], root: Path = COURSE_ROOT, env: dict | None = None, check=True):
+    """Run ``nbgrader ARGS`` in the course root; returns the CompletedProcess."""
+    return subprocess.run(
+        [nbgrader_executable(), *args],
+        cwd=root,
+        env=grading_environment(env),
+        check=check,
+        text=True,
+        capture_output=True,
+    )

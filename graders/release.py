@@ -1,0 +1,104 @@
+"""Generate the student release from the source notebooks, and compare it with the committed one.
+
+``hw5-release`` regenerates ``release/hw5`` with ``nbgrader generate_assignment``;
+``hw5-release --check`` only reports whether the committed release is current
+(the golden test runs the same comparison).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+
+from graders.course import ASSIGNMENT, COURSE_ROOT, release_dir, run_nbgrader
+
+#: What a scratch course needs to generate the release.
+_COURSE_FILES = ("nbgrader_config.py",)
+
+
+def generate_release(root: Path = COURSE_ROOT) -> Path:
+    """Run ``nbgrader generate_assignment`` in ``root``; returns the release folder."""
+    result = run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], root=root, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"nbgrader generate_assignment failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
+        )
+    return release_dir(root)
+
+
+def generate_release_elsewhere(root: Path = COURSE_ROOT) -> tuple[Path, tempfile.TemporaryDirectory]:
+    """Generate the release in a scratch copy of the course, leaving ``root`` untouched.
+
+    Returns the scratch release folder and the TemporaryDirectory that owns it.
+    """
+    scratch = tempfile.TemporaryDirectory(prefix="hw5-release-")
+    scratch_root = Path(scratch.name)
+    for name in _COURSE_FILES:
+        shutil.copy2(root / name, scratch_root / name)
+    shutil.copytree(root / "source", scratch_root / "source")
+    return generate_release(scratch_root), scratch
+
+
+def normalized(path: Path) -> dict:
+    """A notebook as a dict with cell ids removed (nbgrader may renumber them)."""
+    notebook = nbformat.read(path, as_version=4)
+    for cell in notebook.cells:
+        cell.pop("id", None)
+    return notebook
+
+
+def differences(expected_dir: Path, actual_dir: Path) -> list[str]:
+    """Human-readable differences between two release folders (empty when they agree)."""
+    problems = []
+    expected_files = {p.relative_to(expected_dir) for p in expected_dir.rglob("*") if p.is_file()}
+    actual_files = {p.relative_to(actual_dir) for p in actual_dir.rglob("*") if p.is_file()}
+    for missing in sorted(expected_files - actual_files):
+        problems.append(f"missing from the committed release: {missing}")
+    for extra in sorted(actual_files - expected_files):
+        problems.append(f"not generated from source (stale?): {extra}")
+    for name in sorted(expected_files & actual_files):
+        left, right = expected_dir / name, actual_dir / name
+        if name.suffix == ".ipynb":
+            if normalized(left) != normalized(right):
+                problems.append(f"differs from a fresh generate_assignment: {name}")
+        elif left.read_bytes() != right.read_bytes():
+            problems.append(f"differs from source: {name}")
+    return problems
+
+
+def check_release(root: Path = COURSE_ROOT) -> list[str]:
+    """Regenerate in a scratch course and compare with ``root``'s committed release."""
+    fresh, scratch = generate_release_elsewhere(root)
+    with scratch:
+        return differences(fresh, release_dir(root))
+
+
+def refresh_release(root: Path = COURSE_ROOT) -> Path:
+    """Regenerate ``root/release/hw5`` in place; this also records the assignment
+    (every cell's source, hidden tests included) in the course's gradebook, which
+    autograding needs."""
+    return generate_release(root)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hw5-release", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check_release()
+        for problem in problems:
+            print(problem)
+        print("release is current" if not problems else "release is stale: run hw5-release")
+        return 1 if problems else 0
+    target = refresh_release()
+    print(f"regenerated {target.relative_to(COURSE_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

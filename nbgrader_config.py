@@ -1,0 +1,43 @@
+"""nbgrader configuration for the HW5 course (this repository is the course root)."""
+
+import os
+
+c = get_config()  # noqa: F821  (injected by nbgrader)
+
+COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.root = COURSE_ROOT
+c.CourseDirectory.course_id = "hw5-cnn"
+c.CourseDirectory.db_url = os.environ.get(
+    "HW5_DB_URL", "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
+)
+# Never released nor copied into submissions: caches, checkpoints, local data.
+c.CourseDirectory.ignore = [
+    ".ipynb_checkpoints",
+    "*.pyc",
+    "__pycache__",
+    "mnist.npz",
+    ".DS_Store",
+]
+
+# Training cells run for minutes on the full data set; the fast grading budget
+# needs far less (see README, "Grading budget"). Per cell, in seconds.
+c.Execute.timeout = 900
+
+# A student who deletes a test cell gets it back, run, instead of "needs manual grade".
+c.OverwriteCells.add_missing_cells = True
+
+# TensorFlow and absl write log lines to stderr, and any stderr in a test cell
+# scores it zero. Drop a stderr output only when every line of it is such a log line.
+_TF_LOG_LINE = (
+    r"(?:\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+: [IWEF] \S+:\d+\] .*"  # C++ LOG()
+    r"|[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\] .*"  # absl
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    r"|To enable the following instructions: .* in other operations, rebuild TensorFlow with the appropriate compiler flags\."
+    r"|\s*)"
+)
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r"\A(?:" + _TF_LOG_LINE + r"(?:\n|\Z))+\Z"
+
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
