@@ -21,6 +21,14 @@ def release_dir(root: Path = COURSE_ROOT) -> Path:
     return root / "release" / ASSIGNMENT
 
 
+def course_db_url(root: Path = COURSE_ROOT) -> str:
+    """The gradebook URL, as ``nbgrader_config.py`` sets it (SQLite unless configured)."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    return config.CourseDirectory.db_url
+
+
 def nbgrader_executable() -> str:
     """The ``nbgrader`` script beside the running interpreter (works without activating a venv)."""
     candidate = Path(sys.executable).with_name("nbgrader")

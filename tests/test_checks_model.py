@@ -15,7 +15,7 @@ from graders import reference
 from graders.checks import (
     GradingFailure,
     check_architecture,
-    check_builder,
+    check_builder_optimizer,
     check_built_by,
     check_optimizer,
     check_run_model,
@@ -75,7 +75,7 @@ def test_reference_models_pass_their_own_checks():
     check_architecture(reference.define_model_2_conv(0.01), "define_model_2_conv")
     check_run_model(reference.build_run("eta_large"), "eta_large")
     check_run_model(reference.build_run("momentum"), "momentum")
-    check_builder(reference.define_model_with_momentum, "define_model_with_momentum", [(0.05, 0.5)])
+    check_builder_optimizer(reference.define_model_with_momentum, "define_model_with_momentum", [(0.05, 0.5)])
 
 
 def test_input_shape_on_first_layer_positional_args_and_maxpool2d_alias_pass():
@@ -194,7 +194,7 @@ def test_a_builder_that_ignores_its_arguments_fails():
         return reference.define_model_with_momentum(0.01, 0.9)
 
     message = failure(
-        check_builder, define_model_with_momentum, "define_model_with_momentum", [(0.01, 0.9), (0.05, 0.5)]
+        check_builder_optimizer, define_model_with_momentum, "define_model_with_momentum", [(0.01, 0.9), (0.05, 0.5)]
     )
     assert "(0.05, 0.5)" in message and "uses its arguments" in message
 
@@ -203,7 +203,7 @@ def test_a_builder_that_raises_reports_the_call():
     def define_model_with_momentum(learning_rate, momentum):
         return SGD(lr=learning_rate)  # the Keras 2 keyword
 
-    message = failure(check_builder, define_model_with_momentum, "define_model_with_momentum", [(0.01, 0.9)])
+    message = failure(check_builder_optimizer, define_model_with_momentum, "define_model_with_momentum", [(0.01, 0.9)])
     assert "define_model_with_momentum(0.01, 0.9) raised" in message
 
 
@@ -246,5 +246,5 @@ def test_checks_write_nothing_to_stderr(capfd):
         )
         return compiled(model, SGD(learning_rate=learning_rate))
 
-    check_builder(define_model_2_conv, "define_model_2_conv", [(0.01,), (0.05,)])
+    check_builder_optimizer(define_model_2_conv, "define_model_2_conv", [(0.01,), (0.05,)])
     assert capfd.readouterr().err == ""

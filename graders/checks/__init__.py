@@ -8,7 +8,7 @@ calibrated thresholds (``thresholds.json``).
 from graders.checks._feedback import GradingFailure
 from graders.checks.model_checks import (
     check_architecture,
-    check_builder,
+    check_builder_optimizer,
     check_built_by,
     check_optimizer,
     check_run_model,
@@ -18,7 +18,7 @@ from graders.checks.training_checks import check_history, check_training, recomp
 __all__ = [
     "GradingFailure",
     "check_architecture",
-    "check_builder",
+    "check_builder_optimizer",
     "check_built_by",
     "check_history",
     "check_optimizer",

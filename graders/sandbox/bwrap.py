@@ -1,0 +1,288 @@
+"""Build the ``setpriv ... bwrap ...`` command line of one sandboxed run.
+
+Shape (see shared/design/security.md, "What works here"): the host drops to an
+unprivileged uid with ``setpriv`` (no capabilities, empty bounding set, no_new_privs)
+and only then starts ``bwrap --unshare-all``, so the sandbox holds no capability over
+anything of the host's. Only an allow-list of host paths is bound, read-only, at the
+same paths; the scratch and output directories are bound read-write; ``/tmp``,
+``/dev/shm`` and ``/run`` are fresh sized tmpfs; ``/`` is remounted read-only.
+
+Every host path handed to :func:`build_command` must already be reachable by the
+unprivileged uid (bwrap resolves bind sources after dropping privileges); the runner
+mirrors unreachable ones (for example the pyenv base under ``/root``) first.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import PurePosixPath
+
+from .limits import MiB, SandboxLimits
+
+# fixed paths inside the sandbox
+INSIDE_WORK = "/home/student/work"  # per-run scratch tmpfs, the kernel's cwd
+INSIDE_OUT = "/sandbox/out"  # executed notebook + status file (own small tmpfs)
+INSIDE_KIT = "/sandbox/kit"  # a copy of graders/sandbox (PYTHONPATH of execute_inside only)
+INSIDE_HOME = "/tmp/home"  # HOME and every cache / config dir (inside the /tmp tmpfs)
+RUN_TMPFS_BYTES = 1 * MiB
+
+#: top-level host entries that are bound (or re-created as symlinks) read-only
+SYSTEM_TOP = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+
+#: host /etc entries bound read-only when present (passwd, group, hosts and
+#: nsswitch.conf are generated instead: the sandbox never sees the host's user list)
+ETC_ALLOW = (
+    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
+    "alternatives", "mime.types", "fonts",
+)
+ETC_GENERATED = ("passwd", "group", "hosts", "nsswitch.conf")
+
+#: inside paths a caller's bind may not cover or sit under
+_RESERVED_INSIDE = (
+    "/proc", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/run",
+    "/sandbox/out", "/sandbox/kit", INSIDE_HOME,
+)
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class BwrapError(RuntimeError):
+    """bwrap/setpriv missing or unusable, or a bad bind/env request."""
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A bind mount: ``source`` (host path reachable by the sandbox uid) -> ``dest``."""
+
+    source: str
+    dest: str
+    writable: bool = False
+
+
+@dataclass
+class SandboxSpec:
+    """Everything :func:`build_command` needs for one run."""
+
+    limits: SandboxLimits
+    work_dir: str  # host side of INSIDE_WORK (the scratch tmpfs)
+    out_dir: str  # host side of INSIDE_OUT
+    kit_dir: str  # host side of INSIDE_KIT
+    etc_dir: str  # host dir holding the generated passwd/group/hosts/nsswitch.conf
+    command: list[str]  # argv run inside
+    python_binds: list[Bind] = field(default_factory=list)  # sys.prefix, sys.base_prefix
+    extra_binds: list[Bind] = field(default_factory=list)  # the caller's read-only binds
+    env: dict[str, str] = field(default_factory=dict)  # the complete inside environment
+    chdir: str = INSIDE_WORK
+
+
+def find_tool(name: str) -> str:
+    path = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if not path:
+        hint = " (apt-get install -y bubblewrap)" if name == "bwrap" else ""
+        raise BwrapError(f"{name} not found{hint}")
+    return path
+
+
+@functools.lru_cache(maxsize=None)
+def bwrap_version(bwrap: str) -> tuple[int, ...]:
+    try:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True,
+                             timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BwrapError(f"cannot run {bwrap} --version: {exc}") from exc
+    m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
+    if not m:
+        raise BwrapError(f"unrecognised bwrap version: {out!r}")
+    return tuple(int(x) for x in m.groups() if x is not None)
+
+
+def check_inside_path(dest: str) -> str:
+    """Validate a caller-chosen inside path: absolute, normalised, not reserved."""
+    if not isinstance(dest, str) or not dest.startswith("/"):
+        raise BwrapError(f"inside path must be absolute: {dest!r}")
+    p = PurePosixPath(dest)
+    if ".." in p.parts or str(p) != dest.rstrip("/") or dest == "/":
+        raise BwrapError(f"inside path must be normalised and not '/': {dest!r}")
+    for r in _RESERVED_INSIDE + (INSIDE_WORK,):
+        if dest == r or (r != INSIDE_WORK and dest.startswith(r + "/")):
+            raise BwrapError(f"inside path {dest!r} is reserved")
+        if r.startswith(dest + "/"):
+            raise BwrapError(f"inside path {dest!r} would cover reserved {r!r}")
+    return dest
+
+
+def check_env(env: dict[str, str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in env.items():
+        if not isinstance(k, str) or not _ENV_NAME.match(k):
+            raise BwrapError(f"bad environment variable name {k!r}")
+        if not isinstance(v, str) or "\0" in v:
+            raise BwrapError(f"bad value for environment variable {k}")
+        out[k] = v
+    return out
+
+
+def base_env(limits: SandboxLimits, python_bin_dir: str) -> dict[str, str]:
+    """The fixed part of the inside environment (the caller's extras go on top)."""
+    h = INSIDE_HOME
+    env = {
+        "PATH": f"{python_bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": h,
+        "USER": "student",
+        "LOGNAME": "student",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "SHELL": "/bin/sh",
+        "XDG_CACHE_HOME": f"{h}/.cache",
+        "XDG_CONFIG_HOME": f"{h}/.config",
+        "XDG_DATA_HOME": f"{h}/.local/share",
+        "XDG_RUNTIME_DIR": f"{h}/.runtime",
+        "KERAS_HOME": f"{h}/.keras",
+        "IPYTHONDIR": f"{h}/.ipython",
+        "MPLCONFIGDIR": f"{h}/.config/matplotlib",
+        "MPLBACKEND": "agg",
+        "JUPYTER_CONFIG_DIR": f"{h}/.jupyter",
+        "JUPYTER_DATA_DIR": f"{h}/.local/share/jupyter",
+        "JUPYTER_RUNTIME_DIR": f"{h}/.local/share/jupyter/runtime",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "NBGRADER_EXECUTION": "autograde",
+    }
+    env.update(limits.thread_env())
+    return env
+
+
+def _system_args() -> list[str]:
+    args: list[str] = []
+    for top in SYSTEM_TOP:
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    return args
+
+
+def _etc_args(etc_dir: str) -> list[str]:
+    args: list[str] = ["--dir", "/etc"]
+    for name in ETC_GENERATED:
+        src = os.path.join(etc_dir, name)
+        if not os.path.isfile(src):
+            raise BwrapError(f"generated {src} missing")
+        args += ["--ro-bind", src, f"/etc/{name}"]
+    for name in ETC_ALLOW:
+        host = f"/etc/{name}"
+        if os.path.islink(host):
+            args += ["--symlink", os.readlink(host), host]
+        elif os.path.exists(host):
+            args += ["--ro-bind", host, host]
+    return args
+
+
+def write_etc(etc_dir: str, limits: SandboxLimits) -> None:
+    """Generate the sandbox's passwd/group/hosts/nsswitch.conf in ``etc_dir``."""
+    files = {
+        "passwd": (f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+                   f"student:x:{limits.uid}:{limits.gid}:student:{INSIDE_HOME}:/bin/sh\n"),
+        "group": f"root:x:0:\nstudent:x:{limits.gid}:\n",
+        "hosts": "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n",
+        "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
+    }
+    os.makedirs(etc_dir, mode=0o755, exist_ok=True)
+    for name, text in files.items():
+        path = os.path.join(etc_dir, name)
+        with open(path, "w") as fh:
+            fh.write(text)
+        os.chmod(path, 0o644)
+
+
+def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
+                  setpriv: str | None = None) -> list[str]:
+    """The full argv (``setpriv ... bwrap ... -- command``) for ``subprocess.Popen``."""
+    lim = spec.limits
+    bwrap = bwrap or find_tool("bwrap")
+    setpriv = setpriv or find_tool("setpriv")
+    if not spec.command:
+        raise BwrapError("empty command")
+    version = bwrap_version(bwrap)
+
+    argv = [
+        setpriv,
+        f"--reuid={lim.uid}", f"--regid={lim.gid}", "--clear-groups",
+        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+        bwrap,
+        "--unshare-all", "--unshare-user",  # user, ipc, pid, net (own lo only), uts, cgroup
+    ]
+    if version >= (0, 8):
+        argv += ["--disable-userns"]  # no nested user namespaces for the student
+    argv += [
+        "--die-with-parent", "--new-session",
+        "--hostname", "sandbox",
+        "--clearenv",
+    ]
+    argv += _system_args()
+    argv += _etc_args(spec.etc_dir)
+    for b in spec.python_binds:
+        argv += ["--ro-bind", b.source, b.dest]
+    argv += [
+        "--proc", "/proc",
+        "--dev", "/dev",
+        "--size", str(lim.tmp_mb * MiB), "--tmpfs", "/tmp",
+        "--size", str(lim.shm_mb * MiB), "--tmpfs", "/dev/shm",
+        "--size", str(RUN_TMPFS_BYTES), "--tmpfs", "/run",
+        "--dir", INSIDE_HOME,
+        "--bind", spec.work_dir, INSIDE_WORK,
+        "--bind", spec.out_dir, INSIDE_OUT,
+        "--ro-bind", spec.kit_dir, INSIDE_KIT,
+    ]
+    for b in spec.extra_binds:
+        check_inside_path(b.dest)
+        argv += ["--bind" if b.writable else "--ro-bind", b.source, b.dest]
+    argv += [
+        "--remount-ro", "/dev",  # bwrap's /dev tmpfs is otherwise writable and unsized
+        "--remount-ro", "/",  # the sandbox root tmpfs: nothing writable outside the mounts
+        "--chdir", spec.chdir,
+    ]
+    for k, v in check_env(spec.env).items():
+        argv += ["--setenv", k, v]
+    argv += ["--"] + list(spec.command)
+    return argv
+
+
+def python_inside() -> tuple[str, list[str]]:
+    """The interpreter to run inside and the host prefixes it needs (same paths)."""
+    prefixes: list[str] = []
+    for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
+        rp = os.path.realpath(p)
+        if p not in prefixes:
+            prefixes.append(p)
+        if rp != p and rp not in prefixes:
+            prefixes.append(rp)
+    exe = sys.executable
+    # the venv's python is a symlink into the base prefix: that must be bound as well
+    real = os.path.realpath(exe)
+    if not any(real == q or real.startswith(q.rstrip("/") + "/") for q in prefixes):
+        raise BwrapError(f"{exe} resolves to {real}, outside {prefixes}")
+    # drop prefixes nested in another one (one bind covers them)
+    prefixes.sort(key=len)
+    kept: list[str] = []
+    for p in prefixes:
+        if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(p)
+    result: list[str] = []
+    for p in kept:
+        if any(p == t or p.startswith(t + "/") for t in ("/tmp", "/run", "/proc", "/dev", "/etc")):
+            raise BwrapError(f"python prefix {p} lies under a path the sandbox replaces")
+        if any(p == t or p.startswith(t + "/") for t in SYSTEM_TOP):
+            continue  # already bound with /usr
+        result.append(p)
+    return exe, result

@@ -1,0 +1,240 @@
+"""Run INSIDE the sandbox: execute one notebook with nbclient, always leave a result.
+
+    python -P -m graders.sandbox.execute_inside IN.ipynb OUT.ipynb \\
+        --status STATUS.json --cell-timeout N --kernel python3
+
+* ``OUT.ipynb`` is (re)written before the first cell and after every executed cell, so
+  when the kernel dies, or the host kills everything at the notebook time limit, the
+  outputs of the cells that ran are still there.
+* ``STATUS.json`` is ``{"status": "ok"|"kernel_died"|"timeout"|"error", "detail": ...}``
+  plus a few counters. It is written last; a missing status file means this process
+  itself was killed.
+* Outputs from the input notebook are cleared first (forged outputs never survive),
+  a timed-out cell gets an explicit error output (nbgrader counts a test cell with no
+  output as passed), cells that never ran get a "not executed" error output, and the
+  outputs kept per cell and in total are capped.
+
+Everything this process writes is produced next to untrusted code running as the
+same uid: the host treats it as a claim (see runner.py).
+
+Only nbformat and nbclient are needed; nothing of the course is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+
+STATUS_OK = "ok"
+STATUS_KERNEL_DIED = "kernel_died"
+STATUS_TIMEOUT = "timeout"
+STATUS_ERROR = "error"
+
+TIMEOUT_ENAME = "CellTimeoutError"
+NOT_EXECUTED_ENAME = "CellNotExecuted"
+TOO_LARGE_ENAME = "OutputTooLarge"
+
+
+def _error_output(ename: str, evalue: str):
+    import nbformat
+
+    return nbformat.v4.new_output(
+        "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def _make_client_class():
+    from nbclient import NotebookClient
+
+    class CappedClient(NotebookClient):
+        """NotebookClient that drops outputs beyond a per-cell and a total byte cap."""
+
+        max_cell_output_bytes = 2 * 1024 * 1024
+        max_total_output_bytes = 16 * 1024 * 1024
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._cell_bytes: dict[int, int] = {}
+            self._total_bytes = 0
+            self.truncated: set[int] = set()
+
+        def output(self, outs, msg, display_id, cell_index):
+            try:
+                size = len(json.dumps(msg.get("content", {}), default=str))
+            except Exception:  # noqa: BLE001 - unserialisable content: count as huge
+                size = self.max_cell_output_bytes + 1
+            used = self._cell_bytes.get(cell_index, 0) + size
+            if msg.get("msg_type") != "error" and (
+                used > self.max_cell_output_bytes
+                or self._total_bytes + size > self.max_total_output_bytes
+            ):
+                self.truncated.add(cell_index)
+                return None
+            self._cell_bytes[cell_index] = used
+            self._total_bytes += size
+            return super().output(outs, msg, display_id, cell_index)
+
+    return CappedClient
+
+
+def _skip_slow_imports() -> None:
+    """jsonschema imports ``rfc3987_syntax`` when installed, which builds a Lark
+    grammar at import time (about 2 s here, per sandboxed notebook). nbformat's schema
+    uses no format that needs it, and jsonschema treats it as optional."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def run(args: argparse.Namespace) -> int:
+    _skip_slow_imports()
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+
+    started = time.monotonic()
+    status: dict = {"status": STATUS_ERROR, "detail": "", "cells_executed": 0,
+                    "cell_timeouts": [], "truncated": []}
+
+    def write_status() -> None:
+        status["wall_s"] = round(time.monotonic() - started, 3)
+        _atomic_write(args.status, json.dumps(status).encode())
+
+    try:
+        with open(args.notebook, "rb") as fh:
+            raw = fh.read()
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+    except Exception as exc:  # noqa: BLE001
+        status["detail"] = f"cannot read notebook: {type(exc).__name__}: {exc}"[:2000]
+        write_status()
+        return 0
+
+    for cell in nb.cells:  # forged outputs never survive
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+
+    executed: set[int] = set()
+    dirty = {"flag": True}
+
+    def checkpoint() -> None:
+        if dirty["flag"]:
+            _atomic_write(args.out, nbformat.writes(nb).encode("utf-8"))
+            dirty["flag"] = False
+
+    def on_cell_execute(cell, cell_index, **_):
+        checkpoint()  # persist the previous cell's outputs before starting a new one
+
+    def on_cell_executed(cell, cell_index, execute_reply, **_):
+        executed.add(cell_index)
+        content = (execute_reply or {}).get("content", {}) or {}
+        if content.get("ename") == TIMEOUT_ENAME:
+            cell.outputs.append(_error_output(
+                TIMEOUT_ENAME,
+                f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"))
+            status["cell_timeouts"].append(cell_index)
+        dirty["flag"] = True
+
+    client_cls = _make_client_class()
+    client = client_cls(
+        nb,
+        timeout=args.cell_timeout,
+        startup_timeout=args.startup_timeout,
+        kernel_name=args.kernel,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={
+            "ename": TIMEOUT_ENAME,
+            "evalue": f"cell timed out after {args.cell_timeout} s",
+            "traceback": [f"{TIMEOUT_ENAME}: cell timed out after {args.cell_timeout} s"],
+        },
+        record_timing=False,
+        resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
+        on_cell_execute=on_cell_execute,
+        on_cell_executed=on_cell_executed,
+    )
+    client.max_cell_output_bytes = args.max_cell_output_bytes
+    client.max_total_output_bytes = max(
+        0, args.max_output_bytes - len(raw) - 256 * 1024)
+
+    kernel_env = dict(os.environ)
+    kernel_env.pop("PYTHONSAFEPATH", None)
+    if args.kernel_pythonpath:
+        kernel_env["PYTHONPATH"] = args.kernel_pythonpath
+    else:
+        kernel_env.pop("PYTHONPATH", None)  # the kernel does not see this kit
+    kernel_env["NBGRADER_EXECUTION"] = "autograde"
+
+    checkpoint()
+    try:
+        client.execute(env=kernel_env)
+        status["status"] = STATUS_TIMEOUT if status["cell_timeouts"] else STATUS_OK
+        if status["cell_timeouts"]:
+            status["detail"] = (f"cell(s) {status['cell_timeouts']} exceeded "
+                                f"{args.cell_timeout} s and were interrupted")
+    except DeadKernelError as exc:
+        status["status"] = STATUS_KERNEL_DIED
+        status["detail"] = f"kernel died: {exc}"[:2000]
+    except Exception as exc:  # noqa: BLE001 - kernel start failure, protocol errors...
+        status["status"] = STATUS_ERROR
+        status["detail"] = "".join(
+            traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+    finally:
+        try:
+            client._cleanup_kernel()  # noqa: SLF001 - idempotent; may already be gone
+        except Exception:  # noqa: BLE001
+            pass
+
+    status["cells_executed"] = len(executed)
+    status["truncated"] = sorted(client.truncated)
+    for i in client.truncated:
+        nb.cells[i].outputs.append(_error_output(
+            TOO_LARGE_ENAME,
+            f"cell output exceeded {args.max_cell_output_bytes} bytes "
+            "(or the notebook total); the rest was dropped"))
+    if status["status"] != STATUS_OK:
+        for i, cell in enumerate(nb.cells):
+            if cell.get("cell_type") == "code" and i not in executed and cell.source.strip():
+                cell.outputs.append(_error_output(
+                    NOT_EXECUTED_ENAME,
+                    f"did not run to completion (sandbox status: {status['status']})"))
+    dirty["flag"] = True
+    try:
+        checkpoint()
+    except OSError as exc:
+        status["status"] = STATUS_ERROR
+        status["detail"] = f"cannot write the executed notebook: {exc}"
+    write_status()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="execute_inside", description=__doc__.split("\n")[0])
+    p.add_argument("notebook")
+    p.add_argument("out")
+    p.add_argument("--status", required=True)
+    p.add_argument("--cell-timeout", type=int, default=300)
+    p.add_argument("--startup-timeout", type=int, default=120)
+    p.add_argument("--kernel", default="python3")
+    p.add_argument("--max-output-bytes", type=int, default=20 * 1024 * 1024)
+    p.add_argument("--max-cell-output-bytes", type=int, default=2 * 1024 * 1024)
+    p.add_argument("--kernel-pythonpath", default="")
+    args = p.parse_args(argv)
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

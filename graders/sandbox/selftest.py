@@ -1,0 +1,332 @@
+"""Prove the sandbox holds before grading anything (fail closed).
+
+:func:`self_test` runs a probe inside the real sandbox (same command builder, cgroup,
+RLIMITs and mounts as a notebook run) and checks, from both sides:
+
+* the probe runs as the unprivileged uid with no capabilities and no_new_privs, and
+  cannot create user namespaces;
+* no network: a TCP port the host listens on (127.0.0.1 and the host's own address)
+  cannot be reached, names do not resolve, only ``lo`` exists;
+* ``/``, ``/usr``, ``/etc``, the kit and the python prefixes are read-only; only the
+  scratch, ``/tmp`` and ``/dev/shm`` are writable, with the configured sizes;
+* sentinel paths (the repository, ``source/``, ``gradebook.db``, the reference
+  solutions, ``/etc/shadow``, ``/root``, a fresh host file, plus the caller's) are
+  absent or unreadable;
+* a separate pid namespace; RLIMITs applied; the cgroup limits applied and charged.
+
+:func:`require_sandbox` raises :class:`SandboxUnavailable` when anything is missing or
+any check fails. Nothing in this package falls back to running code unsandboxed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from . import bwrap as bw
+from .errors import SandboxError, SandboxUnavailable
+from .limits import MiB, SandboxLimits
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+_PROBE = r'''
+import ctypes, json, os, resource, socket, sys
+cfg = json.loads(sys.argv[1])
+r = {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "egid": os.getegid(),
+     "groups": os.getgroups(), "cwd": os.getcwd()}
+st = {}
+with open("/proc/self/status") as fh:
+    for line in fh:
+        k, _, v = line.partition(":")
+        if k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs"):
+            st[k] = v.strip()
+r["proc_status"] = st
+def connect(host, port):
+    s = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    s.settimeout(3)
+    try:
+        s.connect((host, port))
+        return "connected"
+    except OSError as e:
+        return "%s: %s" % (type(e).__name__, e)
+    finally:
+        s.close()
+r["connect"] = {"%s:%d" % (h, p): connect(h, p) for h, p in cfg["connect"]}
+try:
+    socket.getaddrinfo(cfg["dns_name"], 443)
+    r["dns"] = "resolved"
+except OSError as e:
+    r["dns"] = "%s: %s" % (type(e).__name__, e)
+r["interfaces"] = sorted(n for _, n in socket.if_nameindex())
+def write(p):
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        os.unlink(p)
+        return "written"
+    except OSError as e:
+        return "%s: %s" % (type(e).__name__, e.strerror)
+r["writes"] = {p: write(p) for p in cfg["must_fail"] + cfg["must_work"]}
+def read(p):
+    if not os.path.lexists(p):
+        return "absent"
+    try:
+        if os.path.isdir(p):
+            os.listdir(p)
+        else:
+            with open(p, "rb") as fh:
+                fh.read(1)
+        return "readable"
+    except OSError as e:
+        return "unreadable: %s" % e.strerror
+r["sentinels"] = {p: read(p) for p in cfg["sentinels"]}
+libc = ctypes.CDLL(None, use_errno=True)
+rc = libc.unshare(0x10000000)  # CLONE_NEWUSER
+r["unshare_user"] = "allowed" if rc == 0 else "denied errno %d" % ctypes.get_errno()
+r["pids"] = sorted(int(x) for x in os.listdir("/proc") if x.isdigit())
+r["rlimits"] = {n: list(resource.getrlimit(getattr(resource, n)))
+                for n in ("RLIMIT_CORE", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_AS")}
+def size(p):
+    s = os.statvfs(p)
+    return s.f_blocks * s.f_frsize
+r["fs_bytes"] = {p: size(p) for p in cfg["fs"]}
+print("PROBE-RESULT " + json.dumps(r))
+'''
+
+
+@dataclass
+class SelfTestReport:
+    """Outcome of :func:`self_test`: ``ok`` iff every check passed."""
+
+    ok: bool
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    wall_s: float = 0.0
+    probe: dict = field(default_factory=dict)
+    stderr: str = ""
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{name}: {detail}" for name, good, detail in self.checks if not good]
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"sandbox self-test passed ({len(self.checks)} checks, {self.wall_s:.1f} s)"
+        return "sandbox self-test FAILED:\n  " + "\n  ".join(self.failures)
+
+
+def default_sentinels() -> list[str]:
+    """Host paths the sandbox must never see (the ones that exist or may later)."""
+    root = REPO_ROOT
+    paths = [
+        str(root), str(root / "source"), str(root / "gradebook.db"),
+        str(root / "graders" / "reference.py"), str(root / "graders"),
+        str(root / "submitted"), str(root / "autograded"), str(root / "release"),
+        "/etc/shadow", "/etc/gshadow", "/root/.ssh", "/root/.bashrc", "/root/.profile",
+        "/root/.cache", "/root/.pyenv/shims", "/work", "/var/lib",
+        "/run/docker.sock", "/var/run/docker.sock", "/sys/fs/cgroup",
+    ]
+    extra = os.environ.get("HW5_SANDBOX_SENTINELS", "")
+    paths += [p for p in extra.split(os.pathsep) if p]
+    return paths
+
+
+def _host_addresses() -> list[str]:
+    addrs = []
+    try:  # the address used for outbound traffic (no packet is sent)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.connect(("192.0.2.1", 9))
+            addrs.append(s.getsockname()[0])
+        finally:
+            s.close()
+    except OSError:
+        pass
+    return [a for a in addrs if a and not a.startswith("127.")]
+
+
+def self_test(limits: SandboxLimits | None = None,
+              sentinels: Iterable[str] | None = None) -> SelfTestReport:
+    """Run the probe inside a real sandbox and check every property (never raises for
+    a failed property: see :func:`require_sandbox`)."""
+    from .runner import SandboxRun
+
+    limits = limits or SandboxLimits()
+    report = SelfTestReport(ok=False)
+    t0 = time.monotonic()
+
+    def check(name: str, good: bool, detail: str = "") -> None:
+        report.checks.append((name, bool(good), detail))
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("0.0.0.0", 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    host_file_dir = tempfile.mkdtemp(prefix="hw5sb-sentinel-")
+    host_file = os.path.join(host_file_dir, "secret.txt")
+    with open(host_file, "w") as fh:
+        fh.write("host secret\n")
+    os.chmod(host_file, 0o644)
+    os.chmod(host_file_dir, 0o755)
+    exe, prefixes = bw.python_inside()
+    cfg = {
+        "connect": [["127.0.0.1", port]] + [[a, port] for a in _host_addresses()],
+        "dns_name": "pypi.org",
+        "must_fail": ["/probe", "/usr/probe", "/etc/probe", "/home/probe",
+                      "/home/student/probe", "/sandbox/probe", f"{bw.INSIDE_KIT}/probe",
+                      "/dev/probe"]
+                     + [f"{p}/probe" for p in prefixes],
+        "must_work": ["/tmp/probe", "/dev/shm/probe", f"{bw.INSIDE_WORK}/probe",
+                      f"{bw.INSIDE_HOME}/probe"],
+        "sentinels": list(sentinels if sentinels is not None else default_sentinels())
+                     + [host_file, host_file_dir],
+        "fs": ["/tmp", "/dev/shm", bw.INSIDE_WORK, bw.INSIDE_OUT],
+    }
+    try:
+        with SandboxRun(limits) as run:
+            cg = run.cgroup
+            check("cgroup memory limit", cg is not None
+                  and int(cg.read_limit("memory")) == limits.memory_bytes,
+                  cg.read_limit("memory") if cg else "no cgroup")
+            check("cgroup pids limit", cg is not None
+                  and cg.read_limit("pids") == str(limits.pids),
+                  cg.read_limit("pids") if cg else "no cgroup")
+            env = bw.base_env(limits, os.path.dirname(exe))
+            run.start([exe, "-P", "-I", "-c", _PROBE, json.dumps(cfg)], env)
+            rc = run.wait(min(60, limits.notebook_timeout_s))
+            peak = cg.peak_memory_bytes() if cg else None
+            check("probe charged to the cgroup", bool(peak), f"peak {peak}")
+            report.stderr = run.stderr_text()
+            out = run.stdout_text()
+            check("probe exit status", rc == 0, f"rc={rc} stderr={report.stderr[-500:]!r}")
+            try:
+                accepted, _ = listener.accept()
+                accepted.close()
+                check("host port not reached", False, "the host listener accepted a connection")
+            except BlockingIOError:
+                check("host port not reached", True, f"port {port}")
+    except SandboxError as exc:
+        check("sandbox starts", False, str(exc))
+        out = ""
+    finally:
+        listener.close()
+        try:
+            os.unlink(host_file)
+            os.rmdir(host_file_dir)
+        except OSError:
+            pass
+
+    probe = {}
+    for line in out.splitlines():
+        if line.startswith("PROBE-RESULT "):
+            try:
+                probe = json.loads(line[len("PROBE-RESULT "):])
+            except ValueError:
+                probe = {}
+    report.probe = probe
+    if not probe:
+        check("probe result", False, "no probe result came back")
+    else:
+        _judge(probe, cfg, limits, check)
+    report.wall_s = time.monotonic() - t0
+    report.ok = all(good for _, good, _ in report.checks)
+    return report
+
+
+def _judge(p: dict, cfg: dict, limits: SandboxLimits, check) -> None:
+    check("uid unprivileged", p.get("uid") == p.get("euid") == limits.uid != 0,
+          f"uid={p.get('uid')} euid={p.get('euid')}")
+    check("gid unprivileged", p.get("gid") == p.get("egid") == limits.gid != 0
+          and 0 not in p.get("groups", [0]), f"gid={p.get('gid')} groups={p.get('groups')}")
+    st = p.get("proc_status", {})
+    for cap in ("CapEff", "CapPrm", "CapAmb", "CapBnd", "CapInh"):
+        try:
+            val = int(st.get(cap, "x"), 16)
+        except ValueError:
+            val = -1
+        check(f"{cap} empty", val == 0, st.get(cap, "missing"))
+    check("no_new_privs", st.get("NoNewPrivs") == "1", st.get("NoNewPrivs", "missing"))
+    for target, outcome in p.get("connect", {}).items():
+        check(f"no connect to host {target}", outcome != "connected", outcome)
+    check("connect probes ran", len(p.get("connect", {})) == len(cfg["connect"]), "")
+    check("DNS fails", p.get("dns") != "resolved", str(p.get("dns")))
+    check("only loopback interface", p.get("interfaces") == ["lo"], str(p.get("interfaces")))
+    writes = p.get("writes", {})
+    for path in cfg["must_fail"]:
+        check(f"read-only {path}", writes.get(path, "written") != "written", writes.get(path, ""))
+    for path in cfg["must_work"]:
+        check(f"writable {path}", writes.get(path) == "written", writes.get(path, ""))
+    sent = p.get("sentinels", {})
+    for path in cfg["sentinels"]:
+        outcome = sent.get(path, "readable")
+        check(f"sentinel hidden {path}", outcome != "readable", outcome)
+    check("no nested user namespaces", str(p.get("unshare_user", "allowed")) != "allowed",
+          str(p.get("unshare_user")))
+    pids = p.get("pids", [])
+    check("own pid namespace", 0 < len(pids) <= 4 and max(pids) < 100, str(pids))
+    rl = p.get("rlimits", {})
+    check("RLIMIT_CORE 0", rl.get("RLIMIT_CORE") == [0, 0], str(rl.get("RLIMIT_CORE")))
+    check("RLIMIT_NOFILE", rl.get("RLIMIT_NOFILE") == [limits.nofile, limits.nofile],
+          str(rl.get("RLIMIT_NOFILE")))
+    check("RLIMIT_FSIZE", rl.get("RLIMIT_FSIZE") == [limits.fsize_bytes] * 2,
+          str(rl.get("RLIMIT_FSIZE")))
+    if limits.address_space_mb is not None:
+        check("RLIMIT_AS", rl.get("RLIMIT_AS") == [limits.address_space_mb * MiB] * 2,
+              str(rl.get("RLIMIT_AS")))
+    fs = p.get("fs_bytes", {})
+    for path, want in (("/tmp", limits.tmp_mb * MiB), ("/dev/shm", limits.shm_mb * MiB),
+                       (bw.INSIDE_WORK, limits.scratch_mb * MiB),
+                       (bw.INSIDE_OUT, limits.out_tmpfs_bytes)):
+        got = fs.get(path, -1)
+        check(f"size of {path}", 0 < got <= want + MiB, f"{got} (limit {want})")
+
+
+_CACHE: dict[tuple, SelfTestReport] = {}
+_LOCK = threading.Lock()
+
+
+def require_sandbox(limits: SandboxLimits | None = None,
+                    sentinels: Iterable[str] | None = None, *,
+                    refresh: bool = False) -> SelfTestReport:
+    """Raise :class:`SandboxUnavailable` unless the sandbox demonstrably holds.
+
+    Passing reports are cached per process (per limits and sentinels); failures are not.
+    """
+    limits = limits or SandboxLimits()
+    sentinel_list = tuple(sentinels) if sentinels is not None else None
+    key = (limits, sentinel_list)
+    with _LOCK:
+        if not refresh and key in _CACHE:
+            return _CACHE[key]
+        if os.geteuid() != 0:
+            raise SandboxUnavailable(
+                "sandbox unavailable: the grader must run as root to create cgroups and "
+                "mount the per-run tmpfs (refusing to run notebooks unsandboxed)")
+        for tool in ("bwrap", "setpriv", "mount", "umount"):
+            try:
+                bw.find_tool(tool)
+            except bw.BwrapError as exc:
+                raise SandboxUnavailable(
+                    f"sandbox unavailable: {exc} (refusing to run notebooks unsandboxed)"
+                ) from exc
+        from .cgroups import detect_version
+
+        if detect_version() is None:
+            raise SandboxUnavailable(
+                "sandbox unavailable: no cgroup memory+pids controllers under "
+                "/sys/fs/cgroup (refusing to run notebooks unsandboxed)")
+        report = self_test(limits, sentinel_list)
+        if not report.ok:
+            raise SandboxUnavailable(
+                "sandbox unavailable (refusing to run notebooks unsandboxed): "
+                + report.summary())
+        _CACHE[key] = report
+        return report

@@ -1,0 +1,172 @@
+"""MNIST for HW5: one loader for the notebook, its tests and the grader.
+
+Where the data comes from, in order:
+1. the file named by the environment variable ``HW5_MNIST_PATH`` (an ``.npz`` with
+   the keys ``x_train``, ``y_train``, ``x_test``, ``y_test``, as Keras ships it);
+2. ``mnist.npz`` beside this file;
+3. ``keras.datasets.mnist.load_data()``, which downloads once into ``~/.keras``.
+
+How much of it is used (the *budget*):
+- Students running the notebook themselves get the full data set (60,000 / 10,000).
+- While nbgrader grades or validates (``NBGRADER_EXECUTION`` is ``autograde`` or
+  ``validate``) the notebook trains on a fixed, stratified subset, so a submission
+  grades in seconds rather than minutes. ``HW5_GRADING_BUDGET=full`` grades on
+  the whole data set instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+NUM_CLASSES = 10
+IMAGE_SHAPE = (28, 28)
+
+#: Environment variables this module reads.
+DATA_PATH_VARIABLE = "HW5_MNIST_PATH"
+BUDGET_VARIABLE = "HW5_GRADING_BUDGET"
+GRADING_MODES = ("autograde", "validate")
+
+# Fixed once: the subset is a function of this seed alone, never of the run.
+_SUBSET_SEED = 2026
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How many images are used for training and for testing."""
+
+    name: str
+    n_train: int
+    n_test: int
+
+    def describe(self) -> str:
+        return (
+            f"HW5 data budget: {self.name} "
+            f"({self.n_train:,} training / {self.n_test:,} test images)"
+        )
+
+
+BUDGETS = {
+    "fast": Budget("fast", n_train=1_000, n_test=500),
+    "full": Budget("full", n_train=60_000, n_test=10_000),
+}
+
+
+def active_budget(environ=os.environ) -> Budget:
+    """The budget for this run: ``fast`` while nbgrader grades, else ``full``."""
+    if environ.get("NBGRADER_EXECUTION") not in GRADING_MODES:
+        return BUDGETS["full"]
+    name = environ.get(BUDGET_VARIABLE, "fast").strip().lower()
+    if name not in BUDGETS:
+        raise ValueError(
+            f"{BUDGET_VARIABLE}={name!r} is not a known budget; use one of {sorted(BUDGETS)}."
+        )
+    return BUDGETS[name]
+
+
+def in_grading_mode(environ=os.environ) -> bool:
+    return environ.get("NBGRADER_EXECUTION") in GRADING_MODES
+
+
+def _read_npz(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except KeyError as missing:
+        raise ValueError(f"{path} is not an MNIST archive: key {missing} is missing.") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path} could not be read as an .npz archive: {error}") from None
+    expected = {
+        "x_train": (60_000, *IMAGE_SHAPE),
+        "y_train": (60_000,),
+        "x_test": (10_000, *IMAGE_SHAPE),
+        "y_test": (10_000,),
+    }
+    for key, shape in expected.items():
+        if arrays[key].shape != shape:
+            raise ValueError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}.")
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _find_local_copy() -> Path | None:
+    configured = os.environ.get(DATA_PATH_VARIABLE)
+    if configured:
+        path = Path(configured).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{DATA_PATH_VARIABLE}={configured!r} does not name a file. "
+                "Point it at an MNIST .npz, or unset it to download with Keras."
+            )
+        return path
+    beside = Path(__file__).with_name("mnist.npz")
+    return beside if beside.is_file() else None
+
+
+def load_full_mnist():
+    """The whole of MNIST as ``(x_train, y_train), (x_test, y_test)``.
+
+    Shapes: ``(60000, 28, 28)`` and ``(60000,)``, ``(10000, 28, 28)`` and
+    ``(10000,)``; images are ``uint8`` in 0..255, labels ``uint8`` in 0..9.
+    """
+    local = _find_local_copy()
+    if local is not None:
+        return _read_npz(local)
+    import keras  # imported late: a local copy needs no TensorFlow
+
+    return keras.datasets.mnist.load_data()
+
+
+def stratified_indices(labels: np.ndarray, size: int) -> np.ndarray:
+    """``size`` indices into ``labels``, an equal share per class, fixed for all runs.
+
+    The result is shuffled (by the fixed seed) so that classes are interleaved.
+    """
+    labels = np.asarray(labels)
+    if size >= len(labels):
+        return np.arange(len(labels))
+    if size % NUM_CLASSES:
+        raise ValueError(f"A stratified subset needs a multiple of {NUM_CLASSES} images, got {size}.")
+    rng = np.random.default_rng(_SUBSET_SEED)
+    per_class = size // NUM_CLASSES
+    chosen = [
+        rng.permutation(np.flatnonzero(labels == digit))[:per_class] for digit in range(NUM_CLASSES)
+    ]
+    return rng.permutation(np.concatenate(chosen))
+
+
+def load_mnist(budget: Budget | None = None):
+    """MNIST cut to ``budget`` (default: :func:`active_budget`).
+
+    Returns ``(x_train, y_train), (x_test, y_test)`` in the raw Keras layout:
+    ``(n_train, 28, 28)`` ``uint8`` images and ``(n_train,)`` ``uint8`` labels.
+    """
+    budget = budget or active_budget()
+    (x_train, y_train), (x_test, y_test) = load_full_mnist()
+    train = stratified_indices(y_train, budget.n_train)
+    test = stratified_indices(y_test, budget.n_test)
+    return (x_train[train], y_train[train]), (x_test[test], y_test[test])
+
+
+def preprocess(images: np.ndarray, labels: np.ndarray):
+    """The homework's preprocessing, for graders that need the data independently.
+
+    ``(n, 28, 28)`` uint8 images become ``(n, 28, 28, 1)`` float32 in [0, 1];
+    ``(n,)`` labels become ``(n, 10)`` one-hot float32 rows.
+    """
+    x = images.reshape((-1, *IMAGE_SHAPE, 1)).astype("float32") / 255.0
+    y = np.eye(NUM_CLASSES, dtype="float32")[np.asarray(labels, dtype=int)]
+    return x, y
+
+
+def configure_determinism(seed: int) -> None:
+    """Seed Python, NumPy and the backend; in grading mode also force deterministic ops."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if in_grading_mode():
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()

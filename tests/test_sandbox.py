@@ -1,0 +1,316 @@
+"""End-to-end tests of the notebook sandbox (graders/sandbox): real bwrap, cgroups,
+tmpfs mounts, tiny plain-Python notebooks. Needs root and bubblewrap
+(``apt-get install -y bubblewrap``); skipped otherwise.
+
+After every test: no ``hw5sb-*`` cgroup and no ``hw5sb-*`` mount is left.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+if shutil.which("bwrap") is None:
+    pytest.skip("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap",
+                allow_module_level=True)
+if os.geteuid() != 0:
+    pytest.skip("the sandbox needs root (cgroups, tmpfs mounts)", allow_module_level=True)
+
+import nbformat  # noqa: E402
+
+from graders.sandbox import SandboxLimits, execute_notebook, require_sandbox  # noqa: E402
+from graders.sandbox.cgroups import leftover_cgroups  # noqa: E402
+from graders.sandbox.runner import leftover_mounts  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: small and quick: tests must not depend on the production sizes
+LIMITS = SandboxLimits(memory_mb=512, pids=96, tmp_mb=16, shm_mb=8, scratch_mb=16,
+                       cell_timeout_s=4, notebook_timeout_s=60,
+                       max_output_bytes=4 * 1024 * 1024, max_cell_output_bytes=512 * 1024)
+
+
+def make_nb(*sources: str):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    return nb
+
+
+def text_of(cell) -> str:
+    parts = []
+    for o in cell.outputs:
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif o.output_type == "error":
+            parts.append(f"{o.ename}: {o.evalue}")
+        elif "data" in o:
+            parts.append(str(o.data.get("text/plain", "")))
+    return "".join(parts)
+
+
+def errors_of(cell) -> list[str]:
+    return [o.ename for o in cell.outputs if o.output_type == "error"]
+
+
+def sleepers() -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if (d / "cmdline").read_bytes() == b"sleep\x001000\x00":
+                    found.append(int(d.name))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers():
+    yield
+    assert leftover_cgroups() == []
+    assert leftover_mounts() == []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sandbox_ready():
+    report = require_sandbox(LIMITS)
+    assert report.ok, report.summary()
+
+
+def run(nb, limits=LIMITS, **kw):
+    return execute_notebook(nb, limits=limits, **kw)
+
+
+# ---------------------------------------------------------------------------------
+def test_self_test_passes():
+    report = require_sandbox(LIMITS, refresh=True)
+    assert report.ok, report.summary()
+    names = {n for n, _, _ in report.checks}
+    assert {"uid unprivileged", "CapEff empty", "DNS fails", "read-only /probe"} <= names
+
+
+def test_ok_notebook_returns_outputs(tmp_path):
+    nb = make_nb(
+        "import os\nprint(os.getuid(), os.getcwd(), os.environ['NBGRADER_EXECUTION'])",
+        "x = 21\nx * 2",
+        "print(open('helper.txt').read().strip(), open('/data/d.txt').read().strip())",
+        "import sys; print('kit' in ' '.join(sys.path), os.environ.get('HW5_X'))",
+    )
+    # forged outputs in the submission never survive
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="FORGED")]
+    (tmp_path / "helper.txt").write_text("support-file\n")
+    data = tmp_path / "d.txt"
+    data.write_text("bound-data\n")
+    res = run(nb, support_files={"helper.txt": tmp_path / "helper.txt"},
+              ro_binds=[(data, "/data/d.txt")], env={"HW5_X": "extra"})
+    assert res.status == "ok", (res.detail, res.stderr)
+    cells = res.notebook.cells
+    assert text_of(cells[0]).split() == ["65534", "/home/student/work", "autograde"]
+    assert text_of(cells[1]) == "42" and "FORGED" not in str(cells[1].outputs)
+    assert text_of(cells[2]).split() == ["support-file", "bound-data"]
+    # the kit of execute_inside is not on the kernel's path; caller env arrives
+    assert text_of(cells[3]).split() == ["False", "extra"]
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4]
+    assert res.peak_memory_bytes and res.wall_s > 0
+
+
+def test_host_secrets_unreadable(tmp_path):
+    secret = tmp_path / "sentinel.txt"
+    secret.write_text("TOP SECRET")
+    secret.chmod(0o644)
+    tmp_path.chmod(0o755)
+    paths = [str(secret), str(REPO / "graders" / "reference.py"), str(REPO / "source"),
+             str(REPO / "gradebook.db"), str(REPO), "/etc/shadow", "/root/.bashrc"]
+    probe = "\n".join([
+        "import os",
+        f"for p in {paths!r}:",
+        "    try:",
+        "        print(p, 'READ', open(p).read()[:20] if os.path.isfile(p) else os.listdir(p))",
+        "    except OSError as e:",
+        "        print(p, 'DENIED', type(e).__name__)",
+        "print(sorted(os.listdir('/')))",
+    ])
+    res = run(make_nb(probe))
+    assert res.status == "ok", res.detail
+    out = text_of(res.notebook.cells[0])
+    assert "READ" not in out and "TOP SECRET" not in out
+    assert out.count("DENIED") == len(paths)
+    assert "'work'" not in out
+
+
+def test_writes_outside_scratch_fail():
+    probe = "\n".join([
+        "import os",
+        "for p in ['/x', '/usr/x', '/etc/x', '/home/student/x', '/sandbox/kit/x', '/dev/x',",
+        "          '/opt/hw5/venv/x', os.__file__]:",
+        "    try:",
+        "        open(p, 'a').write('x'); print(p, 'WROTE')",
+        "    except OSError as e:",
+        "        print(p, 'DENIED')",
+        "open('ok.txt', 'w').write('fine'); print('scratch ok')",
+    ])
+    res = run(make_nb(probe))
+    out = text_of(res.notebook.cells[0])
+    assert res.status == "ok", res.detail
+    assert "WROTE" not in out and out.count("DENIED") == 8 and "scratch ok" in out
+
+
+def test_network_to_host_fails():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    try:
+        res = run(make_nb(
+            "import socket\ns = socket.socket(); s.settimeout(3)\n"
+            f"try:\n    s.connect(('127.0.0.1', {port})); print('CONNECTED')\n"
+            "except OSError as e:\n    print('refused', type(e).__name__)\n"
+            "try:\n    socket.getaddrinfo('pypi.org', 443); print('RESOLVED')\n"
+            "except OSError:\n    print('no dns')"))
+        with pytest.raises(BlockingIOError):
+            listener.accept()
+    finally:
+        listener.close()
+    out = text_of(res.notebook.cells[0])
+    assert res.status == "ok" and "CONNECTED" not in out and "RESOLVED" not in out
+    assert "refused" in out and "no dns" in out
+
+
+def test_os_exit_is_kernel_died_and_keeps_earlier_outputs():
+    res = run(make_nb("print('before')", "import os; os._exit(1)", "print('after')"))
+    assert res.status == "kernel_died", (res.status, res.detail)
+    cells = res.notebook.cells
+    assert text_of(cells[0]) == "before\n"
+    assert "after" not in text_of(cells[2]) and errors_of(cells[2]) == ["CellNotExecuted"]
+
+
+def test_infinite_loop_hits_cell_timeout():
+    lim = replace(LIMITS, cell_timeout_s=2)
+    res = run(make_nb("print('a')", "while True:\n    pass", "print('c')"), limits=lim)
+    assert res.status == "timeout", (res.status, res.detail)
+    assert res.cell_timeouts == [1]
+    cells = res.notebook.cells
+    assert "CellTimeoutError" in errors_of(cells[1])
+    assert text_of(cells[0]) == "a\n" and text_of(cells[2]) == "c\n"  # the run went on
+
+
+@pytest.mark.slow
+def test_sigint_ignored_hits_notebook_timeout_and_is_killed():
+    lim = replace(LIMITS, cell_timeout_s=2, notebook_timeout_s=12)
+    t0 = time.monotonic()
+    res = run(make_nb("print('first')",
+                      "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                      "while True:\n    pass",
+                      "print('never')"), limits=lim)
+    assert time.monotonic() - t0 < 12 + 15
+    assert res.status == "timeout" and "wall time" in res.detail, res.detail
+    cells = res.notebook.cells
+    assert text_of(cells[0]) == "first\n"
+    assert "never" not in text_of(cells[2])
+    assert "CellNotExecuted" in errors_of(cells[2])
+
+
+@pytest.mark.slow
+def test_fork_bomb_is_bounded():
+    lim = replace(LIMITS, pids=48, cell_timeout_s=3,
+                           notebook_timeout_s=20)
+    t0 = time.monotonic()
+    res = run(make_nb("print('start')",
+                      "import os\nwhile True:\n    try:\n        os.fork()\n"
+                      "    except OSError:\n        pass"), limits=lim)
+    assert time.monotonic() - t0 < 20 + 15
+    assert res.status in ("timeout", "kernel_died", "crashed"), res.status
+    assert os.getloadavg()[0] < 100
+
+
+def test_memory_hog_is_oom():
+    lim = replace(LIMITS, memory_mb=256)
+    res = run(make_nb("print('ok')", "x = b'a' * (1024 ** 3)\nprint(len(x))"), limits=lim)
+    assert res.status == "oom", (res.status, res.detail)
+    assert res.oom_kills >= 1
+    assert text_of(res.notebook.cells[0]) == "ok\n"
+
+
+def test_disk_fill_stops_at_cap():
+    fill = ("import errno\n"
+            "def fill(path):\n"
+            "    n = 0\n"
+            "    try:\n"
+            "        with open(path, 'wb') as f:\n"
+            "            for _ in range(256):\n"
+            "                f.write(b'x' * 1024 * 1024); f.flush(); n += 1\n"
+            "    except OSError as e:\n"
+            "        return n, errno.errorcode[e.errno]\n"
+            "    return n, 'no error'\n"
+            "for p in ['big.bin', '/tmp/big.bin', '/dev/shm/big.bin']:\n"
+            "    print(p, *fill(p))\n")
+    res = run(make_nb(fill))
+    assert res.status == "ok", res.detail
+    lines = text_of(res.notebook.cells[0]).splitlines()
+    caps = {"big.bin": LIMITS.scratch_mb, "/tmp/big.bin": LIMITS.tmp_mb,
+            "/dev/shm/big.bin": LIMITS.shm_mb}
+    for line in lines:
+        path, n, err = line.split()
+        assert err == "ENOSPC" and int(n) <= caps[path], line
+
+
+def test_huge_output_is_capped():
+    res = run(make_nb("print('small')",
+                      "for _ in range(64):\n    print('y' * 100_000)",
+                      "print('after')"))
+    assert res.status == "output_too_large", (res.status, res.detail)
+    cells = res.notebook.cells
+    assert text_of(cells[0]) == "small\n" and text_of(cells[2]) == "after\n"
+    assert "OutputTooLarge" in errors_of(cells[1])
+    assert len(nbformat.writes(res.notebook)) < LIMITS.max_output_bytes
+
+
+def test_background_process_is_killed():
+    assert sleepers() == []
+    res = run(make_nb("import subprocess\n"
+                      "p = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+                      "print(p.pid)"))
+    assert res.status == "ok", res.detail
+    assert sleepers() == []
+
+
+def test_killing_the_parent_does_not_reach_the_host():
+    me = os.getpid()
+    res = run(make_nb("print('x')", "import os, signal\nos.kill(os.getppid(), 9)\n"
+                      "os.kill(1, 9)\nimport time; time.sleep(5)"))
+    assert os.getpid() == me  # we are still here
+    assert res.status in ("crashed", "kernel_died"), (res.status, res.detail)
+    if res.notebook is not None:
+        assert text_of(res.notebook.cells[0]) == "x\n"
+
+
+def test_invalid_input_is_a_status(tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{not json")
+    assert run(bad).status == "invalid_input"
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(REPO / "pyproject.toml")
+    res = run(link)
+    assert res.status == "invalid_input" and "symbolic link" in res.detail.lower()
+
+
+@pytest.mark.slow
+def test_tensorflow_runs_with_default_limits():
+    res = execute_notebook(make_nb(
+        "import os\nimport tensorflow as tf\nprint(tf.reduce_sum(tf.ones(3)).numpy())\n"
+        "print('threads', len(os.listdir('/proc/self/task')))"), limits=SandboxLimits())
+    assert res.status == "ok", (res.status, res.detail, res.stderr[-2000:])
+    out = text_of(res.notebook.cells[0])
+    assert out.splitlines()[0] == "3.0", out
+    threads = int(out.split("threads")[1])
+    assert threads < SandboxLimits().pids // 4, out
+    print(f"TF smoke: wall {res.wall_s:.1f} s, peak {res.peak_memory_bytes / 2**20:.0f} MiB, "
+          f"{threads} threads in the kernel")
