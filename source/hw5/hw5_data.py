@@ -151,7 +151,7 @@ def load_mnist(budget: Budget | None = None):
 
 
 def preprocess(images: np.ndarray, labels: np.ndarray):
-    """The homework's preprocessing, for graders that need the data independently.
+    """The homework's preprocessing, for the grading checks, which load the data themselves.
 
     ``(n, 28, 28)`` uint8 images become ``(n, 28, 28, 1)`` float32 in [0, 1];
     ``(n,)`` labels become ``(n, 10)`` one-hot float32 rows.
