@@ -31,7 +31,7 @@ c.OverwriteCells.add_missing_cells = True
 # scores it zero. Drop a stderr output only when every line of it is such a log line.
 _TF_LOG_LINE = (
     r"(?:\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d+: [IWEF] \S+:\d+\] .*"  # C++ LOG()
-    r"|[IWEF]\d{4} \d{2}:\d{2}:\d{2}\.\d+\s+\d+ \S+:\d+\] .*"  # absl
+    r"|[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] .*"  # absl
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
     r"|To enable the following instructions: .* in other operations, rebuild TensorFlow with the appropriate compiler flags\."
     r"|\s*)"

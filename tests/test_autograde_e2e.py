@@ -1,0 +1,112 @@
+"""End to end: release, submit, `nbgrader autograde` (real kernels, real TensorFlow), gradebook.
+
+Each submission costs tens of seconds, so this module grades a handful: the sample
+class, one correct solution in another style, and the reference twice (determinism).
+The whole mutant corpus is in test_corpus_slow.py behind the `slow` marker.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import replace
+
+import nbformat
+import pytest
+
+from corpus.correct_styles import KERAS2_STYLE
+from graders.autograde import autograde_student
+from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
+from graders.release import generate_release
+from graders.sample_class import REFERENCE, SAMPLE_CLASS
+from graders.scores import autograded_points, student_grades
+from graders.submissions import autograded_max_points
+
+pytestmark = [pytest.mark.e2e, pytest.mark.needs_mnist]
+
+REFERENCE_AGAIN = replace(REFERENCE, name="reference-again", intent="The reference, graded a second time.")
+STUDENTS = (*SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN)
+
+
+def make_course(base):
+    """A scratch course: the config and the source notebooks, with a fresh release and gradebook."""
+    shutil.copy2(source_dir().parents[1] / "nbgrader_config.py", base / "nbgrader_config.py")
+    shutil.copytree(source_dir(), base / "source" / "hw5")
+    generate_release(base)
+    return base
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = make_course(tmp_path_factory.mktemp("course"))
+    outcomes = {}
+    for mock in STUDENTS:
+        mock.write(root / "submitted", root=root)
+        outcomes[mock.name] = autograde_student(mock.name, root=root)
+    return root, outcomes
+
+
+@pytest.mark.parametrize("mock", STUDENTS, ids=lambda mock: mock.name)
+def test_each_submission_gets_exactly_its_expected_points(graded, mock):
+    root, outcomes = graded
+    assert outcomes[mock.name].ok, outcomes[mock.name].detail
+    got = autograded_points(student_grades(course_db_url(root), mock.name))
+    want = mock.expected_points(autograded_max_points(root))
+    assert got == want
+
+
+def _training_lines(root, student):
+    """The lines check_training prints: run, updates and recomputed test accuracy."""
+    notebook = nbformat.read(root / "autograded" / student / "hw5" / "hw5_part_b_cnn.ipynb", as_version=4)
+    lines = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if output.get("name") == "stdout":
+                lines += re.findall(r"^\w+: 10 epochs, .*test accuracy .*$", output["text"], re.M)
+    return lines
+
+
+def test_grading_twice_gives_identical_scores_and_accuracies(graded):
+    root, _ = graded
+    first, second = _training_lines(root, "reference"), _training_lines(root, "reference-again")
+    assert len(first) == 5, first
+    assert first == second
+    db_url = course_db_url(root)
+    assert autograded_points(student_grades(db_url, "reference")) == autograded_points(
+        student_grades(db_url, "reference-again")
+    )
+
+
+def test_the_budget_is_written_into_the_graded_notebook(graded):
+    root, _ = graded
+    notebook = nbformat.read(root / "autograded" / "reference" / "hw5" / "hw5_part_b_cnn.ipynb", as_version=4)
+    assert "HW5 data budget: fast" in notebook.cells[1].outputs[0]["text"]
+
+
+def test_correct_code_loses_nothing_to_warnings_or_logs(graded):
+    """The Keras-2-style submission triggers Keras's input_shape= UserWarning in test cells."""
+    root, _ = graded
+    notebook = nbformat.read(
+        root / "autograded" / KERAS2_STYLE.name / "hw5" / "hw5_part_b_cnn.ipynb", as_version=4
+    )
+    text = "".join(
+        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
+    )
+    assert "input_shape" in text  # the warning was raised, and shown on stdout
+    stderr = [
+        output for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")
+        for output in cell.get("outputs", []) if output.get("name") == "stderr"
+    ]
+    assert stderr == []
+
+
+def test_nbgrader_validate_passes_on_the_source():
+    for name in ("hw5_part_a_written.ipynb", "hw5_part_b_cnn.ipynb"):
+        result = run_nbgrader(["validate", str(source_dir() / name)], check=False)
+        assert "Success! Your notebook passes all the tests." in result.stdout, result.stdout[-3000:]
+
+
+def test_nbgrader_validate_invert_passes_on_the_untouched_release():
+    for name in ("hw5_part_a_written.ipynb", "hw5_part_b_cnn.ipynb"):
+        result = run_nbgrader(["validate", "--invert", str(release_dir() / name)], check=False)
+        assert "Success! The notebook does not pass any tests." in result.stdout, result.stdout[-3000:]
