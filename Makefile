@@ -1,0 +1,34 @@
+# The two commands of this course (see README.md):
+#   make demo   set everything up, release HW5 and grade the sample class
+#   make test   run the test suite (the slow corpora: make test-slow)
+#
+# MNIST: point HW5_MNIST_PATH at a local mnist.npz; without it, Keras downloads it once.
+
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup demo release test test-slow clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: setup
+	$(PYTHON) -m graders.demo
+
+release: setup
+	$(VENV)/bin/hw5-release
+
+test: setup
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-slow: setup
+	$(PYTHON) -m pytest -m slow $(PYTEST_ARGS)
+
+clean:
+	rm -rf autograded/*/ submitted/ feedback/ gradebook.db grades.csv
