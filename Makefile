@@ -8,7 +8,7 @@ VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo release test test-slow clean
+.PHONY: setup demo release test test-slow mutation-score clean
 
 setup: $(VENV)/.installed
 
@@ -32,3 +32,7 @@ test-slow: setup
 
 clean:
 	rm -rf autograded/*/ submitted/ feedback/ gradebook.db grades.csv
+
+# Grade the whole mutant corpus end to end and print the mutation score (slow: ~25 min).
+mutation-score: setup
+	$(PYTHON) -m pytest -m slow -s -q tests/test_corpus_slow.py

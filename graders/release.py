@@ -31,17 +31,28 @@ def generate_release(root: Path = COURSE_ROOT) -> Path:
     return release_dir(root)
 
 
+def copy_course(target: Path, root: Path = COURSE_ROOT) -> Path:
+    """Copy the course's hand-edited inputs (the config and ``source/``) into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in _COURSE_FILES:
+        shutil.copy2(root / name, target / name)
+    shutil.copytree(root / "source", target / "source")
+    return target
+
+
+def make_scratch_course(target: Path, root: Path = COURSE_ROOT) -> Path:
+    """A throw-away course in ``target``: a copy of the inputs, a fresh release and gradebook."""
+    generate_release(copy_course(target, root))
+    return target
+
+
 def generate_release_elsewhere(root: Path = COURSE_ROOT) -> tuple[Path, tempfile.TemporaryDirectory]:
     """Generate the release in a scratch copy of the course, leaving ``root`` untouched.
 
     Returns the scratch release folder and the TemporaryDirectory that owns it.
     """
     scratch = tempfile.TemporaryDirectory(prefix="hw5-release-")
-    scratch_root = Path(scratch.name)
-    for name in _COURSE_FILES:
-        shutil.copy2(root / name, scratch_root / name)
-    shutil.copytree(root / "source", scratch_root / "source")
-    return generate_release(scratch_root), scratch
+    return generate_release(copy_course(Path(scratch.name), root)), scratch
 
 
 def normalized(path: Path) -> dict:

@@ -8,7 +8,6 @@ The whole mutant corpus is in test_corpus_slow.py behind the `slow` marker.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import replace
 
 import nbformat
@@ -17,7 +16,7 @@ import pytest
 from corpus.correct_styles import KERAS2_STYLE
 from graders.autograde import autograde_student
 from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
-from graders.release import generate_release
+from graders.release import make_scratch_course
 from graders.sample_class import REFERENCE, SAMPLE_CLASS
 from graders.scores import autograded_points, student_grades
 from graders.submissions import autograded_max_points
@@ -28,17 +27,9 @@ REFERENCE_AGAIN = replace(REFERENCE, name="reference-again", intent="The referen
 STUDENTS = (*SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN)
 
 
-def make_course(base):
-    """A scratch course: the config and the source notebooks, with a fresh release and gradebook."""
-    shutil.copy2(source_dir().parents[1] / "nbgrader_config.py", base / "nbgrader_config.py")
-    shutil.copytree(source_dir(), base / "source" / "hw5")
-    generate_release(base)
-    return base
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = make_course(tmp_path_factory.mktemp("course"))
+    root = make_scratch_course(tmp_path_factory.mktemp("course"))
     outcomes = {}
     for mock in STUDENTS:
         mock.write(root / "submitted", root=root)
@@ -69,7 +60,7 @@ def _training_lines(root, student):
 def test_grading_twice_gives_identical_scores_and_accuracies(graded):
     root, _ = graded
     first, second = _training_lines(root, "reference"), _training_lines(root, "reference-again")
-    assert len(first) == 5, first
+    assert len(first) == 4, first  # TODO 1, 2, 4 and 6
     assert first == second
     db_url = course_db_url(root)
     assert autograded_points(student_grades(db_url, "reference")) == autograded_points(

@@ -59,12 +59,18 @@ def errors_of(cell) -> list[str]:
     return [o.ename for o in cell.outputs if o.output_type == "error"]
 
 
+#: a sleep argument unique to this pytest process (others may run these tests at once)
+SLEEP_ARG = f"1000.{os.getpid()}"
+
+
 def sleepers() -> list[int]:
     found = []
+    want = [b"sleep", SLEEP_ARG.encode(), b""]
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if (d / "cmdline").read_bytes() == b"sleep\x001000\x00":
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+                if [os.path.basename(argv[0])] + argv[1:] == want:
                     found.append(int(d.name))
             except OSError:
                 pass
@@ -74,8 +80,8 @@ def sleepers() -> list[int]:
 @pytest.fixture(autouse=True)
 def no_leftovers():
     yield
-    assert leftover_cgroups() == []
-    assert leftover_mounts() == []
+    assert leftover_cgroups(owner_pid=os.getpid()) == []
+    assert leftover_mounts(owner_pid=os.getpid()) == []
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -94,6 +100,33 @@ def test_self_test_passes():
     assert report.ok, report.summary()
     names = {n for n, _, _ in report.checks}
     assert {"uid unprivileged", "CapEff empty", "DNS fails", "read-only /probe"} <= names
+
+
+def test_cgroup_limits_kill_and_removal():
+    import subprocess
+
+    from graders.sandbox.cgroups import SandboxCgroup
+
+    with SandboxCgroup(memory_bytes=64 << 20, pids_max=20) as cg:
+        files = cg.procs_files()
+
+        def join():
+            for f in files:
+                with open(f, "w") as fh:
+                    fh.write("0")
+
+        p = subprocess.Popen(["sh", "-c", f"sleep {SLEEP_ARG} & sleep {SLEEP_ARG} & wait"],
+                             preexec_fn=join,
+                             start_new_session=True)
+        deadline = time.monotonic() + 5
+        while len(cg.pids()) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(cg.pids()) == 3
+        assert cg.read_limit("pids") == "20" and int(cg.read_limit("memory")) == 64 << 20
+        cg.kill_all()
+        assert cg.pids() == set()
+        assert p.wait(timeout=5) == -9
+    assert sleepers() == [] and leftover_cgroups(owner_pid=os.getpid()) == []
 
 
 def test_ok_notebook_returns_outputs(tmp_path):
@@ -276,7 +309,7 @@ def test_huge_output_is_capped():
 def test_background_process_is_killed():
     assert sleepers() == []
     res = run(make_nb("import subprocess\n"
-                      "p = subprocess.Popen(['sleep', '1000'], start_new_session=True)\n"
+                      f"p = subprocess.Popen(['sleep', '{SLEEP_ARG}'], start_new_session=True)\n"
                       "print(p.pid)"))
     assert res.status == "ok", res.detail
     assert sleepers() == []
@@ -300,6 +333,43 @@ def test_invalid_input_is_a_status(tmp_path):
     link.symlink_to(REPO / "pyproject.toml")
     res = run(link)
     assert res.status == "invalid_input" and "symbolic link" in res.detail.lower()
+
+
+def test_orchestrator_death_kills_sandbox_and_stale_cleanup():
+    import subprocess
+
+    from graders.sandbox.runner import cleanup_stale
+
+    code = (
+        "import os, sys, time\n"
+        "from graders.sandbox import SandboxLimits, bwrap as bw\n"
+        "from graders.sandbox.runner import SandboxRun\n"
+        "lim = SandboxLimits()\n"
+        "run = SandboxRun(lim).__enter__()\n"
+        f"run.start(['/bin/sleep', '{SLEEP_ARG}'], bw.base_env(lim, '/usr/bin'))\n"
+        "print(run.root, flush=True)\n"
+        "time.sleep(1000)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    try:
+        root = p.stdout.readline().strip()
+        deadline = time.monotonic() + 10
+        while not sleepers() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sleepers(), "the sandboxed sleep did not start"
+    finally:
+        p.kill()  # the orchestrator dies without any cleanup
+        p.wait()
+        p.stdout.close()
+    deadline = time.monotonic() + 10
+    while sleepers() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sleepers() == []  # --die-with-parent took the sandbox down
+    assert any(m.startswith(root) for m in leftover_mounts(owner_pid=p.pid))
+    assert leftover_cgroups(owner_pid=p.pid)
+    cleaned = cleanup_stale()
+    assert root in cleaned
+    assert leftover_mounts(owner_pid=p.pid) == [] and leftover_cgroups(owner_pid=p.pid) == []
 
 
 @pytest.mark.slow

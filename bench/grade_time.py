@@ -1,0 +1,109 @@
+"""How long one submission takes to grade, under the fast and the full budget, in one run.
+
+    python bench/grade_time.py [--fast-runs 3] [--full-runs 1] [--skip-full]
+
+Autogrades the reference submission with ``nbgrader autograde`` in a scratch course,
+first under the fast budget (several times, for a median), then under the full one,
+and prints the wall time of each, their ratio, and where the time goes: nbgrader and
+kernel start, data loading (the setup cell), each training cell, the test cells.
+The phases come from the cells' execution timestamps in the autograded notebook.
+Both budgets are measured in the same run because these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from graders.autograde import autograde_student  # noqa: E402
+from graders.release import make_scratch_course  # noqa: E402
+from graders.sample_class import REFERENCE  # noqa: E402
+
+TRAINING_CELLS = ("train_baseline", "todo1", "todo2", "todo4", "todo6")
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def phases(notebook_path: Path, started: float, wall: float) -> dict[str, float]:
+    """Seconds per phase of one autograde, from the executed cells' timestamps."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    timed = []
+    for cell in notebook.cells:
+        execution = cell.metadata.get("execution", {})
+        if "iopub.execute_input" in execution and "shell.execute_reply" in execution:
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+            meta = cell.metadata.get("nbgrader", {})
+            begin, end = _stamp(execution["iopub.execute_input"]), _stamp(execution["shell.execute_reply"])
+            timed.append((grade_id, bool(meta.get("grade")), begin, end))
+    result = {"nbgrader + kernel start": timed[0][2] - started}
+    for grade_id, _, begin, end in timed:
+        if grade_id == "setup":
+            result["data load (setup cell)"] = end - begin
+        if grade_id in TRAINING_CELLS:
+            result[f"training: {grade_id}"] = end - begin
+    result["test cells"] = sum(end - begin for _, graded, begin, end in timed if graded)
+    result["other cells, Part A, saving grades"] = wall - sum(result.values())
+    return result
+
+
+def grade_once(root: Path, budget: str) -> tuple[float, dict[str, float]]:
+    env = {"HW5_GRADING_BUDGET": budget}
+    started = time.time()
+    outcome = autograde_student(REFERENCE.name, root=root, env=env)
+    wall = time.time() - started
+    if not outcome.ok:
+        raise SystemExit(f"grading failed under the {budget} budget: {outcome.detail}")
+    notebook = root / "autograded" / REFERENCE.name / "hw5" / "hw5_part_b_cnn.ipynb"
+    return wall, phases(notebook, started, wall)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast-runs", type=int, default=3)
+    parser.add_argument("--full-runs", type=int, default=1)
+    parser.add_argument("--skip-full", action="store_true", help="fast budget only (minutes instead of ~20)")
+    args = parser.parse_args(argv)
+    if not os.environ.get("HW5_MNIST_PATH"):
+        raise SystemExit("set HW5_MNIST_PATH to a local mnist.npz (the benchmark never downloads)")
+
+    with tempfile.TemporaryDirectory(prefix="hw5-bench-") as scratch:
+        root = make_scratch_course(Path(scratch))
+        REFERENCE.write(root / "submitted", root=root)
+        results = {"fast": [grade_once(root, "fast") for _ in range(args.fast_runs)]}
+        if not args.skip_full:
+            results["full"] = [grade_once(root, "full") for _ in range(args.full_runs)]
+
+    medians = {budget: statistics.median(wall for wall, _ in runs) for budget, runs in results.items()}
+    print(f"\nreference submission, nbgrader autograde, {os.cpu_count()} CPU cores")
+    for budget, runs in results.items():
+        walls = ", ".join(f"{wall:.1f}" for wall, _ in runs)
+        print(f"  {budget:4s} budget: median {medians[budget]:7.1f} s   (runs: {walls})")
+    if "full" in medians:
+        print(f"  ratio full / fast: {medians['full'] / medians['fast']:.1f}x")
+    print("\ntime per phase (s), median run of each budget:")
+    columns = list(results)
+    per_phase = {}
+    for budget in columns:
+        runs = sorted(results[budget], key=lambda run: run[0])
+        per_phase[budget] = runs[len(runs) // 2][1]
+    names = list(dict.fromkeys(name for budget in columns for name in per_phase[budget]))
+    print("  " + "phase".ljust(36) + "".join(budget.rjust(10) for budget in columns))
+    for name in names:
+        print("  " + name.ljust(36) + "".join(f"{per_phase[b].get(name, 0.0):10.1f}" for b in columns))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""The whole mutant corpus and the correct-style corpus, graded end to end by nbgrader.
+
+Slow (about a minute per submission on two cores). Run it, and see the mutation
+score, with:  make mutation-score   (= pytest -m slow -s tests/test_corpus_slow.py)
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from corpus.correct_styles import ALL as CORRECT_STYLES
+from corpus.mutants import MUTANTS
+from graders.autograde import autograde_student
+from graders.course import course_db_url
+from graders.release import make_scratch_course
+from graders.sample_class import REFERENCE
+from graders.scores import autograded_points, student_grades
+from graders.submissions import autograded_max_points
+
+pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.needs_mnist]
+
+CORPUS = (REFERENCE, *CORRECT_STYLES, *MUTANTS)
+#: Two submissions at a time, one TensorFlow thread each, on these two-core machines.
+WORKERS = 2
+_ONE_THREAD = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = make_scratch_course(tmp_path_factory.mktemp("corpus"))
+    for mock in CORPUS:
+        mock.write(root / "submitted", root=root)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        outcomes = dict(zip(
+            [mock.name for mock in CORPUS],
+            pool.map(lambda mock: autograde_student(mock.name, root=root, env=_ONE_THREAD), CORPUS),
+        ))
+    db_url = course_db_url(root)
+    points = {mock.name: autograded_points(student_grades(db_url, mock.name)) for mock in CORPUS}
+    return autograded_max_points(root), outcomes, points
+
+
+@pytest.mark.parametrize("mock", CORPUS, ids=lambda mock: mock.name)
+def test_submission_gets_exactly_its_expected_points(graded, mock):
+    maxima, outcomes, points = graded
+    assert outcomes[mock.name].ok, outcomes[mock.name].detail
+    assert points[mock.name] == mock.expected_points(maxima), mock.intent
+
+
+def mutation_score(maxima, points) -> dict[str, tuple[int, int]]:
+    """Per test cell: (mutants that lost points there, mutants meant to lose points there)."""
+    score = {}
+    for grade_id, maximum in maxima.items():
+        targeting = [m for m in MUTANTS if m.expected_points(maxima)[grade_id] < maximum]
+        caught = [m for m in targeting if points[m.name].get(grade_id, 0.0) < maximum]
+        if targeting:
+            score[grade_id] = (len(caught), len(targeting))
+    return score
+
+
+def test_mutation_score_is_100_percent(graded):
+    maxima, _, points = graded
+    score = mutation_score(maxima, points)
+    width = max(map(len, score))
+    print(f"\nmutation score ({len(MUTANTS)} mutants), per test cell:")
+    for grade_id, (caught, targeting) in score.items():
+        print(f"  {grade_id.ljust(width)}  {caught}/{targeting} caught")
+    exact = sum(points[m.name] == m.expected_points(maxima) for m in MUTANTS)
+    print(f"  mutants graded exactly as expected: {exact}/{len(MUTANTS)}")
+    assert all(caught == targeting for caught, targeting in score.values())
+    assert len(score) >= 12, "every Part B test cell is targeted by some mutant"

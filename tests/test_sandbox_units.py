@@ -1,0 +1,269 @@
+"""Unit tests of graders/sandbox that need neither root nor bubblewrap: limits, the
+bwrap command line, inside-path checks, hostile-output parsing, fail-closed checks."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from graders.sandbox import SandboxLimits, SandboxUnavailable
+from graders.sandbox import bwrap as bw
+from graders.sandbox import cgroups, runner, selftest
+
+PKG = Path(runner.__file__).resolve().parent
+
+
+# -- limits ---------------------------------------------------------------------------
+def test_limits_defaults_and_validation():
+    lim = SandboxLimits()
+    assert (lim.memory_mb, lim.pids, lim.tmp_mb, lim.shm_mb, lim.scratch_mb) == (
+        4096, 512, 256, 64, 512)
+    assert (lim.cell_timeout_s, lim.notebook_timeout_s) == (300, 900)
+    assert lim.max_output_bytes == 20 * 1024 * 1024
+    env = SandboxLimits(threads=3).thread_env()
+    assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == \
+        env["TF_NUM_INTEROP_THREADS"] == "3"
+    with pytest.raises(ValueError):
+        SandboxLimits(address_space_mb=2048)  # TensorFlow aborts under 4 GiB
+    assert SandboxLimits(address_space_mb=4096).address_space_mb == 4096
+    for bad in ({"pids": 4}, {"memory_mb": 0}, {"uid": 0}, {"cell_timeout_s": -1}):
+        with pytest.raises(ValueError):
+            SandboxLimits(**bad)
+    with pytest.raises(Exception):
+        lim.memory_mb = 1  # frozen
+
+
+# -- command line ---------------------------------------------------------------------
+@pytest.fixture
+def spec(tmp_path, monkeypatch):
+    monkeypatch.setattr(bw, "bwrap_version", lambda _: (0, 8, 0))
+    bw.write_etc(str(tmp_path / "etc"), SandboxLimits())
+    return bw.SandboxSpec(
+        limits=SandboxLimits(), work_dir="/H/work", out_dir="/H/out", kit_dir="/H/kit",
+        etc_dir=str(tmp_path / "etc"), command=["/py", "-P", "-m", "x"],
+        python_binds=[bw.Bind("/H/mnt/1", "/root/.pyenv/versions/3.11.7")],
+        extra_binds=[bw.Bind("/data/mnist.npz", "/data/mnist.npz")],
+        env={"HOME": "/tmp/home", "NBGRADER_EXECUTION": "autograde"})
+
+
+def test_command_shape(spec):
+    argv = bw.build_command(spec, bwrap="/usr/bin/bwrap", setpriv="/usr/bin/setpriv")
+    i = argv.index("/usr/bin/bwrap")
+    assert argv[:i] == ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
+                 "--disable-userns"):
+        assert flag in argv
+    pairs = list(zip(argv, argv[1:], argv[2:]))
+    assert ("--ro-bind", "/", "/") not in pairs and ("--bind", "/", "/") not in pairs
+    # sized tmpfs: --size must come right before --tmpfs
+    for target, size in (("/tmp", 256), ("/dev/shm", 64)):
+        j = argv.index(target, argv.index("--proc"))
+        assert argv[j - 1] == "--tmpfs" and argv[j - 3:j - 1] == ["--size", str(size << 20)]
+    assert ("--tmpfs", "/run") in zip(argv, argv[1:])
+    assert ("--bind", "/H/work", bw.INSIDE_WORK) in pairs
+    assert ("--ro-bind", "/H/kit", bw.INSIDE_KIT) in pairs
+    assert ("--ro-bind", "/data/mnist.npz", "/data/mnist.npz") in pairs
+    assert ("--remount-ro", "/") in zip(argv, argv[1:])
+    assert ("--setenv", "NBGRADER_EXECUTION", "autograde") in pairs
+    assert argv[-5:] == ["--", "/py", "-P", "-m", "x"]
+    # /etc is an allow-list: generated passwd, never the host's shadow
+    assert not any(a.startswith("/etc/shadow") for a in argv)
+    assert ("--ro-bind", str(Path(spec.etc_dir) / "passwd"), "/etc/passwd") in pairs
+
+
+def test_base_env():
+    env = bw.base_env(SandboxLimits(threads=2), "/opt/venv/bin")
+    for k in ("HOME", "KERAS_HOME", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR",
+              "JUPYTER_DATA_DIR"):
+        assert env[k].startswith(bw.INSIDE_HOME), k
+    assert env["PYTHONNOUSERSITE"] == "1" and env["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert env["NBGRADER_EXECUTION"] == "autograde"
+    assert env["PATH"].startswith("/opt/venv/bin:")
+    assert env["OMP_NUM_THREADS"] == "2"
+
+
+@pytest.mark.parametrize("dest", ["/data/x.npz", "/opt/kit", f"{bw.INSIDE_WORK}/data.npz",
+                                  "/tmp/extra"])
+def test_inside_path_ok(dest):
+    assert bw.check_inside_path(dest) == dest
+
+
+@pytest.mark.parametrize("dest", ["relative", "/", "/data/../etc", "/proc/x", "/usr",
+                                  "/etc/passwd", "/home", "/sandbox", "/sandbox/out/x",
+                                  bw.INSIDE_WORK, "/tmp", "/data//x"])
+def test_inside_path_rejected(dest):
+    with pytest.raises(bw.BwrapError):
+        bw.check_inside_path(dest)
+
+
+def test_env_names_checked():
+    with pytest.raises(bw.BwrapError):
+        bw.check_env({"BAD NAME": "x"})
+    with pytest.raises(bw.BwrapError):
+        bw.check_env({"X": "a\0b"})
+
+
+def test_python_inside_binds_the_base_prefix():
+    import sys
+
+    exe, prefixes = bw.python_inside()
+    assert exe == sys.executable
+    real = os.path.realpath(exe)
+    assert any(real.startswith(p + "/") for p in prefixes)
+
+
+# -- hostile output -------------------------------------------------------------------
+def _nb(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.cells.append(nbformat.v4.new_markdown_cell("md"))
+    return nbformat.reads(nbformat.writes(nb), as_version=4)
+
+
+def test_merge_takes_only_outputs():
+    sent = _nb("a = 1", "print(a)")
+    back = nbformat.reads(nbformat.writes(sent), as_version=4)
+    back.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
+    back.cells[1].execution_count = 2
+    back.cells[1].metadata["nbgrader"] = {"points": 100, "grade": True}  # ignored
+    back.metadata["kernelspec"] = {"name": "evil", "display_name": "x"}  # ignored
+    merged = runner._merge_outputs(sent, back)
+    assert merged.cells[1].outputs[0].text == "1\n" and merged.cells[1].execution_count == 2
+    assert "nbgrader" not in merged.cells[1].metadata
+    assert "kernelspec" not in merged.metadata
+
+
+@pytest.mark.parametrize("tamper", ["source", "drop", "type", "outputs", "count"])
+def test_merge_rejects_tampering(tamper):
+    sent = _nb("a = 1", "assert a == 1")
+    back = nbformat.reads(nbformat.writes(sent), as_version=4)
+    if tamper == "source":
+        back.cells[1].source = "pass"
+    elif tamper == "drop":
+        del back.cells[1]
+    elif tamper == "type":
+        back.cells[2] = nbformat.v4.new_code_cell("md")
+    elif tamper == "outputs":
+        back.cells[1].outputs = [{"output_type": "stream", "name": "stdout"}]  # no text
+    elif tamper == "count":
+        back.cells[1].execution_count = "1"
+    with pytest.raises(Exception):
+        runner._merge_outputs(sent, back)
+
+
+def test_read_capped(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 100)
+    assert runner.read_capped(str(f), 100) == b"x" * 100
+    with pytest.raises(OverflowError):
+        runner.read_capped(str(f), 99)
+    assert runner.read_capped(str(tmp_path / "missing"), 10) is None
+    link = tmp_path / "link"
+    link.symlink_to(f)
+    with pytest.raises(ValueError):
+        runner.read_capped(str(link), 1000)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError):
+        runner.read_capped(str(fifo), 1000)
+    with pytest.raises(ValueError):
+        runner.read_capped(str(tmp_path), 1000)
+
+
+def test_support_file_names():
+    for ok in ("a.py", "data/x.npz", ".hidden"):
+        assert runner._check_rel_name(ok) == ok
+    for bad in ("", "/abs", "../up", "a/../b", "a//b", "./a"):
+        with pytest.raises(runner.SandboxError):
+            runner._check_rel_name(bad)
+
+
+def test_reachable_by():
+    import shutil
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="reach-", dir="/tmp"))
+    try:
+        d = base / "d"
+        d.mkdir()
+        (d / "f").write_text("x")
+        os.chmod(d / "f", 0o644)
+        os.chmod(base, 0o755)
+        os.chmod(d, 0o755)
+        assert runner.reachable_by(str(d / "f"), 65534, 65534)
+        os.chmod(d, 0o700)
+        assert not runner.reachable_by(str(d / "f"), 65534, 65534)
+        os.chmod(d / "f", 0o600)
+        os.chmod(d, 0o755)
+        assert not runner.reachable_by(str(d / "f"), 65534, 65534)
+    finally:
+        shutil.rmtree(base)
+
+
+# -- cgroups --------------------------------------------------------------------------
+def test_detect_cgroup_version(tmp_path):
+    assert cgroups.detect_version(tmp_path) is None
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text("1")
+    (tmp_path / "pids").mkdir()
+    assert cgroups.detect_version(tmp_path) == "v1"
+    v2 = tmp_path / "v2"
+    v2.mkdir()
+    (v2 / "cgroup.controllers").write_text("cpu io memory pids\n")
+    assert cgroups.detect_version(v2) == "v2"
+    (v2 / "cgroup.controllers").write_text("cpu io\n")
+    assert cgroups.detect_version(v2) is None
+    with pytest.raises(cgroups.CgroupError):
+        cgroups.SandboxCgroup(memory_bytes=1 << 20, pids_max=10, root=v2)
+
+
+# -- fail closed ----------------------------------------------------------------------
+def test_not_root_is_unavailable(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(selftest, "_CACHE", {})
+    with pytest.raises(SandboxUnavailable, match="root"):
+        selftest.require_sandbox(refresh=True)
+    with pytest.raises(SandboxUnavailable):
+        runner.execute_notebook(_nb("print(1)"))
+
+
+def test_missing_bwrap_is_unavailable(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+
+    def missing(name):
+        raise bw.BwrapError(f"{name} not found (apt-get install -y bubblewrap)")
+
+    monkeypatch.setattr(bw, "find_tool", missing)
+    with pytest.raises(SandboxUnavailable, match="bubblewrap"):
+        selftest.require_sandbox(refresh=True)
+
+
+def test_failed_probe_is_unavailable_and_nothing_runs(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(bw, "find_tool", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(cgroups, "detect_version", lambda *a: "v1")
+    bad = selftest.SelfTestReport(ok=False, checks=[("DNS fails", False, "resolved")])
+    monkeypatch.setattr(selftest, "self_test", lambda *a, **k: bad)
+    monkeypatch.setattr(selftest, "_CACHE", {})
+    started = []
+    monkeypatch.setattr(runner.SandboxRun, "start", lambda *a, **k: started.append(a))
+    with pytest.raises(SandboxUnavailable, match="DNS fails"):
+        runner.execute_notebook(_nb("print(1)"))
+    assert started == []
+
+
+def test_no_unsandboxed_execution_path():
+    """Only execute_inside (which runs inside bwrap) may talk to a kernel."""
+    for f in PKG.glob("*.py"):
+        text = f.read_text()
+        # execute_inside runs inside bwrap; __main__'s overhead benchmark runs only
+        # its own constant print(6 * 7) notebook outside, for comparison
+        if f.name in ("execute_inside.py", "__main__.py"):
+            continue
+        for needle in ("NotebookClient", "KernelManager", "ExecutePreprocessor",
+                       "start_new_kernel", "shell=True"):
+            assert needle not in text, f"{f.name} mentions {needle}"
