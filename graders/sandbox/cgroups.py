@@ -378,8 +378,9 @@ class SandboxCgroup:
         self.remove()
 
 
-def leftover_cgroups(root: Path = CGROUP_ROOT) -> list[Path]:
-    """Every ``hw5sb-*`` cgroup directory under the default parents (for tests/ops)."""
+def leftover_cgroups(root: Path = CGROUP_ROOT, owner_pid: int | None = None) -> list[Path]:
+    """Every ``hw5sb-*`` cgroup directory under the default parents (for tests/ops);
+    only those of orchestrator ``owner_pid`` if given."""
     try:
         probe = SandboxCgroup(memory_bytes=1, pids_max=1, name="probe", root=root)
     except CgroupError:
@@ -387,7 +388,8 @@ def leftover_cgroups(root: Path = CGROUP_ROOT) -> list[Path]:
     found: list[Path] = []
     for parent in probe.parent_dirs():
         try:
-            found += [p for p in parent.iterdir() if p.name.startswith(NAME_PREFIX) and p.is_dir()]
+            prefix = NAME_PREFIX if owner_pid is None else f"{NAME_PREFIX}{owner_pid}-"
+            found += [p for p in parent.iterdir() if p.name.startswith(prefix) and p.is_dir()]
         except OSError:
             pass
     return sorted(found)

@@ -32,7 +32,6 @@ import resource
 import shutil
 import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -521,14 +520,53 @@ class SandboxRun:
             raise SandboxError("sandbox teardown failed: " + "; ".join(errors))
 
 
-def leftover_mounts() -> list[str]:
-    """Mount points of sandbox runs still mounted (for tests and operations)."""
+def leftover_mounts(owner_pid: int | None = None) -> list[str]:
+    """Mount points of sandbox runs still mounted (for tests and operations); only
+    those of orchestrator ``owner_pid`` if given."""
     out = []
+    tag = f"/{RUN_PREFIX}" if owner_pid is None else f"/{RUN_PREFIX}{owner_pid}-"
     for line in Path("/proc/mounts").read_text().splitlines():
         parts = line.split()
-        if len(parts) > 1 and f"/{RUN_PREFIX}" in parts[1]:
+        if len(parts) > 1 and tag in parts[1]:
             out.append(parts[1])
     return out
+
+
+def cleanup_stale(base_dir: str | None = None) -> list[str]:
+    """Unmount and remove the trees (and cgroups) of runs whose orchestrator process
+    died without cleaning up (SIGKILL, power loss). Live runs are left alone."""
+    from .cgroups import cleanup_stale_cgroups
+
+    base = base_dir or os.environ.get("HW5_SANDBOX_BASE") or tempfile.gettempdir()
+    cleaned: list[str] = []
+    try:
+        names = os.listdir(base)
+    except OSError:
+        names = []
+    for name in names:
+        m = re.match(rf"^{RUN_PREFIX}(\d+)-", name)
+        if not m:
+            continue
+        pid = int(m.group(1))
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+            continue  # the owner lives
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        path = os.path.join(base, name)
+        if any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts()):
+            subprocess.run(["umount", "-R", "-l", path], capture_output=True, timeout=60)
+        try:
+            os.rmdir(path)
+            cleaned.append(path)
+        except OSError:
+            pass
+    cleaned += [str(p) for p in cleanup_stale_cgroups()]
+    return cleaned
 
 
 # ----------------------------------------------------------------------------------

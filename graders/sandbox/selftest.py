@@ -170,7 +170,7 @@ def self_test(limits: SandboxLimits | None = None,
     listener.listen(16)
     listener.setblocking(False)
     port = listener.getsockname()[1]
-    host_file_dir = tempfile.mkdtemp(prefix="hw5sb-sentinel-")
+    host_file_dir = tempfile.mkdtemp(prefix="hw5-sentinel-")
     host_file = os.path.join(host_file_dir, "secret.txt")
     with open(host_file, "w") as fh:
         fh.write("host secret\n")
@@ -323,6 +323,9 @@ def require_sandbox(limits: SandboxLimits | None = None,
             raise SandboxUnavailable(
                 "sandbox unavailable: no cgroup memory+pids controllers under "
                 "/sys/fs/cgroup (refusing to run notebooks unsandboxed)")
+        from .runner import cleanup_stale
+
+        cleanup_stale()  # trees and cgroups of orchestrators that died mid-run
         report = self_test(limits, sentinel_list)
         if not report.ok:
             raise SandboxUnavailable(
