@@ -124,10 +124,14 @@ class SelfTestReport:
 def default_sentinels() -> list[str]:
     """Host paths the sandbox must never see (the ones that exist or may later)."""
     root = REPO_ROOT
-    paths = [
-        str(root), str(root / "source"), str(root / "gradebook.db"),
-        str(root / "graders" / "reference.py"), str(root / "graders"),
-        str(root / "submitted"), str(root / "autograded"), str(root / "release"),
+    paths = []
+    if (root / "pyproject.toml").is_file() and (root / "graders").is_dir():  # a checkout
+        paths += [
+            str(root), str(root / "source"), str(root / "gradebook.db"),
+            str(root / "graders" / "reference.py"), str(root / "graders"),
+            str(root / "submitted"), str(root / "autograded"), str(root / "release"),
+        ]
+    paths += [
         "/etc/shadow", "/etc/gshadow", "/root/.ssh", "/root/.bashrc", "/root/.profile",
         "/root/.cache", "/root/.pyenv/shims", "/work", "/var/lib",
         "/run/docker.sock", "/var/run/docker.sock", "/sys/fs/cgroup",
