@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
+from .errors import SandboxError
 from .limits import MiB, SandboxLimits
 
 # fixed paths inside the sandbox
@@ -52,7 +53,7 @@ _RESERVED_INSIDE = (
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-class BwrapError(RuntimeError):
+class BwrapError(SandboxError):
     """bwrap/setpriv missing or unusable, or a bad bind/env request."""
 
 

@@ -26,13 +26,15 @@ import signal
 import time
 from pathlib import Path
 
+from .errors import SandboxError
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 NAME_PREFIX = "hw5sb-"
 V1_CONTROLLERS = ("memory", "pids")
 V1_OPTIONAL = ("freezer",)
 
 
-class CgroupError(RuntimeError):
+class CgroupError(SandboxError):
     """The per-run cgroup could not be created, limited, emptied or removed."""
 
 
