@@ -21,14 +21,14 @@ from graders.course import ASSIGNMENT, COURSE_ROOT, release_dir, run_nbgrader
 _COURSE_FILES = ("nbgrader_config.py",)
 
 
-def generate_release(root: Path = COURSE_ROOT) -> Path:
+def generate_release(root: Path = COURSE_ROOT, assignment: str = ASSIGNMENT) -> Path:
     """Run ``nbgrader generate_assignment`` in ``root``; returns the release folder."""
-    result = run_nbgrader(["generate_assignment", ASSIGNMENT, "--force"], root=root, check=False)
+    result = run_nbgrader(["generate_assignment", assignment, "--force"], root=root, check=False)
     if result.returncode != 0:
         raise RuntimeError(
             f"nbgrader generate_assignment failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
         )
-    return release_dir(root)
+    return root / "release" / assignment
 
 
 def copy_course(target: Path, root: Path = COURSE_ROOT) -> Path:

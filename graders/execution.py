@@ -1,0 +1,135 @@
+"""The worker's job: execute one student's sanitized notebooks, and nothing else.
+
+:func:`execute_job` is a plain function of plain data (notebooks as JSON text, paths,
+settings) so that it runs the same in a local process pool and on a Dask worker. It
+never touches the gradebook; it returns executed notebooks and a status per notebook.
+
+With ``sandbox=True`` (the default everywhere) each notebook runs in
+:mod:`graders.sandbox` (bubblewrap, an unprivileged uid, no network, cgroup limits),
+which sees only the notebook, the assignment's support files, the grading kit
+(``graders/checks``, no reference code) and the data file. ``sandbox=False`` runs the
+kernel as the grading user; the orchestrator only does that when told ``--no-sandbox``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+#: Where the grading kit and the data file appear inside the sandbox.
+KIT_INSIDE = "/opt/hw5-kit"
+DATA_INSIDE = "/opt/hw5-data/mnist.npz"
+
+
+@dataclass
+class Job:
+    """One student's execution: sanitized notebooks and what the kernel may see."""
+
+    student: str
+    notebooks: dict[str, str]  # notebook file name -> sanitized notebook (JSON text)
+    support_files: dict[str, str]  # file name -> host path (the source versions)
+    kit_dir: str  # host dir holding graders/__init__.py and graders/checks/
+    data_file: str | None  # host path of mnist.npz, or None (the loader's own fallback)
+    env: dict[str, str] = field(default_factory=dict)  # e.g. HW5_GRADING_BUDGET, thread counts
+    sandbox: bool = True
+    limits: dict = field(default_factory=dict)  # SandboxLimits overrides
+
+
+@dataclass
+class NotebookRun:
+    status: str  # "ok" or a sandbox status: timeout, oom, kernel_died, crashed, ...
+    detail: str
+    seconds: float
+    executed: str | None  # executed notebook (JSON text), None if nothing came back
+
+
+@dataclass
+class JobResult:
+    student: str
+    runs: dict[str, NotebookRun]
+    seconds: float
+    host: str
+
+
+def build_kit(target: Path, graders_dir: Path) -> Path:
+    """The grading kit: ``graders/checks`` and a bare ``graders/__init__.py``, nothing else."""
+    package = target / "graders"
+    if package.exists():
+        shutil.rmtree(package)
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""Grading kit: checks only."""\n')
+    shutil.copytree(graders_dir / "checks", package / "checks",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [target, *target.rglob("*")]:  # readable by the sandbox's unprivileged uid
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def execute_job(job: Job) -> JobResult:
+    started = time.monotonic()
+    runs = {}
+    for name, text in job.notebooks.items():
+        runner = _run_sandboxed if job.sandbox else _run_unsandboxed
+        runs[name] = runner(job, name, text)
+    return JobResult(job.student, runs, time.monotonic() - started, os.uname().nodename)
+
+
+def _kernel_env(job: Job, data_path: str | None, kit_path: str) -> dict[str, str]:
+    env = {"NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "3", **job.env}
+    if data_path:
+        env["HW5_MNIST_PATH"] = data_path
+    env["PYTHONPATH"] = kit_path
+    return env
+
+
+def _run_sandboxed(job: Job, name: str, text: str) -> NotebookRun:
+    from graders.sandbox import SandboxLimits, execute_notebook
+
+    started = time.monotonic()
+    binds = [(job.kit_dir, KIT_INSIDE)]
+    if job.data_file:
+        binds.append((job.data_file, DATA_INSIDE))
+    result = execute_notebook(
+        nbformat.reads(text, as_version=4),
+        notebook_name=name,
+        support_files=job.support_files,
+        ro_binds=binds,
+        env=_kernel_env(job, DATA_INSIDE if job.data_file else None, KIT_INSIDE),
+        limits=SandboxLimits(**job.limits),
+    )
+    executed = nbformat.writes(result.notebook) if result.notebook is not None else None
+    return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed)
+
+
+def _run_unsandboxed(job: Job, name: str, text: str) -> NotebookRun:
+    """Run the kernel as the grading user, in a scratch folder (only with --no-sandbox)."""
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    started = time.monotonic()
+    notebook = nbformat.reads(text, as_version=4)
+    status, detail = "ok", ""
+    with tempfile.TemporaryDirectory(prefix="hw5-unsandboxed-") as scratch:
+        for file_name, host in job.support_files.items():
+            shutil.copy2(host, Path(scratch) / file_name)
+        env = {**os.environ, **_kernel_env(job, job.data_file, job.kit_dir)}
+        client = NotebookClient(
+            notebook, timeout=int(job.limits.get("cell_timeout_s", 300)), allow_errors=True,
+            interrupt_on_timeout=True, kernel_name="python3",
+            resources={"metadata": {"path": scratch}},
+        )
+        try:
+            client.execute(env=env, cwd=scratch)
+        except DeadKernelError as error:
+            status, detail = "kernel_died", str(error)[:500]
+        except CellTimeoutError as error:
+            status, detail = "timeout", str(error)[:500]
+        except Exception as error:  # the notebook, not the grader, is broken
+            status, detail = "crashed", f"{type(error).__name__}: {str(error)[:500]}"
+    return NotebookRun(status, detail, time.monotonic() - started, nbformat.writes(notebook))

@@ -1,0 +1,346 @@
+"""Grade a whole class: sandboxed, in parallel, never stopped by one bad submission.
+
+    hw5-autograde [ASSIGNMENT] [--student ID ...] [--workers N] [--scheduler ADDRESS]
+                  [--force] [--budget fast|full] [--no-sandbox]
+
+For every student in ``submitted/`` (or those named):
+1. *intake* (here): read the notebooks as hostile input, repair what nbgrader would
+   abort on, and sanitize them with nbgrader's own preprocessors;
+2. *execute* (a worker process, local or on a Dask cluster): run each notebook in the
+   sandbox and return the executed notebook;
+3. *grade* (here, one student at a time, as results arrive): nbgrader's autograde with
+   the executed outputs, which writes ``autograded/`` and the gradebook.
+
+The orchestrator is the only writer of the gradebook. A finished grade is saved before
+the next result is taken, so an interrupted batch loses none. Students already graded
+are skipped unless ``--force``. Exit status: 0 when every student was graded, 1 when
+some failed, 2 when grading was refused (no working sandbox).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from graders.course import COURSE_ROOT, course_db_url
+from graders.execution import Job, JobResult, build_kit, execute_job
+from graders.intake import read_submission
+from graders.pipeline import AUTOGRADE, executed_path, sanitize
+
+STAGING = ".grading"  # under the course root: repaired submissions and executed notebooks
+
+
+@dataclass
+class StudentReport:
+    student: str
+    status: str = "pending"  # graded | failed | skipped
+    seconds: float = 0.0
+    score: float | None = None
+    max_score: float | None = None
+    errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
+    flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
+
+
+def _load_config(root: Path):
+    from traitlets.config.loader import PyFileConfigLoader
+
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def _source_layout(root: Path, assignment: str):
+    """Expected notebooks (name -> grade_ids) and support files (name -> path) of the source."""
+    source = root / "source" / assignment
+    notebooks, support = {}, {}
+    for path in sorted(source.iterdir()):
+        if path.suffix == ".ipynb":
+            cells = nbformat.read(path, as_version=4).cells
+            notebooks[path.name] = {
+                c.metadata["nbgrader"]["grade_id"] for c in cells if "grade_id" in c.metadata.get("nbgrader", {})
+            }
+        elif path.is_file() and not path.name.startswith(".") and path.suffix not in (".pyc",) and path.name != "mnist.npz":
+            support[path.name] = str(path)
+    return notebooks, support
+
+
+def students_to_grade(root: Path, assignment: str, named: list[str] | None, force: bool, db_url: str):
+    """(to grade, already graded) among the named students or all of ``submitted/``."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    submitted = root / "submitted"
+    everyone = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    chosen = named or everyone
+    if force:
+        return chosen, []
+    todo, done = [], []
+    with Gradebook(db_url) as gradebook:
+        for student in chosen:
+            try:
+                gradebook.find_submission(assignment, student)
+                graded = (root / "autograded" / student / assignment).is_dir()
+            except MissingEntry:
+                graded = False
+            (done if graded else todo).append(student)
+    return todo, done
+
+
+def _manual_scores(db_url: str, assignment: str, student: str) -> dict:
+    """(notebook, grade_id) -> manual_score of the autograded (code) cells."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gradebook:
+        try:
+            submission = gradebook.find_submission(assignment, student)
+        except MissingEntry:
+            return {}
+        return {(nb.name, g.name): g.manual_score for nb in submission.notebooks
+                for g in nb.grades if g.cell_type == "code"}
+
+
+def _reset_forged_manual_scores(db_url, assignment, student, before: dict) -> list[str]:
+    """No autograded cell may carry a manual score that no instructor set before this run."""
+    from nbgrader.api import Gradebook
+
+    forged = []
+    with Gradebook(db_url) as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                key = (notebook.name, grade.name)
+                if grade.cell_type == "code" and grade.manual_score is not None and before.get(key) is None:
+                    forged.append(f"{notebook.name}/{grade.name}: manual score {grade.manual_score} reset")
+                    grade.manual_score = None
+        gradebook.db.commit()
+    return forged
+
+
+class Grader:
+    """The orchestrator's state for one batch."""
+
+    def __init__(self, root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int,
+                 data_file: str | None, limits: dict | None = None):
+        self.root, self.assignment, self.sandbox = root, assignment, sandbox
+        self.config = _load_config(root)
+        self.db_url = course_db_url(root)
+        self.staging = root / STAGING
+        self.expected, self.support = _source_layout(root, assignment)
+        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), Path(__file__).resolve().parent)
+        self.env = {"HW5_GRADING_BUDGET": budget, "TF_NUM_INTRAOP_THREADS": str(threads),
+                    "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+        self.limits = {"threads": threads, **(limits or {})}
+        self.data_file = data_file
+
+    def close(self):
+        shutil.rmtree(self.kit, ignore_errors=True)
+
+    # 1. intake ---------------------------------------------------------------------
+    def prepare(self, student: str, report: StudentReport) -> Job | None:
+        folder = self.root / "submitted" / student / self.assignment
+        intake = read_submission(folder, self.expected)
+        report.errors += intake.errors
+        report.flags += intake.repairs
+        staged = self.staging / "submitted" / student / self.assignment
+        if staged.exists():
+            shutil.rmtree(staged)
+        staged.mkdir(parents=True)
+        timestamp = folder / "timestamp.txt"
+        if timestamp.is_file() and not timestamp.is_symlink() and timestamp.stat().st_size < 200:
+            shutil.copy2(timestamp, staged / "timestamp.txt")
+        notebooks = {}
+        for name, notebook in intake.notebooks.items():
+            nbformat.write(notebook, staged / name)
+            try:
+                clean = sanitize(notebook, config=self.config, db_url=self.db_url, assignment=self.assignment,
+                                 notebook_id=Path(name).stem, student=student)
+            except Exception as error:  # nbgrader refuses the notebook: zero for it, go on
+                report.errors.append(f"{name} could not be prepared for grading: {type(error).__name__}: {error}")
+                (staged / name).unlink()
+                continue
+            notebooks[name] = nbformat.writes(clean)
+        shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
+        return Job(student=student, notebooks=notebooks, support_files=self.support, kit_dir=str(self.kit),
+                   data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits)
+
+    # 3. grade ----------------------------------------------------------------------
+    def record(self, result: JobResult | None, report: StudentReport, failure: str | None = None) -> None:
+        """Save one student's grades (nbgrader autograde on the executed outputs)."""
+        from nbgrader.apps import NbGraderAPI
+
+        if failure:
+            report.errors.append(failure)
+        for name, run in (result.runs.items() if result else ()):
+            if run.status != "ok":
+                report.errors.append(f"{name}: {run.status}: {run.detail}")
+            if run.executed is not None:
+                target = executed_path(self.staging / "executed", report.student, Path(name).stem)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(run.executed)
+        config = _load_config(self.root)
+        config.CourseDirectory.root = str(self.root)
+        config.CourseDirectory.submitted_directory = f"{STAGING}/submitted"
+        config.Autograde.autograde_preprocessors = AUTOGRADE
+        config.PrecomputedExecute.results_directory = str(self.staging / "executed")
+        before = _manual_scores(self.db_url, self.assignment, report.student)
+        outcome = NbGraderAPI(config=config).autograde(self.assignment, report.student, force=True, create=True)
+        if not outcome.get("success"):
+            report.status = "failed"
+            report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
+            return
+        report.flags += _reset_forged_manual_scores(self.db_url, self.assignment, report.student, before)
+        report.score, report.max_score = _autograded_total(self.db_url, self.assignment, report.student)
+        report.status = "graded"
+
+
+def _last_error(outcome: dict) -> str:
+    text = (outcome.get("error") or "") + "\n" + (outcome.get("log") or "")
+    lines = [line for line in text.splitlines() if "ERROR" in line or "Error" in line] or text.strip().splitlines()
+    return lines[-1][:300] if lines else "unknown error"
+
+
+def _autograded_total(db_url: str, assignment: str, student: str) -> tuple[float, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url) as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        grades = [g for nb in submission.notebooks for g in nb.grades if g.cell_type == "code"]
+        return float(sum(g.score or 0 for g in grades)), float(sum(g.max_score for g in grades))
+
+
+def default_workers(threads_per_kernel: int = 2) -> int:
+    """One worker per ``threads_per_kernel`` cores (TensorFlow uses that many threads)."""
+    return max(1, (os.cpu_count() or 1) // threads_per_kernel)
+
+
+def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str | None,
+              progress: bool = True) -> dict[str, StudentReport]:
+    """Grade ``students``; returns a report per student. Ctrl-C keeps every finished grade."""
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    reports = {student: StudentReport(student) for student in students}
+    if not students:
+        return reports
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               memory_limit=0, dashboard_address=None)
+        client = Client(cluster)
+    bar = tqdm(total=len(students), unit="student", disable=not progress, file=sys.stderr,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    try:
+        futures = {}
+        started = {}
+        for student in students:
+            job = grader.prepare(student, reports[student])
+            started[student] = time.monotonic()
+            futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student
+        for future in as_completed(futures):
+            student = futures[future]
+            report = reports[student]
+            try:
+                result, failure = future.result(), None
+            except Exception as error:  # the worker died, or the sandbox refused the job
+                result, failure = None, f"execution failed: {type(error).__name__}: {str(error)[:300]}"
+            try:
+                grader.record(result, report, failure)
+            except Exception as error:
+                report.status = "failed"
+                report.errors.append(f"grading failed: {type(error).__name__}: {str(error)[:300]}")
+            report.seconds = time.monotonic() - started[student]
+            bar.set_postfix_str(f"{student}: {report.status}")
+            bar.update()
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        print("\ninterrupted: finished grades are saved; run again to grade the rest", file=sys.stderr)
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return reports
+
+
+def summarize(reports: dict[str, StudentReport], skipped: list[str]) -> str:
+    lines = []
+    for report in reports.values():
+        score = "-" if report.score is None else f"{report.score:g}/{report.max_score:g}"
+        lines.append(f"  {report.student:30s} {report.status:8s} {score:>9s} {report.seconds:7.1f} s")
+        for error in report.errors:
+            lines.append(f"      error: {error}")
+        for flag in report.flags:
+            lines.append(f"      review: {flag}")
+    graded = sum(r.status == "graded" for r in reports.values())
+    failed = sum(r.status != "graded" for r in reports.values())
+    with_errors = sum(bool(r.errors) for r in reports.values() if r.status == "graded")
+    lines.append(
+        f"{graded} graded ({with_errors} with parts that scored zero because they could not run), "
+        f"{failed} failed, {len(skipped)} skipped (already graded; --force regrades)"
+    )
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hw5-autograde", description=__doc__.splitlines()[0])
+    parser.add_argument("assignment", nargs="?", default="hw5")
+    parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    parser.add_argument("--workers", type=int, help="local worker processes (default: cores / 2)")
+    parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
+    parser.add_argument("--force", action="store_true", help="regrade students already graded")
+    parser.add_argument("--budget", choices=("fast", "full"), default=os.environ.get("HW5_GRADING_BUDGET", "fast"))
+    parser.add_argument("--course", type=Path, default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run student code WITHOUT isolation, as this user (never the default)")
+    parser.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the sandbox's)")
+    parser.add_argument("--notebook-timeout", type=int, help="seconds per notebook (default: the sandbox's)")
+    parser.add_argument("--report", type=Path, help="also write the per-student report as JSON here")
+    args = parser.parse_args(argv)
+
+    root = args.course.resolve()
+    sandbox = not args.no_sandbox
+    if sandbox:
+        from graders.sandbox import SandboxError, selftest
+
+        try:
+            selftest.require_sandbox()
+        except SandboxError as error:
+            print(f"hw5-autograde: refusing to grade: the sandbox does not work here:\n  {error}\n"
+                  "Fix it (see README, 'Sandbox'), or pass --no-sandbox to run student code "
+                  "unisolated, as this user.", file=sys.stderr)
+            return 2
+    else:
+        print("!" * 78 + "\nWARNING: --no-sandbox: student code runs WITHOUT isolation, as "
+              f"{os.environ.get('USER', 'this user')}; it can read the solutions and write the "
+              "gradebook.\n" + "!" * 78, file=sys.stderr)
+
+    workers = args.workers or default_workers()
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    data_file = os.environ.get("HW5_MNIST_PATH") or None
+    db_url = course_db_url(root)
+    students, skipped = students_to_grade(root, args.assignment, args.student, args.force, db_url)
+    limits = {key: value for key, value in (("cell_timeout_s", args.cell_timeout),
+                                             ("notebook_timeout_s", args.notebook_timeout)) if value}
+    grader = Grader(root, args.assignment, sandbox=sandbox, budget=args.budget, threads=threads,
+                    data_file=os.path.abspath(data_file) if data_file else None, limits=limits)
+    try:
+        reports = run_batch(grader, students, workers, args.scheduler)
+    finally:
+        grader.close()
+    print(summarize(reports, skipped))
+    if args.report:
+        args.report.write_text(json.dumps([asdict(r) for r in reports.values()], indent=2))
+    return 0 if all(r.status == "graded" for r in reports.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

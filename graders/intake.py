@@ -1,0 +1,145 @@
+"""Read a student's submission as hostile input, and repair what nbgrader would choke on.
+
+Nothing here runs student code. For each notebook the assignment expects:
+- a missing notebook is looked for under another name (a renamed copy is adopted when
+  its grade_ids are the expected notebook's);
+- a file that is too large, not JSON, or not a notebook is reported, not parsed further;
+- a copy-pasted graded cell (duplicate grade_id) keeps its first occurrence, and later
+  copies lose their nbgrader metadata (nbgrader would abort the whole batch);
+- an empty ``nbgrader: {}`` block is dropped (same reason).
+Every repair is reported, so an instructor can review it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+#: A notebook larger than this is not read (a released notebook is ~50 kB).
+MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
+
+
+@dataclass
+class Intake:
+    """What was made of one student's submission."""
+
+    notebooks: dict[str, nbformat.NotebookNode] = field(default_factory=dict)  # expected name -> node
+    errors: list[str] = field(default_factory=list)  # a notebook could not be used: zero for it
+    repairs: list[str] = field(default_factory=list)  # used, after a repair worth reviewing
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _read_capped(path: Path) -> bytes:
+    """The file's bytes, without following a symlink, refusing anything over the cap."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_NOTEBOOK_BYTES + 1)
+    if len(data) > MAX_NOTEBOOK_BYTES:
+        raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
+    return data
+
+
+def parse_notebook(path: Path) -> nbformat.NotebookNode:
+    """Parse and schema-check a notebook; ValueError with a short reason otherwise."""
+    try:
+        data = _read_capped(path)
+    except OSError as error:
+        raise ValueError(f"cannot be read ({error.strerror or error})") from None
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"is not valid JSON ({error})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list) or raw.get("nbformat") != 4:
+        raise ValueError("is valid JSON but not an nbformat 4 notebook")
+    try:
+        notebook = nbformat.reads(json.dumps(raw), as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:  # nbformat raises several types for bad structure
+        raise ValueError(f"is not a valid notebook ({type(error).__name__}: {str(error)[:200]})") from None
+    return notebook
+
+
+def _grade_ids(notebook) -> set[str]:
+    ids = set()
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict) and isinstance(meta.get("grade_id"), str):
+            ids.add(meta["grade_id"])
+    return ids
+
+
+def repair(notebook, name: str) -> list[str]:
+    """Drop duplicate grade_ids (keeping the first) and empty nbgrader blocks, in place."""
+    repairs, seen = [], set()
+    for index, cell in enumerate(notebook.cells):
+        metadata = cell.get("metadata", {})
+        if "nbgrader" not in metadata:
+            continue
+        meta = metadata["nbgrader"]
+        if not isinstance(meta, dict) or not meta:
+            del metadata["nbgrader"]
+            repairs.append(f"{name}: cell {index} had empty nbgrader metadata; treated as a plain cell")
+            continue
+        grade_id = meta.get("grade_id")
+        if grade_id in seen:
+            del metadata["nbgrader"]
+            repairs.append(
+                f"{name}: cell {index} repeats grade_id {grade_id!r} (a copied cell); the copy is "
+                "treated as a plain cell"
+            )
+            continue
+        if grade_id is not None:
+            seen.add(grade_id)
+    return repairs
+
+
+def read_submission(folder: Path, expected: dict[str, set[str]]) -> Intake:
+    """Read ``folder`` (``submitted/<student>/<assignment>``) for the ``expected`` notebooks.
+
+    ``expected``: notebook file name -> the grade_ids of its source (used to recognise a
+    renamed copy). Files other than these notebooks are ignored: nbgrader replaces
+    support files with the source versions, and nothing else is ever executed.
+    """
+    intake = Intake()
+    if not folder.is_dir():
+        intake.errors.append(f"no submission folder {folder}")
+        return intake
+    present = {p.name: p for p in folder.iterdir() if p.suffix == ".ipynb" and not p.name.startswith(".")}
+    strays = {name: path for name, path in present.items() if name not in expected}
+    for name, ids in expected.items():
+        path = present.get(name)
+        if path is None:
+            path = _find_renamed(strays, ids)
+            if path is None:
+                intake.errors.append(f"{name} is missing (found: {sorted(present) or 'no notebooks'})")
+                continue
+            intake.repairs.append(f"{name} was submitted as {path.name}; graded as {name}")
+            strays.pop(path.name)
+        try:
+            notebook = parse_notebook(path)
+        except ValueError as reason:
+            intake.errors.append(f"{path.name} {reason}")
+            continue
+        intake.repairs += repair(notebook, name)
+        intake.notebooks[name] = notebook
+    return intake
+
+
+def _find_renamed(strays: dict[str, Path], ids: set[str]) -> Path | None:
+    """The one stray notebook that carries at least half of the expected grade_ids."""
+    matches = []
+    for path in strays.values():
+        try:
+            found = _grade_ids(parse_notebook(path))
+        except ValueError:
+            continue
+        if ids and len(found & ids) * 2 >= len(ids):
+            matches.append(path)
+    return matches[0] if len(matches) == 1 else None

@@ -1,0 +1,145 @@
+"""hw5-autograde on a tiny course: broken and failing submissions never stop the class.
+
+Each case is a submission named by intent, with the points it must get and the reason
+that must be recorded. Sandboxed (the default); skipped where the sandbox cannot run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+
+import nbformat
+import pytest
+
+from graders import grade_class
+from toy_course import CORRECT, NOTEBOOK, TESTS, make_toy_course, points, released, report_of, submit
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+def _duplicate_test_cell():
+    notebook = released_notebook()
+    cells = notebook.cells
+    copy = nbformat.from_dict(cells[3])  # test_add, copy-pasted below itself
+    copy["id"] = "pasted-copy"
+    cells.insert(4, copy)
+    return notebook
+
+
+def _empty_metadata():
+    notebook = released_notebook()
+    notebook.cells.insert(2, nbformat.v4.new_code_cell("x = 1", metadata={"nbgrader": {}}))
+    return notebook
+
+
+_ROOT = {}
+
+
+def released_notebook():
+    return released(_ROOT["root"])
+
+
+#: student -> (how to submit, expected points per test cell, phrase in the recorded reason)
+CASES = {
+    "correct": (dict(solution=CORRECT), (1, 1), None),
+    "wrong": (dict(solution="def add(a, b):\n    return a - b\n"), (0, 0), None),
+    "correct-with-stderr": (
+        dict(solution="import sys\ndef add(a, b):\n    print('adding', file=sys.stderr)\n    return a + b\n"),
+        (1, 1), None,
+    ),
+    "invalid-json": (dict(raw=b'{"cells": [ this is not json'), (0, 0), "is not valid JSON"),
+    "json-not-a-notebook": (dict(raw=b'{"hello": "world"}'), (0, 0), "not an nbformat 4 notebook"),
+    "duplicate-grade-id": (dict(solution=CORRECT, notebook=_duplicate_test_cell), (1, 1), "repeats grade_id"),
+    "empty-nbgrader-metadata": (dict(solution=CORRECT, notebook=_empty_metadata), (1, 1), "empty nbgrader metadata"),
+    "renamed-notebook": (dict(solution=CORRECT, name="toy (1).ipynb"), (1, 1), "submitted as toy (1).ipynb"),
+    "kernel-death": (dict(solution="import os\nos._exit(1)\n"), (0, 0), "kernel_died"),
+    "infinite-loop": (dict(solution="def add(a, b):\n    while True:\n        pass\n"), (0, 0), "timeout"),
+}
+
+
+def _tree_hash(folder) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file():
+            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    root = make_toy_course(tmp_path_factory.mktemp("toy"))
+    _ROOT["root"] = root
+    for student, (how, _, _) in CASES.items():
+        how = dict(how)
+        if callable(how.get("notebook")):
+            how["notebook"] = how["notebook"]()
+        submit(root, student, **how)
+    source_hash = _tree_hash(root / "source")
+    report = root / "report.json"
+    code = grade_class.main(["toy", "--course", str(root), "--workers", "2", "--report", str(report)]
+                            + _short_timeouts())
+    return root, code, report_of(report), source_hash
+
+
+def _short_timeouts():
+    return ["--cell-timeout", "10"]
+
+
+@pytest.mark.parametrize("student", CASES)
+def test_each_submission_gets_its_points_and_reason(graded, student):
+    root, _, reports, _ = graded
+    _, expected, reason = CASES[student]
+    assert tuple(points(root, student).get(test, 0.0) for test in TESTS) == tuple(map(float, expected))
+    recorded = " ".join(reports[student]["errors"] + reports[student]["flags"])
+    if reason:
+        assert reason in recorded
+    else:
+        assert reports[student]["errors"] == []
+
+
+def test_the_exit_status_and_report_count_the_failures(graded):
+    _, code, reports, _ = graded
+    failed = sorted(student for student, entry in reports.items() if entry["status"] != "graded")
+    assert failed == ["invalid-json", "json-not-a-notebook"]  # the only notebook could not be read
+    assert code == 1
+
+
+def test_the_host_is_unchanged(graded):
+    from graders.sandbox.runner import leftover_mounts
+
+    root, _, _, source_hash = graded
+    assert _tree_hash(root / "source") == source_hash
+    assert leftover_mounts() == []
+    import subprocess
+
+    sleeping = subprocess.run(["pgrep", "-u", "65534"], capture_output=True, text=True).stdout.split()
+    assert sleeping == [], "a sandboxed process outlived its run"
+
+
+def test_students_already_graded_are_skipped_unless_forced(graded, capsys):
+    root = graded[0]
+    code = grade_class.main(["toy", "--course", str(root), "--student", "correct"])
+    assert code == 0
+    assert "1 skipped" in capsys.readouterr().out
+
+
+def test_grading_is_refused_without_a_working_sandbox(graded, monkeypatch, capsys):
+    from graders.sandbox import SandboxUnavailable
+    from graders.sandbox import selftest
+
+    def broken(*args, **kwargs):
+        raise SandboxUnavailable("bwrap: setting up uid map: Permission denied")
+
+    monkeypatch.setattr(selftest, "require_sandbox", broken)
+    code = grade_class.main(["toy", "--course", str(graded[0]), "--student", "correct", "--force"])
+    assert code == 2
+    assert "refusing to grade" in capsys.readouterr().err
+
+
+def test_no_sandbox_runs_only_when_asked_and_says_so(graded, capsys):
+    root = graded[0]
+    code = grade_class.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox"])
+    assert code == 0
+    assert "WITHOUT isolation" in capsys.readouterr().err
+    assert points(root, "correct") == {"test_add": 1.0, "test_add_more": 1.0}
