@@ -13,6 +13,7 @@ Both budgets are measured in the same run because these machines are noisy.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -26,8 +27,10 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from graders.autograde import autograde_student  # noqa: E402
+from graders.course import COURSE_ROOT, course_db_url  # noqa: E402
 from graders.release import make_scratch_course  # noqa: E402
 from graders.sample_class import REFERENCE  # noqa: E402
+from graders.scores import autograded_points, student_grades  # noqa: E402
 
 TRAINING_CELLS = ("train_baseline", "todo1", "todo2", "todo4", "todo6")
 
@@ -58,7 +61,8 @@ def phases(notebook_path: Path, started: float, wall: float) -> dict[str, float]
     return result
 
 
-def grade_once(root: Path, budget: str) -> tuple[float, dict[str, float]]:
+def grade_once(root: Path, budget: str) -> tuple[float, dict[str, float], dict]:
+    """Wall time, phases, and the verdicts: points per test cell and the accuracy lines."""
     env = {"HW5_GRADING_BUDGET": budget}
     started = time.time()
     outcome = autograde_student(REFERENCE.name, root=root, env=env)
@@ -66,7 +70,14 @@ def grade_once(root: Path, budget: str) -> tuple[float, dict[str, float]]:
     if not outcome.ok:
         raise SystemExit(f"grading failed under the {budget} budget: {outcome.detail}")
     notebook = root / "autograded" / REFERENCE.name / "hw5" / "hw5_part_b_cnn.ipynb"
-    return wall, phases(notebook, started, wall)
+    verdicts = {
+        "points": autograded_points(student_grades(course_db_url(root), REFERENCE.name)),
+        "accuracy_lines": [
+            line for cell in nbformat.read(notebook, as_version=4).cells for output in cell.get("outputs", [])
+            if output.get("name") == "stdout" for line in output["text"].splitlines() if " updates, test accuracy " in line
+        ],
+    }
+    return wall, phases(notebook, started, wall), verdicts
 
 
 def main(argv=None) -> int:
@@ -85,10 +96,10 @@ def main(argv=None) -> int:
         if not args.skip_full:
             results["full"] = [grade_once(root, "full") for _ in range(args.full_runs)]
 
-    medians = {budget: statistics.median(wall for wall, _ in runs) for budget, runs in results.items()}
+    medians = {budget: statistics.median(run[0] for run in runs) for budget, runs in results.items()}
     print(f"\nreference submission, nbgrader autograde, {os.cpu_count()} CPU cores")
     for budget, runs in results.items():
-        walls = ", ".join(f"{wall:.1f}" for wall, _ in runs)
+        walls = ", ".join(f"{run[0]:.1f}" for run in runs)
         print(f"  {budget:4s} budget: median {medians[budget]:7.1f} s   (runs: {walls})")
     if "full" in medians:
         print(f"  ratio full / fast: {medians['full'] / medians['fast']:.1f}x")
@@ -102,6 +113,20 @@ def main(argv=None) -> int:
     print("  " + "phase".ljust(36) + "".join(budget.rjust(10) for budget in columns))
     for name in names:
         print("  " + name.ljust(36) + "".join(f"{per_phase[b].get(name, 0.0):10.1f}" for b in columns))
+
+    verdicts = {budget: runs[0][2] for budget, runs in results.items()}
+    print("\nverdicts (points per test cell) and recomputed accuracies:")
+    for budget, verdict in verdicts.items():
+        print(f"  {budget}: {sum(verdict['points'].values()):g} points")
+        for line in verdict["accuracy_lines"]:
+            print(f"    {line}")
+    if "full" in verdicts:
+        agree = verdicts["fast"]["points"] == verdicts["full"]["points"]
+        print(f"  fast and full verdicts agree on every test cell: {'yes' if agree else 'NO'}")
+        record = COURSE_ROOT / "calibration" / "fast-vs-full.json"
+        record.parent.mkdir(exist_ok=True)
+        record.write_text(json.dumps({"medians_s": medians, "verdicts": verdicts, "agree": agree}, indent=2) + "\n")
+        print(f"  recorded in {record.relative_to(COURSE_ROOT)}")
     return 0
 
 

@@ -3,7 +3,7 @@
 ``hw5-demo`` (see README):
 1. regenerate ``release/hw5`` (and record the assignment in the gradebook);
 2. write the sample class (graders/sample_class.py) into ``submitted/``;
-3. autograde each student in its own process, into ``autograded/``;
+3. grade the class with ``hw5-autograde`` (sandboxed, one worker process per student at a time);
 4. print a per-student, per-TODO score table and check it against each sample's expected grade;
 5. write ``grades.csv`` with ``nbgrader export``.
 """
@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from graders.autograde import autograde_student
+from graders import grade_class
 from graders.course import COURSE_ROOT, course_db_url, run_nbgrader
+from graders.grade_class import STAGING
 from graders.release import refresh_release
 from graders.sample_class import SAMPLE_CLASS
 from graders.scores import autograded_points, score_table, student_grades
@@ -34,17 +36,18 @@ def main(argv=None) -> int:
         mock.write(COURSE_ROOT / "submitted")
         print(f"   {mock.name}: {mock.intent}")
 
-    print("3. autograding, one process per student ...", flush=True)
-    outcomes = {}
-    for mock in SAMPLE_CLASS:
-        outcome = autograde_student(mock.name)
-        outcomes[mock.name] = outcome
-        status = "ok" if outcome.ok else f"FAILED: {outcome.detail}"
-        print(f"   {mock.name}: {outcome.seconds:.1f} s, {status}", flush=True)
+    print("3. autograding the class: hw5-autograde (sandboxed, each student in a worker) ...", flush=True)
+    report_path = COURSE_ROOT / STAGING / "demo-report.json"
+    report_path.parent.mkdir(exist_ok=True)
+    students = [argument for mock in SAMPLE_CLASS for argument in ("--student", mock.name)]
+    code = grade_class.main(["hw5", "--course", str(COURSE_ROOT), "--force", "--report", str(report_path), *students])
+    if code == 2:
+        return 2  # no working sandbox: hw5-autograde said why
+    reports = {entry["student"]: entry for entry in json.loads(report_path.read_text())}
 
     db_url = course_db_url()
     rows = {mock.name: student_grades(db_url, mock.name) for mock in SAMPLE_CLASS}
-    errors = {name: o.detail for name, o in outcomes.items() if not o.ok}
+    errors = {name: "; ".join(entry["errors"]) for name, entry in reports.items() if entry["status"] != "graded"}
     print("\n4. autograded points per student (written answers await manual grading):")
     print(score_table(rows, errors))
 

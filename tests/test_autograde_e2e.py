@@ -1,12 +1,14 @@
 """End to end: release, submit, `nbgrader autograde` (real kernels, real TensorFlow), gradebook.
 
-Each submission costs tens of seconds, so this module grades a handful: the sample
-class, one correct solution in another style, and the reference twice (determinism).
+Each submission costs tens of seconds, so this module grades a handful, with the
+sandboxed class grader: the sample class, one correct solution in another style, and
+the reference twice (determinism). ``nbgrader validate`` runs plain nbgrader.
 The whole mutant corpus is in test_corpus_slow.py behind the `slow` marker.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 
@@ -14,7 +16,7 @@ import nbformat
 import pytest
 
 from corpus.correct_styles import KERAS2_STYLE
-from graders.autograde import autograde_student
+from graders import grade_class
 from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
 from graders.release import make_scratch_course
 from graders.sample_class import REFERENCE, SAMPLE_CLASS
@@ -29,18 +31,20 @@ STUDENTS = (*SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN)
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
+    """Grade the students with hw5-autograde, the sandboxed class grader (as instructors do)."""
     root = make_scratch_course(tmp_path_factory.mktemp("course"))
-    outcomes = {}
     for mock in STUDENTS:
         mock.write(root / "submitted", root=root)
-        outcomes[mock.name] = autograde_student(mock.name, root=root)
+    report = root / "report.json"
+    grade_class.main(["hw5", "--course", str(root), "--report", str(report)])
+    outcomes = {entry["student"]: entry for entry in json.loads(report.read_text())}
     return root, outcomes
 
 
 @pytest.mark.parametrize("mock", STUDENTS, ids=lambda mock: mock.name)
 def test_each_submission_gets_exactly_its_expected_points(graded, mock):
     root, outcomes = graded
-    assert outcomes[mock.name].ok, outcomes[mock.name].detail
+    assert outcomes[mock.name]["status"] == "graded" and not outcomes[mock.name]["errors"], outcomes[mock.name]
     got = autograded_points(student_grades(course_db_url(root), mock.name))
     want = mock.expected_points(autograded_max_points(root))
     assert got == want
