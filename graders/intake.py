@@ -6,7 +6,11 @@ Nothing here runs student code. For each notebook the assignment expects:
 - a file that is too large, not JSON, or not a notebook is reported, not parsed further;
 - a copy-pasted graded cell (duplicate grade_id) keeps its first occurrence, and later
   copies lose their nbgrader metadata (nbgrader would abort the whole batch);
-- an empty ``nbgrader: {}`` block is dropped (same reason).
+- an empty ``nbgrader: {}`` block is dropped (same reason);
+- a cell whose grade_id the source does not have (an edited grade_id) loses its nbgrader
+  metadata, so the original cell comes back (``add_missing_cells``) instead of nbgrader
+  failing the notebook with a bare ``KeyError``;
+- a notebook without cells is reported (nbgrader cannot re-add the solution cell).
 Every repair is reported, so an instructor can review it.
 """
 
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,8 +80,9 @@ def _grade_ids(notebook) -> set[str]:
     return ids
 
 
-def repair(notebook, name: str) -> list[str]:
-    """Drop duplicate grade_ids (keeping the first) and empty nbgrader blocks, in place."""
+def repair(notebook, name: str, known_ids: set[str] | None = None) -> list[str]:
+    """Drop duplicate grade_ids (keeping the first), empty nbgrader blocks and, when
+    ``known_ids`` is given, grade_ids the source does not have; in place."""
     repairs, seen = [], set()
     for index, cell in enumerate(notebook.cells):
         metadata = cell.get("metadata", {})
@@ -93,6 +99,13 @@ def repair(notebook, name: str) -> list[str]:
             repairs.append(
                 f"{name}: cell {index} repeats grade_id {grade_id!r} (a copied cell); the copy is "
                 "treated as a plain cell"
+            )
+            continue
+        if known_ids and grade_id is not None and grade_id not in known_ids:
+            del metadata["nbgrader"]
+            repairs.append(
+                f"{name}: cell {index} has grade_id {grade_id!r}, which the assignment does not "
+                "have (edited?); treated as a plain cell, the original cell is put back"
             )
             continue
         if grade_id is not None:
@@ -127,7 +140,10 @@ def read_submission(folder: Path, expected: dict[str, set[str]]) -> Intake:
         except ValueError as reason:
             intake.errors.append(f"{path.name} {reason}")
             continue
-        intake.repairs += repair(notebook, name)
+        if not notebook.cells:
+            intake.errors.append(f"{path.name} has no cells")
+            continue
+        intake.repairs += repair(notebook, name, ids)
         intake.notebooks[name] = notebook
     return intake
 
@@ -143,3 +159,33 @@ def _find_renamed(strays: dict[str, Path], ids: set[str]) -> Path | None:
         if ids and len(found & ids) * 2 >= len(ids):
             matches.append(path)
     return matches[0] if len(matches) == 1 else None
+
+
+#: Code that in-kernel tests cannot defend against (the kernel is the student's): its
+#: presence does not change a grade, but the submission is flagged for an instructor.
+_SUSPICIOUS = {
+    "rewrites later cells": r"input_transformers|ast_transformers|register_magic|events\.register",
+    "replaces modules or builtins": r"sys\.modules|\bbuiltins\b|__builtins__|importlib|meta_path",
+    "patches the grading, the data or Keras": (
+        r"\bgraders\b|hw5_data\.\w+\s*=[^=]|\.(evaluate|predict|fit)\s*=[^=]|History\("
+        r"|\.history\[[^\]]*\]\s*=[^=]|__eq__|np\.testing\.\w+\s*=[^=]|iterations\.assign"
+    ),
+    "changes how results are displayed": r"displayhook|ast_node_interactivity|showtraceback|set_custom_exc",
+    "reaches outside the notebook": (
+        r"subprocess|os\.system|\bsocket\b|urllib|\brequests\b|ctypes|os\.kill|\bsignal\.|open\(\s*['\"]/"
+    ),
+}
+
+
+def suspicious_code(notebook, name: str) -> list[str]:
+    """Review flags for student-editable cells whose code matches a known tampering pattern."""
+    flags = []
+    for index, cell in enumerate(notebook.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") != "code" or meta.get("locked"):
+            continue  # locked cells are restored from the gradebook before running
+        for what, pattern in _SUSPICIOUS.items():
+            hits = sorted({match.group(0).strip() for match in re.finditer(pattern, cell.source)})
+            if hits:
+                flags.append(f"{name}: cell {index} {what} ({', '.join(hits)})")
+    return flags

@@ -8,7 +8,6 @@ The whole mutant corpus is in test_corpus_slow.py behind the `slow` marker.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import replace
 
@@ -16,9 +15,8 @@ import nbformat
 import pytest
 
 from corpus.correct_styles import KERAS2_STYLE
-from graders import grade_class
+from corpus.grading import grade_mocks
 from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
-from graders.release import make_scratch_course
 from graders.sample_class import REFERENCE, SAMPLE_CLASS
 from graders.scores import autograded_points, student_grades
 from graders.submissions import autograded_max_points
@@ -32,13 +30,7 @@ STUDENTS = (*SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN)
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Grade the students with hw5-autograde, the sandboxed class grader (as instructors do)."""
-    root = make_scratch_course(tmp_path_factory.mktemp("course"))
-    for mock in STUDENTS:
-        mock.write(root / "submitted", root=root)
-    report = root / "report.json"
-    grade_class.main(["hw5", "--course", str(root), "--report", str(report)])
-    outcomes = {entry["student"]: entry for entry in json.loads(report.read_text())}
-    return root, outcomes
+    return grade_mocks(tmp_path_factory.mktemp("course"), STUDENTS)
 
 
 @pytest.mark.parametrize("mock", STUDENTS, ids=lambda mock: mock.name)

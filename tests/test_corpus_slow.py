@@ -6,15 +6,12 @@ score, with:  make mutation-score   (= pytest -m slow -s tests/test_corpus_slow.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from corpus.correct_styles import ALL as CORRECT_STYLES
 from corpus.mutants import MUTANTS
-from graders import grade_class
+from corpus.grading import grade_mocks
 from graders.course import course_db_url
-from graders.release import make_scratch_course
 from graders.sample_class import REFERENCE
 from graders.scores import autograded_points, student_grades
 from graders.submissions import autograded_max_points
@@ -28,12 +25,7 @@ WORKERS = 2
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    root = make_scratch_course(tmp_path_factory.mktemp("corpus"))
-    for mock in CORPUS:
-        mock.write(root / "submitted", root=root)
-    report = root / "report.json"
-    grade_class.main(["hw5", "--course", str(root), "--workers", str(WORKERS), "--report", str(report)])
-    outcomes = {entry["student"]: entry for entry in json.loads(report.read_text())}
+    root, outcomes = grade_mocks(tmp_path_factory.mktemp("corpus"), CORPUS, workers=WORKERS)
     db_url = course_db_url(root)
     points = {mock.name: autograded_points(student_grades(db_url, mock.name)) for mock in CORPUS}
     return autograded_max_points(root), outcomes, points
