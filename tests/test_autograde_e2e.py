@@ -30,7 +30,7 @@ STUDENTS = (*SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN)
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     """Grade the students with hw5-autograde, the sandboxed class grader (as instructors do)."""
-    return grade_mocks(tmp_path_factory.mktemp("course"), STUDENTS)
+    return grade_mocks(tmp_path_factory.mktemp("course"), STUDENTS, workers=2)
 
 
 @pytest.mark.parametrize("mock", STUDENTS, ids=lambda mock: mock.name)
