@@ -5,6 +5,10 @@
 # MNIST: point HW5_MNIST_PATH at a local mnist.npz; without it, Keras downloads it once.
 
 VENV ?= .venv
+# Kernels run in other folders (and in the sandbox): pass the data path on as absolute.
+ifdef HW5_MNIST_PATH
+export HW5_MNIST_PATH := $(abspath $(HW5_MNIST_PATH))
+endif
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
