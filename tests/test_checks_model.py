@@ -107,6 +107,21 @@ def test_functional_api_and_separate_activation_layers_pass():
     check_architecture(compiled(keras.Model(inputs, outputs)), "define_model")
 
 
+def test_activation_functions_given_as_tensorflow_functions_pass():
+    import tensorflow as tf
+
+    model = compiled(
+        sequential(
+            layers.Conv2D(32, (3, 3), activation=tf.nn.relu),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(100, activation=keras.activations.relu),
+            layers.Dense(10, activation=tf.nn.softmax),
+        )
+    )
+    check_architecture(model, "define_model")
+
+
 def test_expected_sizes_match_the_homework_table():
     """The derived expectations agree with the sizes computed by hand in the spec."""
     one = describe_model(reference.define_model(0.01))

@@ -28,12 +28,18 @@ def _plain(value):
     return value
 
 
+#: Other names of the same activation (``tf.nn.softmax.__name__`` is ``softmax_v2``).
+_ACTIVATION_ALIASES = {"softmax_v2": "softmax"}
+
+
 def _activation_name(value) -> str:
+    """A plain name for an activation given as a name, a function or a serialized dict."""
     if value is None:
         return "linear"
-    if isinstance(value, str):
-        return value
-    return getattr(value, "__name__", str(value))
+    if isinstance(value, dict):  # Keras 3 serializes a non-Keras function as a dict
+        value = value.get("config") if isinstance(value.get("config"), str) else value.get("class_name")
+    name = value if isinstance(value, str) else getattr(value, "__name__", str(value))
+    return _ACTIVATION_ALIASES.get(name, name)
 
 
 def _shape_without_batch(shape) -> list:
@@ -78,8 +84,10 @@ def describe_layers(model) -> list[dict]:
                 continue
         entry = {"class": kind}
         for field in ARCHITECTURE_FIELDS.get(kind, ()):
-            value = config.get(field)
-            entry[field] = _activation_name(value) if field == "activation" else _plain(value)
+            if field == "activation":  # the function itself: tf.nn.relu and "relu" are one thing
+                entry[field] = _activation_name(getattr(layer, "activation", None) or config.get(field))
+            else:
+                entry[field] = _plain(config.get(field))
         entry["output_shape"] = None if shape is None else _shape_without_batch(shape)
         entry["params"] = int(layer.count_params()) if layer.built else None
         described.append(entry)
