@@ -111,9 +111,24 @@ def test_python_inside_binds_the_base_prefix():
     import sys
 
     exe, prefixes = bw.python_inside()
-    assert exe == sys.executable
+    assert exe == sys.executable  # this venv is not under a replaced path: same path inside
     real = os.path.realpath(exe)
-    assert any(real.startswith(p + "/") for p in prefixes)
+    assert any(real.startswith(host + "/") for host, _ in prefixes)
+
+
+def test_a_venv_under_tmp_is_bound_elsewhere_and_its_python_follows(monkeypatch):
+    """A checkout (and its .venv) under /tmp: the sandbox's own /tmp would hide it."""
+    import sys
+
+    monkeypatch.setattr(sys, "prefix", "/tmp/ci/main/.venv")
+    monkeypatch.setattr(sys, "exec_prefix", "/tmp/ci/main/.venv")
+    monkeypatch.setattr(sys, "executable", "/tmp/ci/main/.venv/bin/python")
+    monkeypatch.setattr(os.path, "realpath", lambda p: sys.base_prefix + "/bin/python3"
+                        if p == "/tmp/ci/main/.venv/bin/python" else p)
+    exe, prefixes = bw.python_inside()
+    assert ("/tmp/ci/main/.venv", bw.REMAPPED_PYTHON + "/0") in prefixes or any(
+        host == "/tmp/ci/main/.venv" and inside.startswith(bw.REMAPPED_PYTHON) for host, inside in prefixes)
+    assert exe.startswith(bw.REMAPPED_PYTHON) and exe.endswith("/bin/python")
 
 
 # -- hostile output -------------------------------------------------------------------

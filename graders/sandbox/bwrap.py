@@ -259,8 +259,24 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
     return argv
 
 
-def python_inside() -> tuple[str, list[str]]:
-    """The interpreter to run inside and the host prefixes it needs (same paths)."""
+#: Where a Python prefix that lies under a path the sandbox replaces (a venv in a
+#: checkout under /tmp, say) is bound inside instead.
+REMAPPED_PYTHON = "/opt/sandbox-python"
+_REPLACED_TOPS = ("/tmp", "/run", "/proc", "/dev", "/etc")
+
+
+def _under(path: str, tops) -> bool:
+    return any(path == t or path.startswith(t.rstrip("/") + "/") for t in tops)
+
+
+def python_inside() -> tuple[str, list[tuple[str, str]]]:
+    """The interpreter to run inside, and the (host, inside) binds of the prefixes it needs.
+
+    Prefixes are bound at their own paths, except one under a path the sandbox replaces
+    (``/tmp``...), which is bound under :data:`REMAPPED_PYTHON`: a virtualenv finds its
+    ``pyvenv.cfg`` next to the interpreter it is started as, so it works from there. A
+    base installation must stay at its own path (the venv's ``python`` links to it).
+    """
     prefixes: list[str] = []
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
         rp = os.path.realpath(p)
@@ -279,11 +295,19 @@ def python_inside() -> tuple[str, list[str]]:
     for p in prefixes:
         if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
             kept.append(p)
-    result: list[str] = []
+    bases = {os.path.realpath(q) for q in (sys.base_prefix, sys.base_exec_prefix)}
+    result: list[tuple[str, str]] = []
     for p in kept:
-        if any(p == t or p.startswith(t + "/") for t in ("/tmp", "/run", "/proc", "/dev", "/etc")):
-            raise BwrapError(f"python prefix {p} lies under a path the sandbox replaces")
-        if any(p == t or p.startswith(t + "/") for t in SYSTEM_TOP):
+        if _under(p, SYSTEM_TOP):
             continue  # already bound with /usr
-        result.append(p)
+        inside = p
+        if _under(p, _REPLACED_TOPS):
+            if os.path.realpath(p) in bases:
+                raise BwrapError(f"base python prefix {p} lies under a path the sandbox replaces")
+            inside = f"{REMAPPED_PYTHON}/{len(result)}"
+        result.append((p, inside))
+    for host, inside in sorted(result, key=lambda pair: -len(pair[0])):
+        if exe == host or exe.startswith(host.rstrip("/") + "/"):
+            exe = inside + exe[len(host.rstrip("/")):]
+            break
     return exe, result

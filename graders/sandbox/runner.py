@@ -292,8 +292,8 @@ class SandboxRun:
         self._build_kit()
         bw.write_etc(self.host("etc"), lim)
         _, prefixes = bw.python_inside()
-        for p in prefixes:
-            self.python_binds.append(bw.Bind(self.mirror(p), p))
+        for host, inside in prefixes:
+            self.python_binds.append(bw.Bind(self.mirror(host), inside))
         try:
             self.cgroup = SandboxCgroup(
                 memory_bytes=lim.memory_bytes, pids_max=lim.pids,

@@ -187,7 +187,7 @@ def self_test(limits: SandboxLimits | None = None,
         "must_fail": ["/probe", "/usr/probe", "/etc/probe", "/home/probe",
                       "/home/student/probe", "/sandbox/probe", f"{bw.INSIDE_KIT}/probe",
                       "/dev/probe"]
-                     + [f"{p}/probe" for p in prefixes],
+                     + [f"{inside}/probe" for _, inside in prefixes],
         "must_work": ["/tmp/probe", "/dev/shm/probe", f"{bw.INSIDE_WORK}/probe",
                       f"{bw.INSIDE_HOME}/probe"],
         "sentinels": list(sentinels if sentinels is not None else default_sentinels())
