@@ -33,7 +33,7 @@ import nbformat
 
 from graders.course import COURSE_ROOT, course_db_url
 from graders.execution import Job, JobResult, build_kit, execute_job
-from graders.intake import read_submission
+from graders.intake import read_submission, suspicious_code
 from graders.pipeline import AUTOGRADE, executed_path, sanitize
 
 STAGING = ".grading"  # under the course root: repaired submissions and executed notebooks
@@ -92,32 +92,45 @@ def students_to_grade(root: Path, assignment: str, named: list[str] | None, forc
     return todo, done
 
 
-def _manual_scores(db_url: str, assignment: str, student: str) -> dict:
-    """(notebook, grade_id) -> manual_score of the autograded (code) cells."""
+def _manual_scores(db_url: str, assignment: str) -> dict:
+    """(student, notebook, grade_id) -> manual_score of every autograded (code) cell."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url) as gradebook:
         try:
-            submission = gradebook.find_submission(assignment, student)
+            submissions = gradebook.find_assignment(assignment).submissions
         except MissingEntry:
             return {}
-        return {(nb.name, g.name): g.manual_score for nb in submission.notebooks
-                for g in nb.grades if g.cell_type == "code"}
+        return {(sub.student.id, nb.name, g.name): g.manual_score for sub in submissions
+                for nb in sub.notebooks for g in nb.grades if g.cell_type == "code"}
 
 
-def _reset_forged_manual_scores(db_url, assignment, student, before: dict) -> list[str]:
-    """No autograded cell may carry a manual score that no instructor set before this run."""
-    from nbgrader.api import Gradebook
+def _reset_forged_manual_scores(db_url, assignment, before: dict, students=None) -> dict[str, list[str]]:
+    """No autograded cell may carry a manual score that no instructor set before this run.
 
-    forged = []
+    ``before``: :func:`_manual_scores` taken before any student code ran (an unsandboxed
+    kernel can write the gradebook while it runs). Checks ``students`` (default: all);
+    returns student -> what was reset.
+    """
+    from nbgrader.api import Gradebook, MissingEntry
+
+    forged: dict[str, list[str]] = {}
     with Gradebook(db_url) as gradebook:
-        submission = gradebook.find_submission(assignment, student)
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                key = (notebook.name, grade.name)
-                if grade.cell_type == "code" and grade.manual_score is not None and before.get(key) is None:
-                    forged.append(f"{notebook.name}/{grade.name}: manual score {grade.manual_score} reset")
-                    grade.manual_score = None
+        try:
+            submissions = (gradebook.find_assignment(assignment).submissions if students is None
+                           else [gradebook.find_submission(assignment, student) for student in students])
+        except MissingEntry:
+            return forged
+        for submission in submissions:
+            student = submission.student.id
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    key = (student, notebook.name, grade.name)
+                    if grade.cell_type == "code" and grade.manual_score is not None and before.get(key) is None:
+                        forged.setdefault(student, []).append(
+                            f"{notebook.name}/{grade.name}: manual score {grade.manual_score} reset "
+                            "(written while student code ran)")
+                        grade.manual_score = None
         gradebook.db.commit()
     return forged
 
@@ -137,9 +150,20 @@ class Grader:
                     "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
         self.limits = {"threads": threads, **(limits or {})}
         self.data_file = data_file
+        self.manual_before = _manual_scores(self.db_url, assignment)  # before any student code runs
 
     def close(self):
         shutil.rmtree(self.kit, ignore_errors=True)
+
+    def sweep_forged(self, reports: dict[str, StudentReport]) -> None:
+        """After the batch: a kernel that ran after a student was recorded may have written
+        that student's (or anyone's) manual scores; reset them all."""
+        forged = _reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before)
+        for student, flags in forged.items():
+            if student in reports:
+                reports[student].flags += flags
+            else:
+                print(f"hw5-autograde: {student} (not in this batch): " + "; ".join(flags), file=sys.stderr)
 
     # 1. intake ---------------------------------------------------------------------
     def prepare(self, student: str, report: StudentReport) -> Job | None:
@@ -164,6 +188,7 @@ class Grader:
                 report.errors.append(f"{name} could not be prepared for grading: {type(error).__name__}: {error}")
                 (staged / name).unlink()
                 continue
+            report.flags += suspicious_code(clean, name)  # student-editable cells only
             notebooks[name] = nbformat.writes(clean)
         shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
         return Job(student=student, notebooks=notebooks, support_files=self.support, kit_dir=str(self.kit),
@@ -188,13 +213,13 @@ class Grader:
         config.CourseDirectory.submitted_directory = f"{STAGING}/submitted"
         config.Autograde.autograde_preprocessors = AUTOGRADE
         config.PrecomputedExecute.results_directory = str(self.staging / "executed")
-        before = _manual_scores(self.db_url, self.assignment, report.student)
         outcome = NbGraderAPI(config=config).autograde(self.assignment, report.student, force=True, create=True)
         if not outcome.get("success"):
             report.status = "failed"
             report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
             return
-        report.flags += _reset_forged_manual_scores(self.db_url, self.assignment, report.student, before)
+        report.flags += _reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
+                                                    [report.student]).get(report.student, [])
         report.score, report.max_score = _autograded_total(self.db_url, self.assignment, report.student)
         report.status = "graded"
 
@@ -233,7 +258,7 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
         client = Client(scheduler)
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               memory_limit=0, dashboard_address=None)
+                               memory_limit=0, dashboard_address=":0")
         client = Client(cluster)
     bar = tqdm(total=len(students), unit="student", disable=not progress, file=sys.stderr,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
@@ -256,7 +281,8 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             except Exception as error:
                 report.status = "failed"
                 report.errors.append(f"grading failed: {type(error).__name__}: {str(error)[:300]}")
-            report.seconds = time.monotonic() - started[student]
+            # The worker's own time: queueing behind other students is not this one's cost.
+            report.seconds = result.seconds if result else time.monotonic() - started[student]
             bar.set_postfix_str(f"{student}: {report.status}")
             bar.update()
     except KeyboardInterrupt:
@@ -268,6 +294,10 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
         client.close()
         if cluster is not None:
             cluster.close()
+    try:
+        grader.sweep_forged(reports)
+    except Exception as error:  # the grades are saved; say that this check did not run
+        print(f"hw5-autograde: could not check the gradebook for forged manual scores: {error}", file=sys.stderr)
     return reports
 
 
@@ -303,6 +333,7 @@ def main(argv=None) -> int:
                         help="run student code WITHOUT isolation, as this user (never the default)")
     parser.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the sandbox's)")
     parser.add_argument("--notebook-timeout", type=int, help="seconds per notebook (default: the sandbox's)")
+    parser.add_argument("--memory-mb", type=int, help="memory limit per notebook in MiB (default: the sandbox's)")
     parser.add_argument("--report", type=Path, help="also write the per-student report as JSON here")
     args = parser.parse_args(argv)
 
@@ -329,7 +360,8 @@ def main(argv=None) -> int:
     db_url = course_db_url(root)
     students, skipped = students_to_grade(root, args.assignment, args.student, args.force, db_url)
     limits = {key: value for key, value in (("cell_timeout_s", args.cell_timeout),
-                                             ("notebook_timeout_s", args.notebook_timeout)) if value}
+                                             ("notebook_timeout_s", args.notebook_timeout),
+                                             ("memory_mb", args.memory_mb)) if value}
     grader = Grader(root, args.assignment, sandbox=sandbox, budget=args.budget, threads=threads,
                     data_file=os.path.abspath(data_file) if data_file else None, limits=limits)
     try:
