@@ -15,7 +15,8 @@ import nbformat
 import pytest
 
 from corpus.correct_styles import KERAS2_STYLE
-from corpus.grading import grade_mocks
+from corpus.grading import SHARED_MUTANTS, shared_class
+from corpus.mutants import MUTANTS
 from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
 from graders.sample_class import REFERENCE, SAMPLE_CLASS
 from graders.scores import autograded_points, student_grades
@@ -24,13 +25,16 @@ from graders.submissions import autograded_max_points
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_mnist]
 
 REFERENCE_AGAIN = replace(REFERENCE, name="reference-again", intent="The reference, graded a second time.")
-STUDENTS = (*SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN)
+STUDENTS = (
+    *SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN,
+    *(mock for mock in MUTANTS if mock.name in SHARED_MUTANTS),
+)
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """Grade the students with hw5-autograde, the sandboxed class grader (as instructors do)."""
-    return grade_mocks(tmp_path_factory.mktemp("course"), STUDENTS, workers=2)
+    """The session's graded class (hw5-autograde, sandboxed, as instructors grade)."""
+    return shared_class(tmp_path_factory)
 
 
 @pytest.mark.parametrize("mock", STUDENTS, ids=lambda mock: mock.name)

@@ -19,3 +19,32 @@ def grade_mocks(base: Path, mocks, workers: int | None = None) -> tuple[Path, di
     options = ["--workers", str(workers)] if workers else []
     grade_class.main(["hw5", "--course", str(root), "--report", str(report), *options])
     return root, {entry["student"]: entry for entry in json.loads(report.read_text())}
+
+
+_SHARED: dict[str, tuple[Path, dict[str, dict]]] = {}
+
+
+def shared_class(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    """One graded HW5 class for the whole test session (grading costs minutes, so the
+    end-to-end and the feedback tests share it): the sample class, a correct solution in
+    another style, the reference again (determinism) and three failing mutants."""
+    if "class" not in _SHARED:
+        from dataclasses import replace
+
+        from corpus.correct_styles import KERAS2_STYLE
+        from corpus.mutants import MUTANTS
+        from graders.sample_class import REFERENCE, SAMPLE_CLASS
+
+        by_name = {mock.name: mock for mock in MUTANTS}
+        students = (
+            *SAMPLE_CLASS,
+            KERAS2_STYLE,
+            replace(REFERENCE, name="reference-again", intent="The reference, graded a second time."),
+            *(by_name[name] for name in SHARED_MUTANTS),
+        )
+        _SHARED["class"] = grade_mocks(tmp_path_factory.mktemp("shared-class") / "course", students, workers=2)
+    return _SHARED["class"]
+
+
+#: Failing mutants in the shared class (their feedback is checked for leaks).
+SHARED_MUTANTS = ("dense100-softmax-output", "batch-size-1024", "part-a-wrong-choice-and-flipped-kernel")
