@@ -3,8 +3,9 @@
     hw5-class-report [ASSIGNMENT] [--course ROOT] [--report FILE] [--out FILE]
 
 Reads the gradebook, the autograded notebooks and, with ``--report``, the JSON that
-``hw5-autograde --report`` wrote. The HTML (default ``class-report.html`` in the course
-root) has no external resource: its plots are PNGs embedded as base64. It shows:
+``hw5-autograde --report`` wrote. The HTML (default ``reports/class-report.html`` in the
+course root, which git ignores) has no external resource: its plots are PNGs embedded
+as base64. It shows:
 
 1. the score distribution (total so far, and autograded points);
 2. the pass rate of each test cell;
@@ -329,7 +330,7 @@ def render(records: list[StudentRecord], assignment: str, has_report: bool) -> s
 
 def write_report(root: Path, assignment: str = "hw5", report: Path | None = None, out: Path | None = None) -> Path:
     records = collect(root, assignment, report)
-    out = out or root / "class-report.html"
+    out = out or root / "reports" / "class-report.html"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render(records, assignment, report is not None), encoding="utf-8")
     return out
@@ -343,7 +344,7 @@ def main(argv=None) -> int:
     parser.add_argument("--course", type=Path,
                         default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
     parser.add_argument("--report", type=Path, help="the JSON report of hw5-autograde --report")
-    parser.add_argument("--out", type=Path, help="the HTML file (default: COURSE/class-report.html)")
+    parser.add_argument("--out", type=Path, help="the HTML file (default: COURSE/reports/class-report.html)")
     args = parser.parse_args(argv)
     path = write_report(args.course.resolve(), args.assignment, args.report, args.out)
     print(f"wrote {path}")

@@ -2,7 +2,7 @@
 
     hw5-export [ASSIGNMENT] [--course ROOT] [--out DIR] [--report FILE]
 
-Writes into ``--out`` (default ``exports/``):
+Writes into ``--out`` (default ``reports/`` in the course root, which git ignores):
 
 - ``nbgrader-grades.csv``: nbgrader's own export (``nbgrader export``), one row per
   student and assignment;
@@ -334,14 +334,15 @@ def main(argv=None) -> int:
     parser.add_argument("assignment", nargs="?", default="hw5")
     parser.add_argument("--course", type=Path,
                         default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
-    parser.add_argument("--out", type=Path, help="output folder (default: COURSE/exports)")
+    parser.add_argument("--out", type=Path, help="output folder (default: COURSE/reports)")
     parser.add_argument("--report", type=Path, help="the JSON report of hw5-autograde --report")
     args = parser.parse_args(argv)
     root = args.course.resolve()
-    written = export_all(root, args.assignment, args.out or root / "exports", args.report)
+    out = args.out or root / "reports"
+    written = export_all(root, args.assignment, out, args.report)
     print(f"wrote {written['nbgrader']}")
     print(f"wrote {written['lms']}")
-    print(f"wrote {len(written['gradescope'])} Gradescope results.json under {(args.out or root / 'exports') / 'gradescope'}")
+    print(f"wrote {len(written['gradescope'])} Gradescope results.json under {out / 'gradescope'}")
     return 0
 
 

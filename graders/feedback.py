@@ -276,11 +276,12 @@ def summary_html(cells, budget: str | None, title: str, grades: dict[str, GradeI
             f'<td class="hw5-outcome" style="color:{colour};font-weight:bold">{html.escape(outcome)}</td>'
             f'<td class="hw5-message" style="white-space:pre-wrap">{html.escape(message)}</td></tr>'
         )
-    budget_text = html.escape(budget) if budget else "not printed (did the setup cell run?)"
+    budget_note = (f"<p><b>Grading budget.</b> {html.escape(budget)}: the data your notebook trained on while "
+                   "it was graded. Run yourself, the setup cell prints the budget you get (the full data), "
+                   "so your own accuracies can differ from the graded ones.</p>\n") if budget else ""
     return (
         f'<div class="hw5-feedback-summary">\n<h2>{html.escape(title)}: your results</h2>\n'
-        f"<p><b>Grading budget.</b> {budget_text}. Graded runs train on this subset, so "
-        "accuracies are lower than on the full data you use at home.</p>\n"
+        + budget_note +
         "<p>Each test's message says what to fix. Where a test cell shows the comment "
         f"<code>{html.escape(HIDDEN_PLACEHOLDER)}</code>, more tests ran; their code is not "
         "shown, but their messages are.</p>\n"
