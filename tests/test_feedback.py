@@ -8,8 +8,9 @@ expectations, reference code or graders' rubrics.
   their feedback is searched for every hidden-test line, threshold, non-public
   expectation and line of graders/reference.py, and must show the messages, plots and budget.
 
-The graded courses are built once per session by the builders below (other test modules
-import them). ``HW5_FEEDBACK_COURSE=DIR`` reuses a HW5 course already graded with at least
+The graded courses are built once per session: the toy course by the builder below, the
+HW5 class by tests/corpus/grading.py (shared with the e2e tests); other test modules import
+the builders. ``HW5_FEEDBACK_COURSE=DIR`` reuses a HW5 course already graded with at least
 :data:`HW5_STUDENTS` (and ``report.json``): for development only.
 """
 
@@ -26,6 +27,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_markdown_cell
 
+from corpus.grading import SHARED_MUTANTS, shared_class
 from graders import feedback
 from graders.course import COURSE_ROOT
 
@@ -106,34 +108,24 @@ def graded_toy_course(tmp_path_factory) -> tuple[Path, Path]:
     return _COURSES["toy"]
 
 
-#: The HW5 class graded once per session: the reference, the untouched release, and three
-#: failing mutants (a model mistake that cascades, a training mistake, Part A mistakes).
-HW5_MUTANTS = ("dense100-softmax-output", "batch-size-1024", "part-a-wrong-choice-and-flipped-kernel")
+#: From the HW5 class graded once per session (tests/corpus/grading.py): the reference,
+#: the untouched release, and three failing mutants (a model mistake that cascades, a
+#: training mistake, Part A mistakes).
+HW5_MUTANTS = SHARED_MUTANTS
 HW5_STUDENTS = ("reference", "untouched-release", *HW5_MUTANTS)
 
 
-def hw5_mocks():
-    from corpus.mutants import MUTANTS
-    from graders.sample_class import REFERENCE, UNTOUCHED_RELEASE
-
-    by_name = {mock.name: mock for mock in MUTANTS}
-    return (REFERENCE, UNTOUCHED_RELEASE, *(by_name[name] for name in HW5_MUTANTS))
-
-
 def graded_hw5_course(tmp_path_factory) -> tuple[Path, Path]:
-    """The HW5 class above in a scratch course, graded by hw5-autograde (minutes, once)."""
+    """The session's graded HW5 class (shared with the e2e tests: minutes, once)."""
     if "hw5" not in _COURSES:
         reuse = os.environ.get("HW5_FEEDBACK_COURSE")
         if reuse:
             root = Path(reuse)
             assert all((root / "autograded" / s / "hw5").is_dir() for s in HW5_STUDENTS), \
                 f"HW5_FEEDBACK_COURSE={reuse} lacks some of {HW5_STUDENTS}"
-            _COURSES["hw5"] = (root, root / "report.json")
         else:
-            from corpus.grading import grade_mocks
-
-            root, _ = grade_mocks(tmp_path_factory.mktemp("hw5-feedback") / "course", hw5_mocks(), workers=2)
-            _COURSES["hw5"] = (root, root / "report.json")
+            root, _ = shared_class(tmp_path_factory)
+        _COURSES["hw5"] = (root, root / "report.json")
     return _COURSES["hw5"]
 
 
