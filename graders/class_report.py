@@ -193,7 +193,7 @@ def plot_times(records: list[StudentRecord]) -> str:
     axis.barh(positions, [seconds for _, seconds, _ in timed],
               color=["#4c72b0" if status == "graded" else "#c44e52" for *_, status in timed])
     axis.set_yticks(positions, [student for student, *_ in timed])
-    axis.set_xlabel("seconds from queueing to saved grade (includes waiting for a worker)")
+    axis.set_xlabel("seconds (the grading report's time per submission)")
     axis.set_title("Grading time per submission")
     return _png(figure)
 
