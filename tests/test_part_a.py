@@ -332,11 +332,12 @@ def test_pool_with_broken_convolution_fails():
 
 def test_release_keeps_no_reference_text(nb, key):
     """After nbgrader strips solutions and hidden tests, no reference answer or letter survives."""
-    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearSolutions
 
     released = copy.deepcopy(nb)
     released, _ = ClearSolutions().preprocess(released, {})
     released, _ = ClearHiddenTests().preprocess(released, {})
+    released, _ = ClearMarkScheme(enforce_metadata=False).preprocess(released, {})  # the rubrics
     text = "\n".join(cell.source for cell in released.cells)
     for grade_id in ("answer_1_2", "answer_1_3", "answer_2_1", "answer_2_2"):
         assert _cell(released, grade_id).source == "YOUR ANSWER HERE"

@@ -139,3 +139,17 @@ def test_todo_cells_train_the_runs_of_the_reference():
         assert call in text and "batch_size=32, epochs=10" in text, grade_id
     assert reference.RUNS["eta_large"]["learning_rate"] == 1.0
     assert reference.RUNS["eta_small"]["learning_rate"] == 0.00001
+
+
+def test_every_written_answer_has_a_rubric_holding_its_reference_answer(notebook):
+    """Graders see the rubric (a locked mark-scheme cell, stripped from the release) under
+    each manually graded answer; it must quote that answer's reference text."""
+    cells = cell_index(notebook)
+    answers = [gid for gid, c in cells.items() if c.cell_type == "markdown" and c.metadata["nbgrader"].get("grade")]
+    assert answers
+    for grade_id in answers:
+        rubric = cells.get(f"rubric_{grade_id}")
+        assert rubric is not None and rubric.metadata["nbgrader"]["locked"], grade_id
+        assert "=== BEGIN MARK SCHEME ===" in rubric.source and "=== END MARK SCHEME ===" in rubric.source
+        reference = re.sub(r"^\*Reference answer\.\*\s*", "", source_solution(grade_id).strip())
+        assert reference in rubric.source, f"rubric_{grade_id} is out of date with {grade_id}"
