@@ -248,6 +248,9 @@ def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_
     shutil.copytree(toy_graded[0], root)
     config = _load_config(root)
     config.CourseDirectory.root = str(root)
+    # nbgrader's own defaults: the course config adds the redactor (tested below).
+    config.GenerateFeedback.preprocessors = [
+        "nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
     assert NbGraderAPI(config=config).generate_feedback("toy", "bob")["success"]
     document, text = _feedback_text(root, "bob")
     assert all(line in text for line in TOY_HIDDEN_LINES)

@@ -148,7 +148,7 @@ def base_env(limits: SandboxLimits, python_bin_dir: str) -> dict[str, str]:
         "KERAS_HOME": f"{h}/.keras",
         "IPYTHONDIR": f"{h}/.ipython",
         "MPLCONFIGDIR": f"{h}/.config/matplotlib",
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "MPLBACKEND": "agg",
         "JUPYTER_CONFIG_DIR": f"{h}/.jupyter",
         "JUPYTER_DATA_DIR": f"{h}/.local/share/jupyter",
         "JUPYTER_RUNTIME_DIR": f"{h}/.local/share/jupyter/runtime",
