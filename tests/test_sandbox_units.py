@@ -111,7 +111,7 @@ def test_python_inside_binds_the_base_prefix():
     import sys
 
     exe, prefixes = bw.python_inside()
-    if sys.prefix.startswith("/tmp/"):  # a checkout under /tmp: its venv is bound elsewhere
+    if sys.prefix != sys.base_prefix:  # a virtualenv is always bound elsewhere
         assert exe.startswith(bw.REMAPPED_PYTHON + "/")
     else:
         assert exe == sys.executable
@@ -119,19 +119,42 @@ def test_python_inside_binds_the_base_prefix():
     assert any(real.startswith(host + "/") for host, _ in prefixes)
 
 
-def test_a_venv_under_tmp_is_bound_elsewhere_and_its_python_follows(monkeypatch):
-    """A checkout (and its .venv) under /tmp: the sandbox's own /tmp would hide it."""
+def _fake_venv(monkeypatch, venv: str) -> None:
     import sys
 
-    monkeypatch.setattr(sys, "prefix", "/tmp/ci/main/.venv")
-    monkeypatch.setattr(sys, "exec_prefix", "/tmp/ci/main/.venv")
-    monkeypatch.setattr(sys, "executable", "/tmp/ci/main/.venv/bin/python")
+    monkeypatch.setattr(sys, "prefix", venv)
+    monkeypatch.setattr(sys, "exec_prefix", venv)
+    monkeypatch.setattr(sys, "executable", venv + "/bin/python")
     monkeypatch.setattr(os.path, "realpath", lambda p: sys.base_prefix + "/bin/python3"
-                        if p == "/tmp/ci/main/.venv/bin/python" else p)
+                        if p == venv + "/bin/python" else p)
+
+
+@pytest.mark.parametrize("venv", ["/tmp/ci/main/.venv", str(bw.REPO_ROOT / ".venv"),
+                                  "/check/work/main/.venv"])
+def test_a_venv_is_bound_elsewhere_and_its_python_follows(monkeypatch, venv):
+    """A venv under /tmp would be hidden by the sandbox's /tmp; one in the checkout, bound
+    at its own path, would make the checkout's directory appear inside (a failed sentinel)."""
+    _fake_venv(monkeypatch, venv)
     exe, prefixes = bw.python_inside()
-    assert ("/tmp/ci/main/.venv", bw.REMAPPED_PYTHON + "/0") in prefixes or any(
-        host == "/tmp/ci/main/.venv" and inside.startswith(bw.REMAPPED_PYTHON) for host, inside in prefixes)
-    assert exe.startswith(bw.REMAPPED_PYTHON) and exe.endswith("/bin/python")
+    assert (venv, bw.REMAPPED_PYTHON + "/0") in prefixes
+    assert exe == bw.REMAPPED_PYTHON + "/0/bin/python"
+    for _, inside in prefixes:
+        assert not (inside + "/").startswith(str(bw.REPO_ROOT) + "/")
+        assert not inside.startswith(("/tmp", "/check", "/work"))
+
+
+def test_a_base_python_inside_the_checkout_is_refused(monkeypatch):
+    import sys
+
+    base = str(bw.REPO_ROOT / "python")
+    monkeypatch.setattr(sys, "prefix", base)
+    monkeypatch.setattr(sys, "exec_prefix", base)
+    monkeypatch.setattr(sys, "base_prefix", base)
+    monkeypatch.setattr(sys, "base_exec_prefix", base)
+    monkeypatch.setattr(sys, "executable", base + "/bin/python")
+    monkeypatch.setattr(os.path, "realpath", lambda p: p)
+    with pytest.raises(bw.BwrapError, match="cannot bind it"):
+        bw.python_inside()
 
 
 # -- hostile output -------------------------------------------------------------------

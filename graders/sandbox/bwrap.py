@@ -34,6 +34,9 @@ INSIDE_HOME = "/tmp/home"  # HOME and every cache / config dir (inside the /tmp 
 RUN_TMPFS_BYTES = 1 * MiB
 
 #: top-level host entries that are bound (or re-created as symlinks) read-only
+#: the checkout this package runs from (never visible inside)
+REPO_ROOT = PurePosixPath(os.path.realpath(__file__)).parents[2]
+
 SYSTEM_TOP = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 
 #: host /etc entries bound read-only when present (passwd, group, hosts and
@@ -259,8 +262,10 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
     return argv
 
 
-#: Where a Python prefix that lies under a path the sandbox replaces (a venv in a
-#: checkout under /tmp, say) is bound inside instead.
+#: Where a virtualenv is bound inside. Never at its own path: a venv usually lives in
+#: the checkout (``.venv``), and binding it there would make the repository's directory
+#: (and so its name) appear inside; a venv under ``/tmp`` would be hidden by the sandbox's
+#: own ``/tmp``.
 REMAPPED_PYTHON = "/opt/sandbox-python"
 _REPLACED_TOPS = ("/tmp", "/run", "/proc", "/dev", "/etc")
 
@@ -272,10 +277,10 @@ def _under(path: str, tops) -> bool:
 def python_inside() -> tuple[str, list[tuple[str, str]]]:
     """The interpreter to run inside, and the (host, inside) binds of the prefixes it needs.
 
-    Prefixes are bound at their own paths, except one under a path the sandbox replaces
-    (``/tmp``...), which is bound under :data:`REMAPPED_PYTHON`: a virtualenv finds its
-    ``pyvenv.cfg`` next to the interpreter it is started as, so it works from there. A
-    base installation must stay at its own path (the venv's ``python`` links to it).
+    A virtualenv prefix is bound under :data:`REMAPPED_PYTHON` (a venv finds its
+    ``pyvenv.cfg`` next to the interpreter it is started as, so it works from there).
+    A base installation must stay at its own path (the venv's ``python`` links to it), so
+    one that lies in the repository or under a path the sandbox replaces is refused.
     """
     prefixes: list[str] = []
     for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix):
@@ -296,15 +301,19 @@ def python_inside() -> tuple[str, list[tuple[str, str]]]:
         if not any(p == k or p.startswith(k.rstrip("/") + "/") for k in kept):
             kept.append(p)
     bases = {os.path.realpath(q) for q in (sys.base_prefix, sys.base_exec_prefix)}
+    repo = str(REPO_ROOT)
     result: list[tuple[str, str]] = []
     for p in kept:
-        if _under(p, SYSTEM_TOP):
+        is_base = os.path.realpath(p) in bases
+        if is_base and _under(p, SYSTEM_TOP):
             continue  # already bound with /usr
         inside = p
-        if _under(p, _REPLACED_TOPS):
-            if os.path.realpath(p) in bases:
-                raise BwrapError(f"base python prefix {p} lies under a path the sandbox replaces")
+        if not is_base:
             inside = f"{REMAPPED_PYTHON}/{len(result)}"
+        elif _under(p, _REPLACED_TOPS) or _under(p, (repo,)):
+            raise BwrapError(f"base python prefix {p} lies where the sandbox cannot bind it "
+                             f"at its own path (under {repo} or {', '.join(_REPLACED_TOPS)}); "
+                             "use a Python installed elsewhere, or a virtualenv made from it")
         result.append((p, inside))
     for host, inside in sorted(result, key=lambda pair: -len(pair[0])):
         if exe == host or exe.startswith(host.rstrip("/") + "/"):

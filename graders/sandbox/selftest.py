@@ -34,7 +34,7 @@ from . import bwrap as bw
 from .errors import SandboxError, SandboxUnavailable
 from .limits import MiB, SandboxLimits
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(bw.REPO_ROOT)
 
 _PROBE = r'''
 import ctypes, json, os, resource, socket, sys
