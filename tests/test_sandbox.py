@@ -154,6 +154,17 @@ def test_ok_notebook_returns_outputs(tmp_path):
     assert res.peak_memory_bytes and res.wall_s > 0
 
 
+def test_a_shown_plot_reaches_the_executed_notebook():
+    """The student's plots must survive grading, so that the feedback shows them."""
+    res = run(make_nb("import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()",
+                      "import matplotlib\nprint(matplotlib.get_backend())"),
+              limits=replace(LIMITS, cell_timeout_s=30))
+    assert res.status == "ok", (res.detail, res.stderr)
+    pngs = [o.data["image/png"] for o in res.notebook.cells[0].outputs if "image/png" in o.get("data", {})]
+    assert len(pngs) == 1 and pngs[0].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+    assert "inline" in text_of(res.notebook.cells[1])
+
+
 def test_host_secrets_unreadable(tmp_path):
     secret = tmp_path / "sentinel.txt"
     secret.write_text("TOP SECRET")

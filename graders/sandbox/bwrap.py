@@ -151,7 +151,9 @@ def base_env(limits: SandboxLimits, python_bin_dir: str) -> dict[str, str]:
         "KERAS_HOME": f"{h}/.keras",
         "IPYTHONDIR": f"{h}/.ipython",
         "MPLCONFIGDIR": f"{h}/.config/matplotlib",
-        "MPLBACKEND": "agg",
+        # Jupyter's inline backend: plt.show() puts the student's plots into the graded
+        # notebook and so into the feedback (agg would draw nothing)
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
         "JUPYTER_CONFIG_DIR": f"{h}/.jupyter",
         "JUPYTER_DATA_DIR": f"{h}/.local/share/jupyter",
         "JUPYTER_RUNTIME_DIR": f"{h}/.local/share/jupyter/runtime",
