@@ -12,7 +12,7 @@ endif
 PYTHON := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup demo release test test-slow mutation-score clean
+.PHONY: setup demo release test test-slow mutation-score full-agreement clean
 
 setup: $(VENV)/.installed
 
@@ -40,3 +40,8 @@ clean:
 # Grade the whole mutant corpus end to end and print the mutation score (slow: ~25 min).
 mutation-score: setup
 	$(PYTHON) -m pytest -m slow -s -q tests/test_corpus_slow.py
+
+# The corpus under the full budget against its fast verdicts: hours on 2 cores, resumable
+# (HOURS=2 stops after two hours; run it again to go on).
+full-agreement: setup
+	$(PYTHON) tests/corpus/agreement.py $(if $(HOURS),--hours $(HOURS))

@@ -46,3 +46,33 @@ def test_committed_thresholds_equal_the_committed_calibration(budget):
             assert entry["gap"] and entry["margin_below_reference"] > 0 and entry["margin_above_mutant"] > 0
     assert limits["history_agreement"] == summary["agreement"]["tolerance"]
     assert summary["agreement"]["gap"]
+
+
+def test_the_full_budget_agreement_sorts_agreeing_differing_and_pending(monkeypatch, tmp_path):
+    """tests/corpus/agreement.py: a submission agrees only if every test cell's full-budget
+    points equal its fast-budget verdicts; one not graded under the full budget is pending."""
+    from corpus import agreement
+    from graders.scores import CellGrade
+
+    reference, keras2, dense100 = agreement.CORPUS[0], agreement.CORPUS[1], agreement.MUTANTS[0]
+    monkeypatch.setattr(agreement, "CORPUS", (reference, keras2, dense100))
+    maxima = {"test_todo4_model": 0.5, "test_todo4_training": 1.0}
+    monkeypatch.setattr(agreement, "autograded_max_points", lambda course: maxima)
+
+    def grade(grade_id, score):
+        return CellGrade(grade_id=grade_id, notebook="hw5_part_b_cnn", score=score,
+                         max_score=maxima[grade_id], autograded=True, needs_manual_grade=False)
+
+    full = {reference.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
+            dense100.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
+            keras2.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)]}
+    monkeypatch.setattr(agreement, "student_grades", lambda db_url, student: full[student])
+    monkeypatch.setattr(agreement, "graded_under_full_budget", lambda course, student: student != keras2.name)
+    monkeypatch.setattr(agreement, "course_db_url", lambda course: "sqlite://")
+    expected_dense100 = dense100.expected_points(maxima)
+    result = agreement.compare(tmp_path)
+    assert result["agree"] == [reference.name]
+    assert result["pending"] == [keras2.name]
+    assert result["disagree"] == {dense100.name: {cell: [expected_dense100[cell], maxima[cell]]
+                                                  for cell in maxima if expected_dense100[cell] != maxima[cell]}}
+    assert result["disagree"][dense100.name]  # the Dense(100) mutant must lose points in TODO 4

@@ -167,3 +167,33 @@ def test_no_sandbox_runs_only_when_asked_and_says_so(graded, capsys):
     assert code == 0
     assert "WITHOUT isolation" in capsys.readouterr().err
     assert points(root, "correct") == {"test_add": 1.0, "test_add_more": 1.0}
+
+
+@pytest.fixture(scope="module")
+def empty_toy_course(tmp_path_factory):
+    return make_toy_course(tmp_path_factory.mktemp("limits") / "course")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], {}),  # the fast budget keeps the sandbox's defaults
+    (["--budget", "full"], grade_class.FULL_BUDGET_TIMEOUTS),
+    (["--budget", "full", "--cell-timeout", "99"], {**grade_class.FULL_BUDGET_TIMEOUTS, "cell_timeout_s": 99}),
+    (["--notebook-timeout", "77", "--memory-mb", "512"], {"notebook_timeout_s": 77, "memory_mb": 512}),
+])
+def test_the_full_budget_gets_longer_time_limits_unless_given(empty_toy_course, monkeypatch, argv, expected):
+    """Full-budget trainings run for minutes: the sandbox's fast-budget limits would kill them."""
+    seen = {}
+
+    class Recorder:
+        def __init__(self, *args, limits, **kwargs):
+            seen.update(limits)
+
+        def close(self):
+            pass
+
+    root = empty_toy_course
+    monkeypatch.setattr(grade_class, "Grader", Recorder)
+    monkeypatch.setattr(grade_class, "run_batch", lambda *args: {})
+    assert grade_class.main(["toy", "--course", str(root), "--no-sandbox", *argv]) == 0
+    assert seen == expected
+    assert grade_class.FULL_BUDGET_TIMEOUTS["notebook_timeout_s"] >= 5 * 600  # five trainings on 60,000 images
