@@ -54,7 +54,7 @@ def test_the_full_budget_agreement_sorts_agreeing_differing_and_pending(monkeypa
     from corpus import agreement
     from graders.scores import CellGrade
 
-    reference, keras2, dense100 = agreement.CORPUS[0], agreement.CORPUS[1], agreement.MUTANTS[0]
+    reference, keras2, dense100 = agreement.REFERENCE, agreement.CORRECT_STYLES[0], agreement.MUTANTS[0]
     monkeypatch.setattr(agreement, "CORPUS", (reference, keras2, dense100))
     maxima = {"test_todo4_model": 0.5, "test_todo4_training": 1.0}
     monkeypatch.setattr(agreement, "autograded_max_points", lambda course: maxima)

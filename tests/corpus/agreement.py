@@ -37,7 +37,14 @@ from graders.sample_class import REFERENCE  # noqa: E402
 from graders.scores import autograded_points, student_grades  # noqa: E402
 from graders.submissions import autograded_max_points  # noqa: E402
 
-CORPUS = (REFERENCE, *CORRECT_STYLES, *MUTANTS)
+def _loses_a_training_cell(mock) -> bool:
+    return any(grade_id.endswith("_training") for grade_id in mock.expected)
+
+
+#: Graded in this order, so that a run cut short has covered first the submissions whose
+#: verdicts depend on training (the reference, then the mutants that lose a training cell).
+CORPUS = (REFERENCE, *sorted(MUTANTS, key=lambda mock: not _loses_a_training_cell(mock)),
+          *CORRECT_STYLES)
 RECORD = REPO / "calibration" / "fast-vs-full-corpus"
 BUDGET_LINE = "HW5 data budget: full"
 
@@ -54,10 +61,19 @@ def prepare(course: Path) -> Path:
     return course
 
 
+def waiting(course: Path) -> list[str]:
+    """Submissions not yet graded under the full budget, in grading order."""
+    return [mock.name for mock in CORPUS if not graded_under_full_budget(course, mock.name)]
+
+
 def grade(course: Path, workers: int, hours: float | None) -> int:
-    """Run hw5-autograde --budget full; interrupt it (SIGINT, grades kept) after ``hours``."""
+    """Run hw5-autograde --budget full on the waiting submissions, in order; interrupt it
+    (SIGINT: finished grades are kept) after ``hours``."""
+    students = [option for name in waiting(course) for option in ("--student", name)]
+    if not students:
+        return 0
     argv = [sys.executable, "-m", "graders.grade_class", "hw5", "--course", str(course),
-            "--budget", "full", "--workers", str(workers)]
+            "--budget", "full", "--workers", str(workers), *students]
     process = subprocess.Popen(argv, cwd=REPO)
     deadline = time.monotonic() + hours * 3600 if hours else None
     while process.poll() is None:
