@@ -3,6 +3,8 @@
     python bench/class_throughput.py [--students 8] [--work-seconds 6] [--repeat 1] [--json OUT]
     python bench/class_throughput.py --hw5 [--students 8] [--repeat 1] [--json OUT]
 
+Measured runs are kept in bench/results/ (written with --json).
+
 Builds the toy course (tests/toy_course.py) with ``--students`` correct submissions whose
 solution cell does about ``--work-seconds`` of real, single-threaded CPU work (a NumPy
 loop with a fixed iteration count, calibrated once on this machine), then grades the
