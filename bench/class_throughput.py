@@ -29,6 +29,11 @@ Measured on the 2-core development machine, quiet, ``--repeat 2`` (walls 57-62, 
 unsandboxed and 2 workers sandboxed / unsandboxed; 2 vs 1 workers x1.54 (sandbox on),
 x1.58 (off); sandbox overhead +12 % (1 worker), +16 % (2 workers). Under load from
 other jobs on the machine the numbers swing by tens of percent.
+
+With ``--hw5`` (8 reference submissions, fast budget, quiet, one run; walls 401.7, 407.1,
+283.6, 257.2 s): 1.20 / 1.18 / 1.69 / 1.87 submissions/min; 2 vs 1 workers x1.42
+(sandbox on), x1.58 (off); sandbox overhead -1 % (1 worker: the second core absorbs the
+sandbox's own work) and +10 % (2 workers, both cores busy).
 """
 
 from __future__ import annotations
