@@ -13,6 +13,13 @@ Both budgets are measured in the same run because these machines are noisy.
 one worker, sandboxed, and the submission's own grading time from its report (Dask's
 start-up, once per batch, is left out). Its graded notebooks carry no execution
 timestamps (the sandbox's are not trusted), so it prints no phases.
+
+Measured on the 2-core development machine, quiet (2026-11-27):
+- plain nbgrader: fast median 64.4 s (61.5, 64.4, 66.4), full 1578.4 s, ratio x24.5; per
+  phase (fast / full): start 6.3 / 6.5, setup cell 6.2 / 4.7, the five trainings
+  7.3-11.1 / 239-361 each, test cells 2.6 / 6.5, the rest 6.3 / 7.8 s. Verdicts agree.
+- ``--via hw5-autograde --skip-full``: fast median 58.5 s (59.2, 55.7, 58.5), the same
+  recomputed accuracies as plain nbgrader.
 """
 
 from __future__ import annotations
