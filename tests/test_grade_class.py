@@ -6,18 +6,16 @@ that must be recorded. Sandboxed (the default); skipped where the sandbox cannot
 
 from __future__ import annotations
 
-import hashlib
-import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
 
 from graders import grade_class
-from toy_course import CORRECT, NOTEBOOK, TESTS, make_toy_course, points, released, report_of, submit
+from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
+from toy_course import CORRECT, TESTS, make_toy_course, points, released, report_of, submit
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
@@ -63,14 +61,6 @@ CASES = {
 }
 
 
-def _tree_hash(folder) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest.update(str(path.relative_to(folder)).encode() + path.read_bytes())
-    return digest.hexdigest()
-
-
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = make_toy_course(tmp_path_factory.mktemp("toy"))
@@ -80,7 +70,7 @@ def graded(tmp_path_factory):
         if callable(how.get("notebook")):
             how["notebook"] = how["notebook"]()
         submit(root, student, **how)
-    source_hash = _tree_hash(root / "source")
+    source_hash = tree_hash(root / "source")
     _BEFORE.update(orphaned_sandbox_leftovers())  # another run's debris is not this batch's
     report = root / "report.json"
     code = grade_class.main(["toy", "--course", str(root), "--workers", "2", "--report", str(report)]
@@ -111,55 +101,6 @@ def test_the_exit_status_and_report_count_the_failures(graded):
     assert code == 1
 
 
-def _owner_alive(run_name: str) -> bool:
-    """Whether the orchestrator process that owns a sandbox run (hw5sb-<pid>-...) still runs."""
-    match = re.search(r"hw5sb-(\d+)-", run_name)
-    return bool(match) and Path(f"/proc/{match.group(1)}").exists()
-
-
-def _process_state(pid: str) -> str:
-    """The one-letter state of a process (R, S, Z...), or "" if it has gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return ""
-
-
-def orphaned_sandbox_leftovers() -> list[str]:
-    """Mounts and uid-65534 processes of sandbox runs whose owner has exited.
-
-    Runs of other live orchestrators (a developer's parallel test run) are not ours to judge.
-    A process that is exiting (a zombie, or dead) is skipped: the kernel moves an exiting
-    task to the root cgroups, so for a moment it looks ownerless.
-    """
-    from graders.sandbox.runner import leftover_mounts
-
-    found = [mount for mount in leftover_mounts() if not _owner_alive(mount)]
-    for pid in subprocess.run(["pgrep", "-u", "65534"], capture_output=True, text=True).stdout.split():
-        try:
-            cgroups = Path(f"/proc/{pid}/cgroup").read_text()
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue  # exited meanwhile
-        state = _process_state(pid)
-        if state in ("", "Z", "X", "x"):
-            continue
-        if not _owner_alive(cgroups):
-            found.append(f"process {pid} {command[:120]!r} ({cgroups.strip().splitlines()[0]})")
-    return found
-
-
-def lasting_leftovers(before, grace_s: float = 10.0) -> list[str]:
-    """Leftovers not in ``before`` that are still there after ``grace_s`` seconds (a run
-    being torn down at this moment is not a leak; a leaked process or mount stays)."""
-    deadline = time.monotonic() + grace_s
-    while True:
-        new = [item for item in orphaned_sandbox_leftovers() if item not in before]
-        if not new or time.monotonic() > deadline:
-            return new
-        time.sleep(0.5)
-
-
 def test_the_leftover_search_finds_a_lasting_ownerless_process():
     """The check above can fail: a uid-65534 process outside any live run is reported."""
     before = set(orphaned_sandbox_leftovers())
@@ -177,7 +118,7 @@ def test_the_leftover_search_finds_a_lasting_ownerless_process():
 
 def test_the_host_is_unchanged(graded):
     root, _, _, source_hash = graded
-    assert _tree_hash(root / "source") == source_hash
+    assert tree_hash(root / "source") == source_hash
     assert lasting_leftovers(_BEFORE) == [], "a sandboxed run outlived its orchestrator"
 
 

@@ -15,13 +15,13 @@ import signal
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from graders import grade_class
+from host_state import sandbox_processes
 from toy_course import CORRECT, TESTS, make_toy_course, points, report_of, submit
 
 needs_sandbox = pytest.mark.skipif(shutil.which("bwrap") is None or os.geteuid() != 0,
@@ -128,22 +128,16 @@ def _no_leftovers_of(pid: int) -> None:
     from graders.sandbox.runner import cleanup_stale, leftover_mounts
 
     deadline = time.monotonic() + 10
-    while _processes_of_uid(65534, owner=pid) and time.monotonic() < deadline:
+    while _sandbox_processes_of(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _processes_of_uid(65534, owner=pid) == []
+    assert _sandbox_processes_of(pid) == []
     cleanup_stale()
     assert leftover_mounts(owner_pid=pid) == [] and leftover_cgroups(owner_pid=pid) == []
 
 
-def _processes_of_uid(uid: int, owner: int) -> list[int]:
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            if proc.name.isdigit() and proc.stat().st_uid == uid and f"hw5sb-{owner}-" in (proc / "cgroup").read_text():
-                found.append(int(proc.name))
-        except OSError:
-            pass
-    return found
+def _sandbox_processes_of(owner: int) -> list[int]:
+    """uid-65534 processes (zombies included) of the sandbox runs of orchestrator ``owner``."""
+    return [pid for pid, run_owner, _, _ in sandbox_processes() if run_owner == owner]
 
 
 @needs_sandbox
@@ -193,7 +187,7 @@ def _free_port() -> int:
 def postgres():
     """A throw-away PostgreSQL server (unix socket only) with an empty database ``hw5``."""
     try:
-        import psycopg2  # noqa: F401
+        import psycopg2
     except ImportError:
         pytest.skip("psycopg2 is not installed: pip install psycopg2-binary")
     bin_dir = _pg_bin()
@@ -217,8 +211,6 @@ def postgres():
     subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
                                   str(base / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
     try:
-        import psycopg2
-
         connection = psycopg2.connect(host=str(base), port=port, user="postgres", dbname="postgres")
         connection.autocommit = True
         connection.cursor().execute("CREATE DATABASE hw5")

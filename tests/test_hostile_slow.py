@@ -41,6 +41,7 @@ import nbformat
 import pytest
 
 from graders import grade_class
+from host_state import orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, NOTEBOOK, TESTS, make_toy_course, points, released, report_of, submit
 
 pytestmark = [
@@ -394,56 +395,8 @@ CASES: dict[str, Case] = {
 OUTCOMES = {name: case.outcome for name, case in CASES.items() if case.outcome}
 
 
-def _tree_hash(folder: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        digest.update(str(path.relative_to(folder)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def _file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _owner(name: str) -> int | None:
-    """The orchestrator pid in an ``hw5sb-<pid>-...`` mount or cgroup name."""
-    try:
-        return int(Path(name).name.split("-")[1])
-    except (IndexError, ValueError):
-        return None
-
-
-def sandbox_leftovers() -> set[str]:
-    """Mounts and cgroups of sandbox runs whose owning process is gone (leaked), and
-    uid-65534 processes that do not belong to a live run (someone else's tests may be
-    running sandboxes at the same time; theirs are alive and are left out)."""
-    from graders.sandbox.cgroups import leftover_cgroups
-    from graders.sandbox.runner import leftover_mounts
-
-    found = {f"mount {m}" for m in leftover_mounts() if not _alive(_owner(m) or 0)}
-    found |= {f"cgroup {c}" for c in leftover_cgroups() if not _alive(_owner(str(c)) or 0)}
-    pids = subprocess.run(["pgrep", "-u", "65534"], capture_output=True, text=True).stdout.split()
-    for pid in pids:
-        try:
-            groups = Path(f"/proc/{pid}/cgroup").read_text()
-        except OSError:
-            continue
-        owners = [_owner(part) for line in groups.splitlines() for part in line.split("/") if part.startswith("hw5sb-")]
-        if not owners or not any(owner and _alive(owner) for owner in owners):
-            found.add(f"process {pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()[:100]!r}")
-    return found
 
 
 def _sleepers() -> list[str]:
@@ -467,10 +420,10 @@ def batch(tmp_path_factory):
     for student, case in CASES.items():
         submit(root, student, **case.how(ctx))
     before = {
-        "source": _tree_hash(root / "source"),
+        "source": tree_hash(root / "source"),
         "sentinel": _file_hash(sentinel),
         "outside": sorted(p.name for p in outside.iterdir()),
-        "leftovers": sandbox_leftovers(),
+        "leftovers": orphaned_sandbox_leftovers(),
     }
     report = root / "report.json"
     started = time.monotonic()
@@ -557,12 +510,12 @@ def test_the_rest_of_the_class_is_unaffected(batch):
 
 def test_the_host_is_unchanged(batch):
     root, before = batch["root"], batch["before"]
-    assert _tree_hash(root / "source") == before["source"]
+    assert tree_hash(root / "source") == before["source"]
     assert _file_hash(batch["sentinel"]) == before["sentinel"]
     assert sorted(p.name for p in batch["outside"].iterdir()) == before["outside"]
     assert not (root / "escaped.txt").exists() and not VENV_PROBE.exists()
     assert not batch["connected"], "a sandboxed kernel reached a port on the host"
-    assert sandbox_leftovers() - before["leftovers"] == set()
+    assert orphaned_sandbox_leftovers() - before["leftovers"] == set()
     assert _sleepers() == [], "the background process outlived its sandbox"
 
 

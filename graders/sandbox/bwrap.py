@@ -33,10 +33,10 @@ INSIDE_KIT = "/sandbox/kit"  # a copy of graders/sandbox (PYTHONPATH of execute_
 INSIDE_HOME = "/tmp/home"  # HOME and every cache / config dir (inside the /tmp tmpfs)
 RUN_TMPFS_BYTES = 1 * MiB
 
-#: top-level host entries that are bound (or re-created as symlinks) read-only
 #: the checkout this package runs from (never visible inside)
 REPO_ROOT = PurePosixPath(os.path.realpath(__file__)).parents[2]
 
+#: top-level host entries that are bound (or re-created as symlinks) read-only
 SYSTEM_TOP = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 
 #: host /etc entries bound read-only when present (passwd, group, hosts and

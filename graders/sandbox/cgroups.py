@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import signal
 import time
@@ -99,7 +100,8 @@ def _keyed(path: Path) -> dict[str, int]:
     return out
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -107,6 +109,13 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def run_owner(name: str) -> int | None:
+    """The orchestrator pid in a sandbox run's name ``hw5sb-<pid>-...``, found anywhere in
+    ``name`` (a cgroup or mount path, or a ``/proc/<pid>/cgroup`` text); None if absent."""
+    match = re.search(rf"{NAME_PREFIX}(\d+)-", name)
+    return int(match.group(1)) if match else None
 
 
 class SandboxCgroup:
@@ -401,11 +410,8 @@ def cleanup_stale_cgroups(root: Path = CGROUP_ROOT) -> list[Path]:
     """Kill and remove ``hw5sb-<pid>-*`` cgroups whose orchestrator pid is gone."""
     removed: list[Path] = []
     for d in leftover_cgroups(root):
-        try:
-            owner = int(d.name[len(NAME_PREFIX):].split("-", 1)[0])
-        except ValueError:
-            continue
-        if owner == os.getpid() or _pid_alive(owner):
+        owner = run_owner(d.name)
+        if owner is None or owner == os.getpid() or pid_alive(owner):
             continue
         cg = SandboxCgroup(memory_bytes=1, pids_max=1, name=d.name, root=root)
         cg.dirs = {c: p for c, p in (

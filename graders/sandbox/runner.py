@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from . import bwrap as bw
-from .cgroups import CgroupError, SandboxCgroup
+from .cgroups import CgroupError, SandboxCgroup, pid_alive
 from .errors import SandboxError, SandboxUnavailable
 from .limits import MiB, SandboxLimits
 
@@ -548,15 +548,8 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
         if not m:
             continue
         pid = int(m.group(1))
-        if pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
+        if pid == os.getpid() or pid_alive(pid):
             continue  # the owner lives
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         path = os.path.join(base, name)
         if any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts()):
             subprocess.run(["umount", "-R", "-l", path], capture_output=True, timeout=60)
