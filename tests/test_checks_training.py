@@ -13,14 +13,33 @@ from graders.checks.expectations import thresholds
 pytestmark = pytest.mark.needs_mnist
 
 TINY = hw5_data.Budget("fast", n_train=200, n_test=100)
+SEED = 1
+
+# The calibrated floors belong to the real 'fast' budget, not to 200 images: on this
+# budget the reference baseline reached 0.39-0.73 over seeds 0-11 (two_conv 0.12-0.44,
+# momentum 0.77-0.84), so 0.49 would fail some correct trainings. These tests pin the
+# seed and grade against floors measured for this budget, with a margin.
+TINY_FLOORS = {"baseline": 0.30, "eta_large": None, "eta_small": None, "momentum": 0.60,
+               "two_conv": None}
+
+
+def with_floors(floors: dict) -> dict:
+    """The calibrated thresholds, with the 'fast' budget's floors replaced by ``floors``."""
+    limits = thresholds()
+    fast = {run: {"min_test_accuracy": floors[run]} for run in limits["budgets"]["fast"]}
+    return {**limits, "budgets": {**limits["budgets"], "fast": fast}}
 
 
 @pytest.fixture(autouse=True)
 def tiny_grading_budget(monkeypatch):
-    """Grade as nbgrader would, on 200 training and 100 test images."""
+    """Grade as nbgrader would, on 200 training and 100 test images, from one seed."""
+    import keras
+
     monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
     monkeypatch.delenv("HW5_GRADING_BUDGET", raising=False)
     monkeypatch.setitem(hw5_data.BUDGETS, "fast", TINY)
+    monkeypatch.setattr(training_checks, "thresholds", lambda: with_floors(TINY_FLOORS))
+    keras.utils.set_random_seed(SEED)
     training_checks._test_data.cache_clear()
     yield
     training_checks._test_data.cache_clear()
@@ -92,10 +111,7 @@ def test_a_faked_validation_accuracy_is_caught_by_recomputing(data):
 
 
 def test_the_accuracy_floor_applies_to_a_correct_model_only(data, monkeypatch):
-    limits = thresholds()
-    strict = {**limits, "budgets": {**limits["budgets"], "fast": {
-        run: {"min_test_accuracy": 0.999} for run in limits["budgets"]["fast"]
-    }}}
+    strict = with_floors({run: 0.999 for run in TINY_FLOORS})
     monkeypatch.setattr(training_checks, "thresholds", lambda: strict)
     model = reference.build_run("baseline")
     history = train(model, data)
