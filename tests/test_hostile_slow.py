@@ -14,6 +14,9 @@ How the cases are built, so that the points prove something:
 * **Crashes and resources**: ``add`` works, except that ``add(2, 2)`` (the first call of
   the second test cell) crashes, hangs or hogs. ``test_add`` has already run, so the
   expected grade is (1, 0): zero for what failed, earlier cells keep their points.
+* **Forged results** are graded with a *wrong* ``add``: a process left behind rewrites
+  the files where the executed notebook once came back, or the kernel tries to take
+  the executor's result pipe (``pidfd_getfd``, ``/proc/<pid>/fd``). Both get zero.
 * **In-kernel cheats** are graded with a *wrong* ``add``; each case records what really
   happens (see :data:`OUTCOMES`): "stopped" (no points), "flagged" (points the code does
   not deserve, but the report asks for a review), or "not stopped".
@@ -356,6 +359,39 @@ CASES: dict[str, Case] = {
     "huge-output": Case(_solution(_crash_in_second_test("print('y' * 50_000_000)")), (1, 0), "output_too_large"),
     "background-process": Case(_solution(_crash_in_second_test(
         f"import subprocess\nsubprocess.Popen(['sleep', '{SLEEP_ARG}'], start_new_session=True)")), (1, 1)),
+    # -- forged results, all with a wrong add: the executed notebook once came back as a file --
+    "forged-results-files": Case(_solution(WRONG + (
+        "import glob, json, os, time\n"
+        "if os.fork() == 0:\n"
+        "    os.setsid()\n"
+        "    while True:\n"
+        "        for path in glob.glob('/sandbox/out/*'):\n"
+        "            try:\n"
+        "                nb = json.load(open(path))\n"
+        "                for cell in nb['cells']:\n"
+        "                    cell['outputs'] = [o for o in cell.get('outputs', []) if o['output_type'] != 'error']\n"
+        "                json.dump(nb, open(path + '.f', 'w'))\n"
+        "                os.replace(path + '.f', path)\n"
+        "            except Exception:\n"
+        "                pass\n"
+        "        time.sleep(0.001)\n")), (0, 0)),
+    "stolen-result-channel": Case(_solution(WRONG + (
+        "import ctypes, os, struct\n"
+        "executor = os.getppid()\n"
+        "argv = open(f'/proc/{executor}/cmdline', 'rb').read().split(bytes(1))\n"
+        "fd = int(argv[argv.index(b'--result-fd') + 1]) if b'--result-fd' in argv else 3\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "stolen = libc.syscall(438, libc.syscall(434, executor, 0), fd, 0)\n"
+        "for path in [f'/proc/{executor}/fd/{fd}']:\n"
+        "    try:\n"
+        "        stolen = os.open(path, os.O_WRONLY)\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "if stolen >= 0:\n"
+        "    body = b'{\"kind\": \"status\", \"status\": \"ok\"}'\n"
+        "    os.write(stolen, struct.pack('>Q', len(body)) + body)\n"
+        "print('stolen' if stolen >= 0 else 'the channel is out of reach')\n")), (0, 0),
+        "the channel is out of reach", where="notebook"),
     # -- honest --------------------------------------------------------------------------------
     "correct-with-stderr": Case(_solution(
         "import sys\ndef add(a, b):\n    print('adding', a, b, file=sys.stderr)\n    return a + b\n"),

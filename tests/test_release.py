@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
-import pytest
 
 from graders.course import NOTEBOOKS, release_dir, source_dir
 from graders.release import check_release, differences

@@ -11,7 +11,7 @@ import pytest
 
 from graders.sandbox import SandboxLimits, SandboxUnavailable
 from graders.sandbox import bwrap as bw
-from graders.sandbox import cgroups, runner, selftest
+from graders.sandbox import cgroups, channel, runner, selftest
 
 PKG = Path(runner.__file__).resolve().parent
 
@@ -42,7 +42,7 @@ def spec(tmp_path, monkeypatch):
     monkeypatch.setattr(bw, "bwrap_version", lambda _: (0, 8, 0))
     bw.write_etc(str(tmp_path / "etc"), SandboxLimits())
     return bw.SandboxSpec(
-        limits=SandboxLimits(), work_dir="/H/work", out_dir="/H/out", kit_dir="/H/kit",
+        limits=SandboxLimits(), work_dir="/H/work", kit_dir="/H/kit",
         etc_dir=str(tmp_path / "etc"), command=["/py", "-P", "-m", "x"],
         python_binds=[bw.Bind("/H/mnt/1", "/root/.pyenv/versions/3.11.7")],
         extra_binds=[bw.Bind("/data/mnist.npz", "/data/mnist.npz")],
@@ -93,7 +93,7 @@ def test_inside_path_ok(dest):
 
 
 @pytest.mark.parametrize("dest", ["relative", "/", "/data/../etc", "/proc/x", "/usr",
-                                  "/etc/passwd", "/home", "/sandbox", "/sandbox/out/x",
+                                  "/etc/passwd", "/home", "/sandbox", "/sandbox/kit/x",
                                   bw.INSIDE_WORK, "/tmp", "/data//x"])
 def test_inside_path_rejected(dest):
     with pytest.raises(bw.BwrapError):
@@ -165,35 +165,82 @@ def _nb(*sources):
     return nbformat.reads(nbformat.writes(nb), as_version=4)
 
 
+def _frame(index, outputs=(), count=None):
+    return {"kind": "cell", "index": index, "outputs": list(outputs), "execution_count": count}
+
+
 def test_merge_takes_only_outputs():
     sent = _nb("a = 1", "print(a)")
-    back = nbformat.reads(nbformat.writes(sent), as_version=4)
-    back.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="1\n")]
-    back.cells[1].execution_count = 2
-    back.cells[1].metadata["nbgrader"] = {"points": 100, "grade": True}  # ignored
-    back.metadata["kernelspec"] = {"name": "evil", "display_name": "x"}  # ignored
-    merged = runner._merge_outputs(sent, back)
+    sent.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="forged\n")]
+    printed = nbformat.v4.new_output("stream", name="stdout", text="1\n")
+    merged = runner._merge_outputs(sent, {1: _frame(1, [printed], 2)})
     assert merged.cells[1].outputs[0].text == "1\n" and merged.cells[1].execution_count == 2
-    assert "nbgrader" not in merged.cells[1].metadata
-    assert "kernelspec" not in merged.metadata
+    assert merged.cells[0].outputs == [] and merged.cells[0].execution_count is None
+    assert [c.source for c in merged.cells] == [c.source for c in sent.cells]
 
 
-@pytest.mark.parametrize("tamper", ["source", "drop", "type", "outputs", "count"])
-def test_merge_rejects_tampering(tamper):
-    sent = _nb("a = 1", "assert a == 1")
-    back = nbformat.reads(nbformat.writes(sent), as_version=4)
-    if tamper == "source":
-        back.cells[1].source = "pass"
-    elif tamper == "drop":
-        del back.cells[1]
-    elif tamper == "type":
-        back.cells[2] = nbformat.v4.new_code_cell("md")
-    elif tamper == "outputs":
-        back.cells[1].outputs = [{"output_type": "stream", "name": "stdout"}]  # no text
-    elif tamper == "count":
-        back.cells[1].execution_count = "1"
+@pytest.mark.parametrize("frames", [
+    {5: _frame(5)},  # no such cell
+    {2: _frame(2)},  # the markdown cell
+    {True: _frame(1)},
+    {"1": _frame(1)},
+    {1: _frame(1, [{"output_type": "stream", "name": "stdout"}])},  # no text
+    {1: _frame(1, count="1")},
+    {1: {"kind": "cell", "index": 1, "outputs": "x"}},
+], ids=["no-such-cell", "markdown-cell", "bool-index", "str-index", "bad-output", "bad-count",
+        "outputs-not-a-list"])
+def test_merge_rejects_malformed_frames(frames):
     with pytest.raises(Exception):
-        runner._merge_outputs(sent, back)
+        runner._merge_outputs(_nb("a = 1", "assert a == 1"), frames)
+
+
+# -- the result channel -----------------------------------------------------------------
+def _read_channel(data: bytes, cap: int = 1 << 20) -> channel.FrameReader:
+    read_end, write_end = os.pipe()
+    reader = channel.FrameReader(read_end, cap)
+    reader.start()
+    os.write(write_end, data)
+    os.close(write_end)
+    reader.join(timeout=10)
+    assert not reader.is_alive()
+    return reader
+
+
+def test_frames_come_back_in_order():
+    frames = [{"kind": "cell", "index": i, "outputs": ["é" * i]} for i in range(3)]
+    reader = _read_channel(b"".join(channel.encode_frame(f) for f in frames + [{"kind": "status"}]))
+    assert reader.frames == frames + [{"kind": "status"}]
+    assert reader.error is None and not reader.overflow
+
+
+@pytest.mark.parametrize("data, error", [
+    (channel.HEADER.pack(5) + b"{nope", "not JSON"),
+    (channel.encode_frame({"kind": "status"})[:-1], "ended inside a frame"),
+    (channel.HEADER.pack(2) + b"[]", "not an object"),
+    (channel.HEADER.pack(1 << 40), "over the cap"),
+])
+def test_a_malformed_channel_is_an_error(data, error):
+    reader = _read_channel(channel.encode_frame({"kind": "cell"}) + data)
+    assert error in reader.error
+    assert reader.frames == [{"kind": "cell"}]
+
+
+def test_a_channel_over_its_cap_is_drained_and_flagged():
+    reader = _read_channel(channel.encode_frame({"kind": "cell", "text": "x" * 5000}) * 100, cap=20_000)
+    assert reader.overflow and not reader.is_alive()
+
+
+def test_the_self_test_fails_when_the_channel_is_reachable():
+    def verdict(answer):
+        checks = []
+        selftest._judge({"channel": answer}, {"connect": [], "must_fail": [], "must_work": [],
+                                              "sentinels": []}, SandboxLimits(),
+                        lambda name, good, detail="": checks.append((name, good)))
+        return dict(checks)["result channel out of the student's reach"]
+
+    assert verdict("denied: Permission denied") is True
+    assert verdict("opened") is False
+    assert verdict("prctl failed: errno 22") is False
 
 
 def test_read_capped(tmp_path):

@@ -193,7 +193,7 @@ def check_convolution(image, kernel, answer) -> None:
         )
     row, col = wrong[0]
     raise GradingFailure(
-        f"answer_3_conv is not the cross-correlation of the image with the kernel: "
+        "answer_3_conv is not the cross-correlation of the image with the kernel: "
         + _first_wrong(found, wrong, "answer_3_conv")
         + f" Recompute it from the {kh}x{kw} patch image[{row}:{row + kh}, {col}:{col + kw}]: "
         "multiply it element-wise by the kernel (not flipped) and add the products."

@@ -28,7 +28,6 @@ from .limits import MiB, SandboxLimits
 
 # fixed paths inside the sandbox
 INSIDE_WORK = "/home/student/work"  # per-run scratch tmpfs, the kernel's cwd
-INSIDE_OUT = "/sandbox/out"  # executed notebook + status file (own small tmpfs)
 INSIDE_KIT = "/sandbox/kit"  # a copy of graders/sandbox (PYTHONPATH of execute_inside only)
 INSIDE_HOME = "/tmp/home"  # HOME and every cache / config dir (inside the /tmp tmpfs)
 RUN_TMPFS_BYTES = 1 * MiB
@@ -50,7 +49,7 @@ ETC_GENERATED = ("passwd", "group", "hosts", "nsswitch.conf")
 #: inside paths a caller's bind may not cover or sit under
 _RESERVED_INSIDE = (
     "/proc", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/run",
-    "/sandbox/out", "/sandbox/kit", INSIDE_HOME,
+    "/sandbox/kit", INSIDE_HOME,
 )
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -75,7 +74,6 @@ class SandboxSpec:
 
     limits: SandboxLimits
     work_dir: str  # host side of INSIDE_WORK (the scratch tmpfs)
-    out_dir: str  # host side of INSIDE_OUT
     kit_dir: str  # host side of INSIDE_KIT
     etc_dir: str  # host dir holding the generated passwd/group/hosts/nsswitch.conf
     command: list[str]  # argv run inside
@@ -247,7 +245,6 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
         "--size", str(RUN_TMPFS_BYTES), "--tmpfs", "/run",
         "--dir", INSIDE_HOME,
         "--bind", spec.work_dir, INSIDE_WORK,
-        "--bind", spec.out_dir, INSIDE_OUT,
         "--ro-bind", spec.kit_dir, INSIDE_KIT,
     ]
     for b in spec.extra_binds:

@@ -1,21 +1,27 @@
-"""Run INSIDE the sandbox: execute one notebook with nbclient, always leave a result.
+"""Run INSIDE the sandbox: execute one notebook with nbclient, always send a result.
 
-    python -P -m graders.sandbox.execute_inside IN.ipynb OUT.ipynb \\
-        --status STATUS.json --cell-timeout N --kernel python3
+    python -P -m graders.sandbox.execute_inside IN.ipynb --result-fd N \\
+        --cell-timeout N --kernel python3
 
-* ``OUT.ipynb`` is (re)written before the first cell and after every executed cell, so
-  when the kernel dies, or the host kills everything at the notebook time limit, the
-  outputs of the cells that ran are still there.
-* ``STATUS.json`` is ``{"status": "ok"|"kernel_died"|"timeout"|"error", "detail": ...}``
-  plus a few counters. It is written last; a missing status file means this process
-  itself was killed.
+Results go to the host through the pipe ``N`` (see :mod:`graders.sandbox.channel`),
+never through a file: the student's kernel runs as the same uid, and could rewrite any
+file this process writes (a background process did exactly that to the old
+``executed.ipynb``). The pipe is sealed before the kernel starts: it is not inherited
+(close-on-exec), and this process makes itself non-dumpable, so no process of the
+sandbox uid can open it through ``/proc/<pid>/fd`` or take it with ``pidfd_getfd``.
+
+* A ``cell`` frame follows every executed cell, so when the kernel dies, or the host
+  kills everything at the notebook time limit, the outputs of the cells that ran are
+  already on the host.
+* A ``status`` frame comes last: ``{"status": "ok"|"kernel_died"|"timeout"|"error",
+  "detail": ...}`` plus a few counters. No status frame means this process was killed.
 * Outputs from the input notebook are cleared first (forged outputs never survive),
   a timed-out cell gets an explicit error output (nbgrader counts a test cell with no
   output as passed), cells that never ran get a "not executed" error output, and the
   outputs kept per cell and in total are capped.
 
-Everything this process writes is produced next to untrusted code running as the
-same uid: the host treats it as a claim (see runner.py).
+What the kernel prints is still the student's: a kernel can lie about its own cells
+(in-kernel cheats, see README). It can no longer lie about the others.
 
 Only nbformat and nbclient are needed; nothing of the course is imported.
 """
@@ -46,17 +52,27 @@ def _error_output(ename: str, evalue: str):
         "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            n = os.write(fd, view)
-            view = view[n:]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+def seal_result_channel(fd: int) -> None:
+    """Keep the result pipe to this process: close-on-exec, and this process not
+    dumpable (``/proc/<pid>/fd`` then belongs to root, and ptrace and ``pidfd_getfd``
+    are refused to every process of the sandbox uid). Raises OSError when it cannot."""
+    import ctypes
+
+    os.set_inheritable(fd, False)
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_dumpable = 4
+    if libc.prctl(pr_set_dumpable, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
+
+
+def send_frame(fd: int, frame: dict) -> None:
+    """One length-prefixed JSON frame (see graders.sandbox.channel)."""
+    from .channel import encode_frame
+
+    view = memoryview(encode_frame(frame))
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
 
 
 def _make_client_class():
@@ -109,9 +125,22 @@ def run(args: argparse.Namespace) -> int:
     status: dict = {"status": STATUS_ERROR, "detail": "", "cells_executed": 0,
                     "cell_timeouts": [], "truncated": []}
 
-    def write_status() -> None:
+    fd = args.result_fd
+
+    def send_status() -> None:
         status["wall_s"] = round(time.monotonic() - started, 3)
-        _atomic_write(args.status, json.dumps(status).encode())
+        send_frame(fd, {"kind": "status", **status})
+
+    def send_cell(index: int, cell) -> None:
+        send_frame(fd, {"kind": "cell", "index": index, "outputs": cell.get("outputs", []),
+                        "execution_count": cell.get("execution_count")})
+
+    try:
+        seal_result_channel(fd)
+    except OSError as exc:  # fail closed: nothing runs on a channel the kernel could reach
+        status["detail"] = f"cannot seal the result channel: {exc}"[:2000]
+        send_status()
+        return 0
 
     try:
         with open(args.notebook, "rb") as fh:
@@ -119,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001
         status["detail"] = f"cannot read notebook: {type(exc).__name__}: {exc}"[:2000]
-        write_status()
+        send_status()
         return 0
 
     for cell in nb.cells:  # forged outputs never survive
@@ -128,15 +157,6 @@ def run(args: argparse.Namespace) -> int:
             cell["execution_count"] = None
 
     executed: set[int] = set()
-    dirty = {"flag": True}
-
-    def checkpoint() -> None:
-        if dirty["flag"]:
-            _atomic_write(args.out, nbformat.writes(nb).encode("utf-8"))
-            dirty["flag"] = False
-
-    def on_cell_execute(cell, cell_index, **_):
-        checkpoint()  # persist the previous cell's outputs before starting a new one
 
     def on_cell_executed(cell, cell_index, execute_reply, **_):
         executed.add(cell_index)
@@ -146,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 TIMEOUT_ENAME,
                 f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"))
             status["cell_timeouts"].append(cell_index)
-        dirty["flag"] = True
+        send_cell(cell_index, cell)  # on the host before the next cell starts
 
     client_cls = _make_client_class()
     client = client_cls(
@@ -163,7 +183,6 @@ def run(args: argparse.Namespace) -> int:
         },
         record_timing=False,
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
-        on_cell_execute=on_cell_execute,
         on_cell_executed=on_cell_executed,
     )
     client.max_cell_output_bytes = args.max_cell_output_bytes
@@ -178,7 +197,6 @@ def run(args: argparse.Namespace) -> int:
         kernel_env.pop("PYTHONPATH", None)  # the kernel does not see this kit
     kernel_env["NBGRADER_EXECUTION"] = "autograde"
 
-    checkpoint()
     try:
         client.execute(env=kernel_env)
         status["status"] = STATUS_TIMEOUT if status["cell_timeouts"] else STATUS_OK
@@ -211,21 +229,18 @@ def run(args: argparse.Namespace) -> int:
                 cell.outputs.append(_error_output(
                     NOT_EXECUTED_ENAME,
                     f"did not run to completion (sandbox status: {status['status']})"))
-    dirty["flag"] = True
-    try:
-        checkpoint()
-    except OSError as exc:
-        status["status"] = STATUS_ERROR
-        status["detail"] = f"cannot write the executed notebook: {exc}"
-    write_status()
+    # The final word on every code cell: display updates may have changed earlier ones.
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") == "code":
+            send_cell(i, cell)
+    send_status()
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="execute_inside", description=__doc__.split("\n")[0])
     p.add_argument("notebook")
-    p.add_argument("out")
-    p.add_argument("--status", required=True)
+    p.add_argument("--result-fd", type=int, required=True)
     p.add_argument("--cell-timeout", type=int, default=300)
     p.add_argument("--startup-timeout", type=int, default=120)
     p.add_argument("--kernel", default="python3")

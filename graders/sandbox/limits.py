@@ -65,15 +65,9 @@ class SandboxLimits:
         return self.memory_mb * MiB
 
     @property
-    def out_tmpfs_bytes(self) -> int:
-        """Size of the output tmpfs: room for the notebook, its atomic rewrite, status."""
-        return 2 * self.max_output_bytes + 4 * MiB
-
-    @property
     def fsize_bytes(self) -> int:
         """RLIMIT_FSIZE: no single file may exceed the largest writable filesystem."""
-        return max(self.scratch_mb * MiB, self.tmp_mb * MiB, self.shm_mb * MiB,
-                   self.out_tmpfs_bytes)
+        return max(self.scratch_mb * MiB, self.tmp_mb * MiB, self.shm_mb * MiB)
 
     def thread_env(self) -> dict[str, str]:
         n = str(self.threads)

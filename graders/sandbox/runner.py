@@ -4,17 +4,18 @@
 
 1. mounts a private, size-capped tmpfs tree under ``$TMPDIR/hw5sb-<pid>-*`` (mode 0711,
    private propagation) holding the scratch tmpfs (the kernel's cwd, owned by the
-   sandbox uid), a separate small output tmpfs, a copy of this package (the "kit"
-   that runs :mod:`execute_inside`), generated ``/etc`` files, and read-only host
+   sandbox uid), a copy of this package (the "kit" that runs
+   :mod:`execute_inside`), generated ``/etc`` files, and read-only host
    bind mounts "mirroring" paths the sandbox uid could not reach (the pyenv base
    under ``/root``);
 2. copies the notebook and an allow-list of support files into the scratch;
 3. creates a per-run cgroup (memory + pids), starts ``setpriv ... bwrap ...`` with the
    child joining the cgroup and setting RLIMITs (preexec), captures stdout/stderr
    (capped), and kills the whole cgroup at the notebook time limit;
-4. reads the status file and the executed notebook back as hostile bytes (no symlinks,
-   regular files only, size caps, JSON + nbformat schema), and copies only outputs and
-   execution counts onto the notebook it sent in;
+4. reads the result from a pipe whose write end only the executor holds
+   (:mod:`graders.sandbox.channel`; nothing is read back from a file the student's
+   code could write), size-capped, and copies only outputs and execution counts, checked
+   against the nbformat schema, onto the notebook it sent in;
 5. always, in a ``finally``: kills everything left in the cgroup, removes it, unmounts
    the tree and removes its directory.
 
@@ -25,7 +26,6 @@ There is no unsandboxed path: when anything needed is missing this raises
 from __future__ import annotations
 
 import copy
-import json
 import os
 import re
 import resource
@@ -41,6 +41,7 @@ from typing import Any, Iterable, Mapping
 
 from . import bwrap as bw
 from .cgroups import CgroupError, SandboxCgroup, pid_alive
+from .channel import FrameReader
 from .errors import SandboxError, SandboxUnavailable
 from .limits import MiB, SandboxLimits
 
@@ -58,10 +59,8 @@ STATUSES = (OK, TIMEOUT, OOM, KERNEL_DIED, CRASHED, OUTPUT_TOO_LARGE, INVALID_OU
 
 RUN_PREFIX = "hw5sb-"
 ROOT_TMPFS_BYTES = 16 * MiB
-OUT_NOTEBOOK = "executed.ipynb"
-OUT_STATUS = "status.json"
 MAX_STATUS_BYTES = 64 * 1024
-_KIT_FILES = ("__init__.py", "errors.py", "limits.py", "execute_inside.py")
+_KIT_FILES = ("__init__.py", "errors.py", "limits.py", "channel.py", "execute_inside.py")
 _SAFE_NB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}\.ipynb$")
 
 
@@ -282,13 +281,10 @@ class SandboxRun:
         _mount_tmpfs(self.root, ROOT_TMPFS_BYTES, 0o711, extra="nosuid,nodev,noexec")
         self.mounted = True
         _run(["mount", "--make-private", self.root])
-        for d, mode in (("work", 0o755), ("out", 0o755), ("kit", 0o755), ("etc", 0o755),
-                        ("mnt", 0o755)):
+        for d, mode in (("work", 0o755), ("kit", 0o755), ("etc", 0o755), ("mnt", 0o755)):
             os.mkdir(self.host(d), mode)
             os.chmod(self.host(d), mode)
         _mount_tmpfs(self.host("work"), lim.scratch_mb * MiB, 0o700, lim.uid, lim.gid)
-        _mount_tmpfs(self.host("out"), lim.out_tmpfs_bytes, 0o700, lim.uid, lim.gid,
-                     extra="nosuid,nodev,noexec")
         self._build_kit()
         bw.write_etc(self.host("etc"), lim)
         _, prefixes = bw.python_inside()
@@ -399,13 +395,15 @@ class SandboxRun:
 
     def command(self, inside_argv: list[str], env: Mapping[str, str]) -> list[str]:
         spec = bw.SandboxSpec(
-            limits=self.limits, work_dir=self.host("work"), out_dir=self.host("out"),
+            limits=self.limits, work_dir=self.host("work"),
             kit_dir=self.host("kit"), etc_dir=self.host("etc"), command=list(inside_argv),
             python_binds=self.python_binds, extra_binds=self.extra_binds, env=dict(env),
         )
         return bw.build_command(spec)
 
-    def start(self, inside_argv: list[str], env: Mapping[str, str]) -> None:
+    def start(self, inside_argv: list[str], env: Mapping[str, str],
+              pass_fds: tuple[int, ...] = ()) -> None:
+        """Start the sandbox; ``pass_fds`` are kept open in it at the same numbers."""
         if self.proc is not None:
             raise SandboxError("a SandboxRun runs one command")
         argv = self.command(inside_argv, env)
@@ -413,7 +411,8 @@ class SandboxRun:
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, close_fds=True, start_new_session=True, cwd="/",
+                stderr=subprocess.PIPE, close_fds=True, pass_fds=pass_fds,
+                start_new_session=True, cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
                 preexec_fn=self._preexec(),
             )
@@ -602,28 +601,29 @@ def _load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
     return node, name
 
 
-def _merge_outputs(sent, returned) -> Any:
-    """The notebook that was sent in, with only outputs / execution counts taken from
-    the returned one. Raises ValueError if the structure does not match."""
+def _merge_outputs(sent, cells: dict) -> Any:
+    """The notebook that was sent in, with the outputs and execution counts of the
+    ``cell`` frames (index -> frame) put on its code cells; cells without a frame keep
+    no outputs. Raises ValueError when a frame names no code cell or is malformed."""
     import nbformat
 
-    cells = returned.get("cells")
-    if not isinstance(cells, list) or len(cells) != len(sent.cells):
-        raise ValueError("cell count differs from the notebook sent in")
     result = copy.deepcopy(sent)
-    for i, (mine, theirs) in enumerate(zip(result.cells, cells)):
-        if not isinstance(theirs, dict) or theirs.get("cell_type") != mine.cell_type:
-            raise ValueError(f"cell {i}: cell type differs")
+    for cell in result.cells:
+        if cell.cell_type == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    for i, frame in cells.items():
+        if not (isinstance(i, int) and not isinstance(i, bool) and 0 <= i < len(result.cells)):
+            raise ValueError(f"a cell frame names cell {i!r}, which the notebook does not have")
+        mine = result.cells[i]
         if mine.cell_type != "code":
-            continue
-        if theirs.get("source") != mine.source:
-            raise ValueError(f"cell {i}: source differs")
-        outputs = theirs.get("outputs", [])
-        count = theirs.get("execution_count")
+            raise ValueError(f"cell {i}: a frame for a {mine.cell_type} cell")
+        outputs = frame.get("outputs", [])
+        count = frame.get("execution_count")
         if not isinstance(outputs, list) or not (count is None or (
                 isinstance(count, int) and not isinstance(count, bool) and count >= 0)):
             raise ValueError(f"cell {i}: bad outputs / execution_count")
-        mine["outputs"] = outputs
+        mine["outputs"] = nbformat.from_dict(outputs)
         mine["execution_count"] = count
     nbformat.validate(result)
     return result
@@ -694,18 +694,28 @@ def execute_notebook(
             run.add_file(inside_name, source=host)
         for host, inside in ro_binds:
             run.add_ro_bind(host, inside)
+        read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
         argv = [
-            exe, "-P", "-m", "graders.sandbox.execute_inside",
-            inside_nb, f"{bw.INSIDE_OUT}/{OUT_NOTEBOOK}",
-            "--status", f"{bw.INSIDE_OUT}/{OUT_STATUS}",
+            exe, "-P", "-m", "graders.sandbox.execute_inside", inside_nb,
+            "--result-fd", str(write_end),
             "--cell-timeout", str(limits.cell_timeout_s),
             "--kernel", kernel_name,
             "--max-output-bytes", str(limits.max_output_bytes),
             "--max-cell-output-bytes", str(limits.max_cell_output_bytes),
             "--kernel-pythonpath", kernel_pythonpath,
         ]
-        run.start(argv, inside_env)
+        try:
+            run.start(argv, inside_env, pass_fds=(write_end,))
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the sandboxed executor holds the only write end
+        # Per-cell frames repeat what the final notebook holds: twice the output cap.
+        reader = FrameReader(read_end, 2 * limits.max_output_bytes + MAX_STATUS_BYTES)
+        reader.start()
         rc = run.wait(limits.notebook_timeout_s)
+        reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
         cg = run.cgroup
         oom = cg.oom_kills() if cg else 0
         peak = cg.peak_memory_bytes() if cg else None
@@ -713,77 +723,81 @@ def execute_notebook(
             None, CRASHED, "", run.wall_s, peak_memory_bytes=peak, oom_kills=oom,
             returncode=rc, stdout=run.stdout_text(), stderr=run.stderr_text(),
             run_id=run.run_id)
+        return _read_result(result, reader, sent, limits, timed_out=run.timed_out)
 
-        # -- the status claim ----------------------------------------------------------
-        inside_status = None
-        inside_detail = ""
-        try:
-            raw_status = read_capped(run.host("out", OUT_STATUS), MAX_STATUS_BYTES)
-            if raw_status is not None:
-                doc = json.loads(raw_status.decode("utf-8"))
-                if isinstance(doc, dict) and doc.get("status") in (
-                        "ok", "kernel_died", "timeout", "error"):
-                    inside_status = doc["status"]
-                    inside_detail = str(doc.get("detail", ""))[:2000]
-                    ct = doc.get("cell_timeouts", [])
-                    if isinstance(ct, list):
-                        result.cell_timeouts = [int(x) for x in ct[:1000]
-                                                if isinstance(x, int) and not isinstance(x, bool)]
-                    truncated = doc.get("truncated", [])
-                    if isinstance(truncated, list) and truncated and inside_status == "ok":
-                        inside_status = "truncated"
-                        inside_detail = f"outputs of cells {truncated[:50]} were truncated"
-        except (ValueError, OverflowError, UnicodeDecodeError, TypeError):
-            inside_status = None
 
-        if run.timed_out:
-            result.status = TIMEOUT
-            result.detail = (f"notebook exceeded {limits.notebook_timeout_s} s wall time; "
-                             "everything in the sandbox was killed")
-        elif oom and inside_status != "ok":
-            result.status = OOM
-            result.detail = (f"out of memory (limit {limits.memory_mb} MiB, "
-                             f"{oom} process(es) OOM-killed)")
-        elif inside_status == "ok" and rc == 0:
-            result.status = OK
-        elif inside_status == "truncated" and rc == 0:
-            result.status = OUTPUT_TOO_LARGE
-            result.detail = inside_detail
-        elif inside_status == "kernel_died":
-            result.status = KERNEL_DIED
-            result.detail = inside_detail
-        elif inside_status == "timeout":
-            result.status = TIMEOUT
-            result.detail = inside_detail
-        else:
-            result.status = CRASHED
-            result.detail = (inside_detail or "the sandboxed executor did not finish") + (
-                f" (exit status {rc})" if rc is not None else "")
-
-        # -- the notebook claim ----------------------------------------------------------
-        try:
-            raw_nb = read_capped(run.host("out", OUT_NOTEBOOK), limits.max_output_bytes)
-        except OverflowError as exc:
-            result.status = OUTPUT_TOO_LARGE
-            result.detail = f"executed notebook too large: {exc}"
-            return result
-        except ValueError as exc:
-            result.status = INVALID_OUTPUT
-            result.detail = f"executed notebook: {exc}"
-            return result
-        if raw_nb is None:
-            if result.status == OK:
-                result.status = INVALID_OUTPUT
-                result.detail = "no executed notebook came back"
-            return result
-        try:
-            returned = nbformat.reads(raw_nb.decode("utf-8"), as_version=4)
-            merged = _merge_outputs(sent, returned)
-        except Exception as exc:  # noqa: BLE001 - every parse/validate error of hostile bytes
-            result.status = INVALID_OUTPUT
-            result.detail = f"executed notebook rejected: {type(exc).__name__}: {str(exc)[:500]}"
-            return result
-        if result.status != OK:
-            _mark_unfinished(merged, result.status)
-        result.notebook = merged
+def _read_result(result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits,
+                 *, timed_out: bool) -> ExecutionResult:
+    """Fill ``result`` from the frames the executor sent: its status, then the sent
+    notebook with the outputs and execution counts of the cells that ran."""
+    if reader.is_alive():
+        result.status = CRASHED
+        result.detail = "the result channel did not close"
         return result
+    if reader.overflow:
+        result.status = OUTPUT_TOO_LARGE
+        result.detail = f"the executed notebook's outputs came to more than {reader.cap} bytes"
+        return result
+    cells: dict[int, dict] = {}
+    doc = None
+    for frame in reader.frames:
+        if frame["kind"] == "cell":
+            cells[frame.get("index")] = frame
+        elif frame["kind"] == "status":
+            doc = frame
+
+    # -- the status ----------------------------------------------------------------------
+    inside_status = None
+    inside_detail = ""
+    if doc is not None and doc.get("status") in ("ok", "kernel_died", "timeout", "error"):
+        inside_status = doc["status"]
+        inside_detail = str(doc.get("detail", ""))[:2000]
+        ct = doc.get("cell_timeouts", [])
+        if isinstance(ct, list):
+            result.cell_timeouts = [int(x) for x in ct[:1000]
+                                    if isinstance(x, int) and not isinstance(x, bool)]
+        truncated = doc.get("truncated", [])
+        if isinstance(truncated, list) and truncated and inside_status == "ok":
+            inside_status = "truncated"
+            inside_detail = f"outputs of cells {truncated[:50]} were truncated"
+    rc, oom = result.returncode, result.oom_kills
+
+    if timed_out:
+        result.status = TIMEOUT
+        result.detail = (f"notebook exceeded {limits.notebook_timeout_s} s wall time; "
+                         "everything in the sandbox was killed")
+    elif oom and inside_status != "ok":
+        result.status = OOM
+        result.detail = (f"out of memory (limit {limits.memory_mb} MiB, "
+                         f"{oom} process(es) OOM-killed)")
+    elif inside_status == "ok" and rc == 0:
+        result.status = OK
+    elif inside_status == "truncated" and rc == 0:
+        result.status = OUTPUT_TOO_LARGE
+        result.detail = inside_detail
+    elif inside_status == "kernel_died":
+        result.status = KERNEL_DIED
+        result.detail = inside_detail
+    elif inside_status == "timeout":
+        result.status = TIMEOUT
+        result.detail = inside_detail
+    else:
+        result.status = CRASHED
+        result.detail = (inside_detail or "the sandboxed executor did not finish") + (
+            f" (exit status {rc})" if rc is not None else "")
+
+    # -- the notebook --------------------------------------------------------------------
+    if reader.error:
+        result.status = INVALID_OUTPUT
+        result.detail = f"result channel: {reader.error}"
+        return result
+    try:
+        merged = _merge_outputs(sent, cells)
+    except Exception as exc:  # noqa: BLE001 - every validation error of the claimed outputs
+        result.status = INVALID_OUTPUT
+        result.detail = f"executed notebook rejected: {type(exc).__name__}: {str(exc)[:500]}"
+        return result
+    if result.status != OK:
+        _mark_unfinished(merged, result.status)
+    result.notebook = merged
+    return result

@@ -97,6 +97,18 @@ def size(p):
     s = os.statvfs(p)
     return s.f_blocks * s.f_frsize
 r["fs_bytes"] = {p: size(p) for p in cfg["fs"]}
+# The result channel, sealed as execute_inside seals it: can another process of this
+# uid open the pipe's write end through /proc?
+_, wr = os.pipe()
+if libc.prctl(4, 0, 0, 0, 0) != 0:  # PR_SET_DUMPABLE
+    r["channel"] = "prctl failed: errno %d" % ctypes.get_errno()
+else:
+    import subprocess
+    opener = ("import os, sys\ntry:\n    os.open(sys.argv[1], os.O_WRONLY)\n    print('opened')\n"
+              "except OSError as e:\n    print('denied: ' + e.strerror)")
+    child = subprocess.run([sys.executable, "-I", "-c", opener, "/proc/%d/fd/%d" % (os.getpid(), wr)],
+                           capture_output=True, text=True, timeout=30)
+    r["channel"] = child.stdout.strip() or ("no answer: " + child.stderr[-300:])
 print("PROBE-RESULT " + json.dumps(r))
 '''
 
@@ -192,7 +204,7 @@ def self_test(limits: SandboxLimits | None = None,
                       f"{bw.INSIDE_HOME}/probe"],
         "sentinels": list(sentinels if sentinels is not None else default_sentinels())
                      + [host_file, host_file_dir],
-        "fs": ["/tmp", "/dev/shm", bw.INSIDE_WORK, bw.INSIDE_OUT],
+        "fs": ["/tmp", "/dev/shm", bw.INSIDE_WORK],
     }
     try:
         with SandboxRun(limits) as run:
@@ -287,10 +299,11 @@ def _judge(p: dict, cfg: dict, limits: SandboxLimits, check) -> None:
               str(rl.get("RLIMIT_AS")))
     fs = p.get("fs_bytes", {})
     for path, want in (("/tmp", limits.tmp_mb * MiB), ("/dev/shm", limits.shm_mb * MiB),
-                       (bw.INSIDE_WORK, limits.scratch_mb * MiB),
-                       (bw.INSIDE_OUT, limits.out_tmpfs_bytes)):
+                       (bw.INSIDE_WORK, limits.scratch_mb * MiB)):
         got = fs.get(path, -1)
         check(f"size of {path}", 0 < got <= want + MiB, f"{got} (limit {want})")
+    channel = str(p.get("channel", "missing"))
+    check("result channel out of the student's reach", channel.startswith("denied"), channel)
 
 
 _CACHE: dict[tuple, SelfTestReport] = {}
