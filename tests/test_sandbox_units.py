@@ -215,13 +215,18 @@ def test_frames_come_back_in_order():
 
 @pytest.mark.parametrize("data, error", [
     (channel.HEADER.pack(5) + b"{nope", "not JSON"),
-    (channel.encode_frame({"kind": "status"})[:-1], "ended inside a frame"),
     (channel.HEADER.pack(2) + b"[]", "not an object"),
     (channel.HEADER.pack(1 << 40), "over the cap"),
 ])
 def test_a_malformed_channel_is_an_error(data, error):
     reader = _read_channel(channel.encode_frame({"kind": "cell"}) + data)
     assert error in reader.error
+    assert reader.frames == [{"kind": "cell"}]
+
+
+def test_a_channel_cut_inside_a_frame_keeps_the_frames_before_it():
+    reader = _read_channel(channel.encode_frame({"kind": "cell"}) + channel.encode_frame({"kind": "status"})[:-1])
+    assert reader.cut_short and reader.error is None
     assert reader.frames == [{"kind": "cell"}]
 
 

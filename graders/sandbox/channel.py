@@ -30,8 +30,10 @@ class FrameReader(threading.Thread):
 
     After the writer is gone: ``frames`` holds the decoded frames in order; ``overflow``
     is True when the frames came to more than ``cap`` bytes (the rest was read and
-    dropped, so the writer never blocks); ``error`` names a malformed frame, after
-    which nothing more is decoded. The thread closes ``fd``.
+    dropped, so the writer never blocks); ``cut_short`` is True when the channel ended
+    inside a frame (the writer was killed while writing: the frames before it stand);
+    ``error`` names a malformed frame, after which nothing more is decoded. The thread
+    closes ``fd``.
     """
 
     def __init__(self, fd: int, cap: int) -> None:
@@ -41,6 +43,7 @@ class FrameReader(threading.Thread):
         self.frames: list[dict] = []
         self.overflow = False
         self.error: str | None = None
+        self.cut_short = False
         self._kept = 0
 
     def run(self) -> None:
@@ -63,7 +66,7 @@ class FrameReader(threading.Thread):
                 buffer += chunk
                 self._decode(buffer)
             if buffer and not (self.overflow or self.error):
-                self.error = f"the channel ended inside a frame ({len(buffer)} bytes left)"
+                self.cut_short = True
         finally:
             os.close(self.fd)
 
