@@ -266,7 +266,14 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
         futures = {}
         started = {}
         for student in students:
-            job = grader.prepare(student, reports[student])
+            try:
+                job = grader.prepare(student, reports[student])
+            except Exception as error:  # a submission no check foresaw: this student only
+                reports[student].status = "failed"
+                reports[student].errors.append(
+                    f"could not read the submission: {type(error).__name__}: {str(error)[:300]}")
+                bar.update()
+                continue
             started[student] = time.monotonic()
             futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student
         for future in as_completed(futures):

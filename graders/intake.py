@@ -61,6 +61,8 @@ def parse_notebook(path: Path) -> nbformat.NotebookNode:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"is not valid JSON ({error})") from None
+    except RecursionError:  # "[[[[...": deeper than Python's parser goes
+        raise ValueError("is JSON nested too deeply to be a notebook") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list) or raw.get("nbformat") != 4:
         raise ValueError("is valid JSON but not an nbformat 4 notebook")
     try:
@@ -94,6 +96,13 @@ def repair(notebook, name: str, known_ids: set[str] | None = None) -> list[str]:
             repairs.append(f"{name}: cell {index} had empty nbgrader metadata; treated as a plain cell")
             continue
         grade_id = meta.get("grade_id")
+        if grade_id is not None and not isinstance(grade_id, str):
+            del metadata["nbgrader"]
+            repairs.append(
+                f"{name}: cell {index} has a grade_id that is not a string ({json.dumps(grade_id, default=str)[:60]}); "
+                "treated as a plain cell, the original cell is put back"
+            )
+            continue
         if grade_id in seen:
             del metadata["nbgrader"]
             repairs.append(

@@ -35,6 +35,12 @@ def _empty_metadata():
     return notebook
 
 
+def _list_grade_id():
+    notebook = released_notebook()
+    notebook.cells[3].metadata["nbgrader"]["grade_id"] = ["test_add"]  # unhashable
+    return notebook
+
+
 _ROOT = {}
 _BEFORE: set[str] = set()
 
@@ -56,6 +62,8 @@ CASES = {
     "duplicate-grade-id": (dict(solution=CORRECT, notebook=_duplicate_test_cell), (1, 1), "repeats grade_id"),
     "empty-nbgrader-metadata": (dict(solution=CORRECT, notebook=_empty_metadata), (1, 1), "empty nbgrader metadata"),
     "renamed-notebook": (dict(solution=CORRECT, name="toy (1).ipynb"), (1, 1), "submitted as toy (1).ipynb"),
+    "json-nested-too-deeply": (dict(raw=b"[" * 100_000 + b"]" * 100_000), (0, 0), "nested too deeply"),
+    "grade-id-not-a-string": (dict(solution=CORRECT, notebook=_list_grade_id), (1, 1), "not a string"),
     "kernel-death": (dict(solution="import os\nos._exit(1)\n"), (0, 0), "kernel_died"),
     "infinite-loop": (dict(solution="def add(a, b):\n    while True:\n        pass\n"), (0, 0), "timeout"),
 }
@@ -97,8 +105,31 @@ def test_each_submission_gets_its_points_and_reason(graded, student):
 def test_the_exit_status_and_report_count_the_failures(graded):
     _, code, reports, _ = graded
     failed = sorted(student for student, entry in reports.items() if entry["status"] != "graded")
-    assert failed == ["invalid-json", "json-not-a-notebook"]  # the only notebook could not be read
+    # the only notebook could not be read
+    assert failed == ["invalid-json", "json-nested-too-deeply", "json-not-a-notebook"]
     assert code == 1
+
+
+def test_a_submission_that_breaks_the_intake_fails_alone(tmp_path, monkeypatch, capsys):
+    """Whatever goes wrong while reading one submission, the others are still graded."""
+    root = make_toy_course(tmp_path / "course")
+    for student in ("breaks-the-intake", "correct"):
+        submit(root, student, CORRECT)
+    prepare = grade_class.Grader.prepare
+
+    def prepare_or_break(self, student, report):
+        if student == "breaks-the-intake":
+            raise RuntimeError("an intake bug")
+        return prepare(self, student, report)
+
+    monkeypatch.setattr(grade_class.Grader, "prepare", prepare_or_break)
+    report = tmp_path / "report.json"
+    code = grade_class.main(["toy", "--course", str(root), "--workers", "1", "--report", str(report)])
+    reports = report_of(report)
+    assert code == 1
+    assert reports["correct"]["status"] == "graded" and reports["correct"]["score"] == 2.0
+    assert reports["breaks-the-intake"]["status"] == "failed"
+    assert "could not read the submission: RuntimeError: an intake bug" in reports["breaks-the-intake"]["errors"]
 
 
 def test_the_leftover_search_finds_a_lasting_ownerless_process():

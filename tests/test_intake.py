@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import nbformat
@@ -36,6 +37,24 @@ def test_an_oversized_notebook_is_refused(tmp_path, monkeypatch):
     nbformat.write(_notebook("x = 1" * 100), path)
     with pytest.raises(ValueError, match="larger than"):
         parse_notebook(path)
+
+
+def test_json_nested_deeper_than_the_parser_goes_is_refused(tmp_path):
+    path = tmp_path / "deep.ipynb"
+    path.write_bytes(b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
+    with pytest.raises(ValueError, match="nested too deeply"):
+        parse_notebook(path)
+
+
+@pytest.mark.parametrize("grade_id", [["answer"], {"id": "answer"}, 7])
+def test_a_grade_id_that_is_not_a_string_is_dropped_and_reported(grade_id):
+    notebook = _notebook("a = 1", "b = 2", grade_ids=["answer", "other"])
+    notebook.cells[1].metadata["nbgrader"]["grade_id"] = grade_id
+    repairs = repair(notebook, "nb.ipynb", {"answer", "other"})
+    assert "nbgrader" not in notebook.cells[1].metadata
+    assert notebook.cells[0].metadata["nbgrader"]["grade_id"] == "answer"
+    assert repairs == [f"nb.ipynb: cell 1 has a grade_id that is not a string ({json.dumps(grade_id)}); "
+                       "treated as a plain cell, the original cell is put back"]
 
 
 def test_duplicates_and_empty_metadata_are_repaired_and_reported():
