@@ -216,6 +216,7 @@ def test_frames_come_back_in_order():
 @pytest.mark.parametrize("data, error", [
     (channel.HEADER.pack(5) + b"{nope", "not JSON"),
     (channel.HEADER.pack(2) + b"[]", "not an object"),
+    (channel.HEADER.pack(200_000) + b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
     (channel.HEADER.pack(1 << 40), "over the cap"),
 ])
 def test_a_malformed_channel_is_an_error(data, error):

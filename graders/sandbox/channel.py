@@ -82,8 +82,8 @@ class FrameReader(threading.Thread):
             del buffer[:HEADER.size + size]
             try:
                 frame = json.loads(body.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError) as exc:
-                self.error = f"a frame is not JSON: {exc}"
+            except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+                self.error = f"a frame is not JSON: {type(exc).__name__}: {str(exc)[:200]}"
                 return
             if not isinstance(frame, dict) or not isinstance(frame.get("kind"), str):
                 self.error = "a frame is not an object with a kind"
