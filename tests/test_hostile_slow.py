@@ -411,7 +411,7 @@ CASES: dict[str, Case] = {
         (0, 0), "builtins", outcome="stopped"),
     "exceptions-hidden": Case(_solution(
         WRONG + "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)\n"),
-        (1, 1), "set_custom_exc", outcome="flagged"),
+        (0, 0), "HiddenError", where="notebook", outcome="stopped"),
     "rigged-equality": Case(_solution(
         "class Anything:\n    def __eq__(self, other):\n        return True\n"
         "def add(a, b):\n    return Anything()\n"),
@@ -421,7 +421,9 @@ CASES: dict[str, Case] = {
 #: Outcome of the in-kernel cheats, as recorded by this test (see the module docstring):
 #: - assertion-error-redefined: STOPPED. ``assert`` raises the interpreter's own
 #:   AssertionError whatever the name is bound to; the wrong add scores 0.
-#: - cell-rewriting-hook, exceptions-hidden, rigged-equality: NOT STOPPED, FLAGGED FOR
+#: - exceptions-hidden: STOPPED. The kernel's execute reply still says the cell raised;
+#:   the executor adds a HiddenError output where no traceback was shown.
+#: - cell-rewriting-hook, rigged-equality: NOT STOPPED, FLAGGED FOR
 #:   REVIEW. Inside the kernel the student controls what a test cell runs and what its
 #:   outputs show; the sandbox cannot see the difference (security.md). The wrong add
 #:   scores full marks; graders.intake.suspicious_code (run on the student-editable
@@ -522,7 +524,7 @@ def test_what_the_probes_got_is_nothing(batch):
 
 def test_in_kernel_cheats_are_recorded_honestly():
     assert OUTCOMES == {"cell-rewriting-hook": "flagged", "assertion-error-redefined": "stopped",
-                        "exceptions-hidden": "flagged", "rigged-equality": "flagged"}
+                        "exceptions-hidden": "stopped", "rigged-equality": "flagged"}
     for name, outcome in OUTCOMES.items():
         assert (CASES[name].points == (0, 0)) == (outcome == "stopped")
 

@@ -418,6 +418,20 @@ def test_cells_that_ran_before_the_executor_was_killed_keep_their_outputs():
     assert errors_of(res.notebook.cells[3]) == ["CellNotExecuted"]
 
 
+@pytest.mark.parametrize("hide", [
+    "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)",
+    "get_ipython().showtraceback = lambda *args, **kwargs: None",
+    "import sys\nsys.excepthook = lambda *args: None\n"
+    "get_ipython().showtraceback = lambda *a, **k: sys.excepthook(*sys.exc_info())",
+], ids=["set_custom_exc", "showtraceback", "excepthook"])
+def test_an_exception_the_kernel_hides_is_still_an_error(hide):
+    res = run(make_nb(hide, "assert 1 == 2, 'wrong'", "print('after')"))
+    assert res.status == "ok", (res.status, res.detail)
+    assert errors_of(res.notebook.cells[1]) == ["HiddenError"]
+    assert "AssertionError" in text_of(res.notebook.cells[1])
+    assert text_of(res.notebook.cells[2]) == "after\n"
+
+
 def test_invalid_input_is_a_status(tmp_path):
     bad = tmp_path / "bad.ipynb"
     bad.write_text("{not json")

@@ -17,8 +17,9 @@ sandbox uid can open it through ``/proc/<pid>/fd`` or take it with ``pidfd_getfd
   "detail": ...}`` plus a few counters. No status frame means this process was killed.
 * Outputs from the input notebook are cleared first (forged outputs never survive),
   a timed-out cell gets an explicit error output (nbgrader counts a test cell with no
-  output as passed), cells that never ran get a "not executed" error output, and the
-  outputs kept per cell and in total are capped.
+  output as passed), so does a cell whose execute reply says it raised while it shows
+  no traceback (a hidden exception), cells that never ran get a "not executed" error
+  output, and the outputs kept per cell and in total are capped.
 
 What the kernel prints is still the student's: a kernel can lie about its own cells
 (in-kernel cheats, see README). It can no longer lie about the others.
@@ -43,6 +44,7 @@ STATUS_ERROR = "error"
 TIMEOUT_ENAME = "CellTimeoutError"
 NOT_EXECUTED_ENAME = "CellNotExecuted"
 TOO_LARGE_ENAME = "OutputTooLarge"
+HIDDEN_ERROR_ENAME = "HiddenError"
 
 
 def _error_output(ename: str, evalue: str):
@@ -166,6 +168,14 @@ def run(args: argparse.Namespace) -> int:
                 TIMEOUT_ENAME,
                 f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"))
             status["cell_timeouts"].append(cell_index)
+        elif content.get("status") == "error" and not any(
+                output.get("output_type") == "error" for output in cell.outputs):
+            # The kernel says the cell raised, but showed no traceback: a replaced
+            # showtraceback, sys.excepthook or set_custom_exc handler hid it.
+            cell.outputs.append(_error_output(
+                HIDDEN_ERROR_ENAME,
+                f"the cell raised {str(content.get('ename', 'an exception'))[:100]}, "
+                "but its traceback was not shown"))
         send_cell(cell_index, cell)  # on the host before the next cell starts
 
     client_cls = _make_client_class()
