@@ -65,7 +65,7 @@ class Case:
 
     how: object
     points: tuple[int, int]
-    phrase: str | None = None
+    phrase: str | tuple[str, ...] | None = None  # a tuple: any one of these
     where: str = "report"  # report: errors + flags; notebook: the autograded notebook
     status: str = "graded"
     outcome: str = ""  # in-kernel cheats: stopped | flagged | not stopped
@@ -336,7 +336,10 @@ CASES: dict[str, Case] = {
     "input": Case(_solution(_crash_in_second_test("input('password? ')")), (1, 0), "StdinNotImplementedError",
                   where="notebook"),
     "fork-bomb": Case(_solution(_crash_in_second_test(
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")), (1, 0), "timeout"),
+        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")), (1, 0),
+        # the pids limit stops the forks and the cell times out, unless the forked copies
+        # reach the memory limit first (2 of 6 fork bombs in one measured batch)
+        ("timeout", "oom: out of memory")),
     "thread-bomb": Case(_solution(_crash_in_second_test(
         "import threading, time\nwhile True:\n"
         "    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()")),
@@ -506,10 +509,12 @@ def test_each_case_gets_its_points_status_and_reason(batch, student):
     assert entry["status"] == case.status, recorded
     if case.status == "graded":
         assert entry["max_score"] == 2.0  # edited points never raise the maximum
+    phrases = case.phrase if isinstance(case.phrase, tuple) else (case.phrase,)
     if case.phrase and case.where == "report":
-        assert case.phrase in recorded
+        assert any(phrase in recorded for phrase in phrases), recorded
     if case.where == "notebook":
-        assert case.phrase in _notebook_text(root, student), f"{student}: {case.phrase!r} not in the notebook"
+        text = _notebook_text(root, student)
+        assert any(phrase in text for phrase in phrases), f"{student}: {case.phrase!r} not in the notebook"
     if case.phrase is None and case.points == (1, 1) and not case.outcome:
         assert entry["errors"] == [], entry["errors"]  # a good submission is not reported as broken
 
