@@ -40,7 +40,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Iterable, Mapping
 
 from . import bwrap as bw
-from .cgroups import CgroupError, SandboxCgroup, pid_alive
+from .cgroups import NAME_PREFIX, CgroupError, SandboxCgroup, pid_alive, run_owner
 from .channel import FrameReader
 from .errors import SandboxError, SandboxUnavailable
 from .limits import MiB, SandboxLimits
@@ -57,7 +57,7 @@ INVALID_INPUT = "invalid_input"
 STATUSES = (OK, TIMEOUT, OOM, KERNEL_DIED, CRASHED, OUTPUT_TOO_LARGE, INVALID_OUTPUT,
             INVALID_INPUT)
 
-RUN_PREFIX = "hw5sb-"
+RUN_PREFIX = NAME_PREFIX  # trees and cgroups share it: run_owner reads both
 ROOT_TMPFS_BYTES = 16 * MiB
 MAX_STATUS_BYTES = 64 * 1024
 _KIT_FILES = ("__init__.py", "errors.py", "limits.py", "channel.py", "execute_inside.py")
@@ -543,10 +543,9 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
     except OSError:
         names = []
     for name in names:
-        m = re.match(rf"^{RUN_PREFIX}(\d+)-", name)
-        if not m:
+        pid = run_owner(name) if name.startswith(RUN_PREFIX) else None
+        if pid is None:
             continue
-        pid = int(m.group(1))
         if pid == os.getpid() or pid_alive(pid):
             continue  # the owner lives
         path = os.path.join(base, name)
