@@ -42,11 +42,11 @@ c.IgnorePattern.pattern = r"\A(?:" + _TF_LOG_LINE + r"(?:\n|\Z))+\Z"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Feedback never shows hidden tests, rubrics or the grading code (graders/feedback.py);
+# Feedback never shows hidden tests, rubrics or the grading code (graders/reporting/feedback.py);
 # nbgrader's default would render hidden tests in full (upstream #917, #1363).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
-    "graders.feedback.FeedbackRedactor",
+    "graders.reporting.feedback.FeedbackRedactor",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 # Rubrics are locked markdown cells holding a mark scheme (stripped from the release,

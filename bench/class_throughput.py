@@ -51,7 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from graders import grade_class  # noqa: E402
+from graders.grading import batch as grade_class  # noqa: E402
 from toy_course import make_toy_course, submit  # noqa: E402
 
 WORK = """import numpy as np
@@ -91,8 +91,8 @@ def hw5_template(base: Path, students: int) -> Path:
     """A scratch HW5 course with ``students`` copies of the reference submission."""
     from dataclasses import replace
 
-    from graders.release import make_scratch_course
-    from graders.sample_class import REFERENCE
+    from graders.authoring.release import make_scratch_course
+    from graders.authoring.sample_class import REFERENCE
 
     root = make_scratch_course(base / "template")
     for i in range(students):

@@ -38,11 +38,12 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from graders.autograde import autograde_student  # noqa: E402
+from nbgrader_autograde import autograde_student  # noqa: E402
 from graders.course import COURSE_ROOT, course_db_url  # noqa: E402
-from graders.release import make_scratch_course  # noqa: E402
-from graders.sample_class import REFERENCE  # noqa: E402
-from graders.scores import autograded_points, student_grades  # noqa: E402
+from graders.authoring.release import make_scratch_course  # noqa: E402
+from graders.authoring.sample_class import REFERENCE  # noqa: E402
+from graders.gradebook import student_grades  # noqa: E402
+from graders.reporting.score_table import autograded_points  # noqa: E402
 
 TRAINING_CELLS = ("train_baseline", "todo1", "todo2", "todo4", "todo6")
 
@@ -75,7 +76,7 @@ def phases(notebook_path: Path, started: float, wall: float) -> dict[str, float]
 
 def _via_hw5_autograde(root: Path, budget: str) -> float:
     """hw5-autograde (sandboxed, one worker): the submission's grading seconds."""
-    from graders import grade_class
+    from graders.grading import batch as grade_class
 
     report = root / "bench-report.json"
     code = grade_class.main(["hw5", "--course", str(root), "--student", REFERENCE.name, "--force",

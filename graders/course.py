@@ -21,12 +21,34 @@ def release_dir(root: Path = COURSE_ROOT) -> Path:
     return root / "release" / ASSIGNMENT
 
 
-def course_db_url(root: Path = COURSE_ROOT) -> str:
-    """The gradebook URL, as ``nbgrader_config.py`` sets it (SQLite unless configured)."""
+def load_config(root: Path = COURSE_ROOT):
+    """The course's ``nbgrader_config.py`` as a traitlets Config: the one place it is read."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    return config.CourseDirectory.db_url
+    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+
+
+def course_db_url(root: Path = COURSE_ROOT) -> str:
+    """The gradebook URL, as ``nbgrader_config.py`` sets it (SQLite unless configured)."""
+    return load_config(root).CourseDirectory.db_url
+
+
+def source_layout(root: Path, assignment: str) -> tuple[dict[str, set[str]], dict[str, str]]:
+    """What a submission should hold: notebook name -> its grade_ids, and the support
+    files (file name -> host path) that every kernel gets from ``source/<assignment>``."""
+    import nbformat
+
+    source = root / "source" / assignment
+    notebooks, support = {}, {}
+    for path in sorted(source.iterdir()):
+        if path.suffix == ".ipynb":
+            cells = nbformat.read(path, as_version=4).cells
+            notebooks[path.name] = {
+                c.metadata["nbgrader"]["grade_id"] for c in cells if "grade_id" in c.metadata.get("nbgrader", {})
+            }
+        elif path.is_file() and not path.name.startswith(".") and path.suffix != ".pyc" and path.name != "mnist.npz":
+            support[path.name] = str(path)
+    return notebooks, support
 
 
 def nbgrader_executable() -> str:

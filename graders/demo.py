@@ -2,7 +2,7 @@
 
 ``hw5-demo`` (see README):
 1. regenerate ``release/hw5`` (and record the assignment in the gradebook);
-2. write the sample class (graders/sample_class.py) into ``submitted/``;
+2. write the sample class (graders/authoring/sample_class.py) into ``submitted/``;
 3. grade the class with ``hw5-autograde`` (sandboxed, one worker process per student at a time);
 4. print a per-student, per-TODO score table and check it against each sample's expected grade;
 5. write ``grades.csv`` with ``nbgrader export``.
@@ -14,13 +14,14 @@ import argparse
 import json
 import sys
 
-from graders import grade_class
+from graders.grading import batch as grade_class
 from graders.course import COURSE_ROOT, course_db_url, run_nbgrader
-from graders.grade_class import STAGING
-from graders.release import refresh_release
-from graders.sample_class import SAMPLE_CLASS
-from graders.scores import autograded_points, score_table, student_grades
-from graders.submissions import autograded_max_points
+from graders.grading.batch import STAGING
+from graders.authoring.release import refresh_release
+from graders.authoring.sample_class import SAMPLE_CLASS
+from graders.gradebook import student_grades
+from graders.reporting.score_table import autograded_points, score_table
+from graders.authoring.mock_submissions import autograded_max_points
 
 
 def main(argv=None) -> int:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from graders.sandbox.cgroups import leftover_cgroups, pid_alive, run_owner
 from graders.sandbox.limits import SandboxLimits
-from graders.sandbox.runner import leftover_mounts
+from graders.sandbox.stale import leftover_mounts
 
 SANDBOX_UID = SandboxLimits().uid
 

@@ -18,9 +18,10 @@ from corpus.correct_styles import KERAS2_STYLE
 from corpus.grading import SHARED_MUTANTS, shared_class
 from corpus.mutants import MUTANTS
 from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
-from graders.sample_class import REFERENCE, SAMPLE_CLASS
-from graders.scores import autograded_points, student_grades
-from graders.submissions import autograded_max_points
+from graders.authoring.sample_class import REFERENCE, SAMPLE_CLASS
+from graders.gradebook import student_grades
+from graders.reporting.score_table import autograded_points
+from graders.authoring.mock_submissions import autograded_max_points
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_mnist]
 

@@ -101,7 +101,7 @@ def _check_report(rendered: dict, students: list[str]):
 
 @needs_bwrap
 def test_class_report_renders_in_chromium(browser, tmp_path_factory, tmp_path):
-    from graders import class_report
+    from graders.reporting import class_report
 
     root, report = graded_toy_course(tmp_path_factory)
     page = class_report.write_report(root, "toy", report, tmp_path / "class-report.html")
@@ -126,7 +126,7 @@ def test_a_broken_image_is_caught(browser, tmp_path):
 @pytest.mark.needs_mnist
 @needs_bwrap
 def test_hw5_class_report_renders_in_chromium(browser, tmp_path_factory, tmp_path):
-    from graders import class_report
+    from graders.reporting import class_report
 
     root, report = graded_hw5_course(tmp_path_factory)
     page = class_report.write_report(root, "hw5", report, tmp_path / "class-report.html")

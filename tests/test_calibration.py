@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from graders.calibrate import CALIBRATION_DIR, summarize
+from graders.authoring.calibrate import CALIBRATION_DIR, summarize
 from graders.checks.expectations import thresholds
 
 
@@ -52,7 +52,7 @@ def test_the_full_budget_agreement_sorts_agreeing_differing_and_pending(monkeypa
     """tests/corpus/agreement.py: a submission agrees only if every test cell's full-budget
     points equal its fast-budget verdicts; one not graded under the full budget is pending."""
     from corpus import agreement
-    from graders.scores import CellGrade
+    from graders.gradebook import CellGrade
 
     reference, keras2, dense100 = agreement.REFERENCE, agreement.CORRECT_STYLES[0], agreement.MUTANTS[0]
     monkeypatch.setattr(agreement, "CORPUS", (reference, keras2, dense100))

@@ -11,7 +11,7 @@ import pytest
 from keras import layers
 from keras.optimizers import SGD, Adam
 
-from graders import reference
+from graders.authoring import reference
 from graders.checks import (
     GradingFailure,
     check_architecture,

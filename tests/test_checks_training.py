@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import hw5_data
-from graders import reference
+from graders.authoring import reference
 from graders.checks import GradingFailure, check_history, check_training
 from graders.checks import training_checks
 from graders.checks.expectations import thresholds

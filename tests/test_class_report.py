@@ -15,7 +15,7 @@ import shutil
 import pytest
 from bs4 import BeautifulSoup
 
-from graders import class_report
+from graders.reporting import class_report
 from test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 SECTIONS = ("scores", "pass-rates", "failures", "times", "review", "manual")

@@ -12,9 +12,10 @@ from corpus.correct_styles import ALL as CORRECT_STYLES
 from corpus.mutants import MUTANTS
 from corpus.grading import grade_mocks
 from graders.course import course_db_url
-from graders.sample_class import REFERENCE
-from graders.scores import autograded_points, student_grades
-from graders.submissions import autograded_max_points
+from graders.authoring.sample_class import REFERENCE
+from graders.gradebook import student_grades
+from graders.reporting.score_table import autograded_points
+from graders.authoring.mock_submissions import autograded_max_points
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.needs_mnist]
 

@@ -1,12 +1,12 @@
-"""graders/checks/expected.json is derived from graders/reference.py, never typed by hand."""
+"""graders/checks/expected.json is derived from graders/authoring/reference.py, never typed by hand."""
 
 from graders.checks.expectations import EXPECTED_PATH
-from graders.expectations import derive_expected, render
+from graders.authoring.expectations import derive_expected, render
 
 
 def test_committed_expectations_equal_those_derived_from_the_reference():
     assert EXPECTED_PATH.read_text() == render(derive_expected()), (
-        "expected.json is stale: run `python -m graders.expectations`"
+        "expected.json is stale: run `python -m graders.authoring.expectations`"
     )
 
 

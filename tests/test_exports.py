@@ -14,7 +14,7 @@ import math
 import pandas as pd
 import pytest
 
-from graders import exports
+from graders.reporting import exports
 from test_feedback import HW5_MUTANTS, HW5_STUDENTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 # Gradescope's results.json, as documented: key -> allowed types (all keys optional, but a

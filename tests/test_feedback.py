@@ -6,7 +6,7 @@ expectations, reference code or graders' rubrics.
   (upstream #917/#1363), ours does not; the leak scan deletes a leaking file.
 - The real HW5 (e2e): the reference and three failing mutants, graded by hw5-autograde;
   their feedback is searched for every hidden-test line, threshold, non-public
-  expectation and line of graders/reference.py, and must show the messages, plots and budget.
+  expectation and line of graders/authoring/reference.py, and must show the messages, plots and budget.
 
 The graded courses are built once per session: the toy course by the builder below, the
 HW5 class by tests/corpus/grading.py (shared with the e2e tests); other test modules import
@@ -28,7 +28,7 @@ import pytest
 from nbformat.v4 import new_markdown_cell
 
 from corpus.grading import SHARED_MUTANTS, shared_class
-from graders import feedback
+from graders.reporting import feedback
 from graders.course import COURSE_ROOT
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (the sandbox)")
@@ -61,7 +61,7 @@ def _toy_source():
 def make_rubric_toy_course(root: Path) -> Path:
     """The toy course (tests/toy_course.py) plus a manually graded answer with a rubric
     cell, and the one configuration line that rubric cells need."""
-    from graders.release import generate_release
+    from graders.authoring.release import generate_release
     from toy_course import ASSIGNMENT, NOTEBOOK
 
     root.mkdir(parents=True, exist_ok=True)
@@ -92,7 +92,7 @@ def graded_toy_course(tmp_path_factory) -> tuple[Path, Path]:
     """A rubric toy course with three graded students (sandboxed hw5-autograde):
     alice (correct, answered), bob (wrong, answered), carol (correct, no answer)."""
     if "toy" not in _COURSES:
-        from graders import grade_class
+        from graders.grading import batch as grade_class
         from toy_course import ASSIGNMENT, CORRECT, submit
 
         root = make_rubric_toy_course(tmp_path_factory.mktemp("toy-feedback") / "course")
@@ -242,11 +242,11 @@ def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_
     """The problem this module solves (upstream #917/#1363), shown on a copy of the course."""
     from nbgrader.apps import NbGraderAPI
 
-    from graders.grade_class import _load_config
+    from graders.course import load_config
 
     root = tmp_path / "course"
     shutil.copytree(toy_graded[0], root)
-    config = _load_config(root)
+    config = load_config(root)
     config.CourseDirectory.root = str(root)
     # nbgrader's own defaults: the course config adds the redactor (tested below).
     config.GenerateFeedback.preprocessors = [
@@ -403,7 +403,7 @@ def _students_own_text(folder: Path) -> str:
 
 
 def _reference_lines(student_folder: Path, root: Path) -> set[str]:
-    """Lines of graders/reference.py that neither the release nor the student wrote."""
+    """Lines of graders/authoring/reference.py that neither the release nor the student wrote."""
     public = _release_text(root) + "\n" + _students_own_text(student_folder)
     lines = set()
     for line in (COURSE_ROOT / "graders" / "reference.py").read_text().splitlines():
@@ -480,7 +480,7 @@ def test_the_leak_search_finds_planted_secrets(hw5_feedback):
 @pytest.mark.needs_mnist
 @needs_bwrap
 def test_hw5_feedback_shows_each_tests_outcome_message_plots_and_budget(hw5_feedback):
-    from graders.scores import student_grades
+    from graders.gradebook import student_grades
     from graders.course import course_db_url
 
     root, students = hw5_feedback

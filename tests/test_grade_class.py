@@ -13,7 +13,7 @@ import time
 import nbformat
 import pytest
 
-from graders import grade_class
+from graders.grading import batch as grade_class
 from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, TESTS, make_toy_course, points, released, report_of, submit
 

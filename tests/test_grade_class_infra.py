@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from graders import grade_class
+from graders.grading import batch as grade_class
 from host_state import sandbox_processes
 from toy_course import CORRECT, TESTS, make_toy_course, points, report_of, submit
 
@@ -125,7 +125,7 @@ def _no_leftovers_of(pid: int) -> None:
     """What a SIGKILLed worker's sandbox left (mounts, cgroups; its processes died with it)
     is removed by the next run's start-up cleanup (selftest.require_sandbox)."""
     from graders.sandbox.cgroups import leftover_cgroups
-    from graders.sandbox.runner import cleanup_stale, leftover_mounts
+    from graders.sandbox.stale import cleanup_stale, leftover_mounts
 
     deadline = time.monotonic() + 10
     while _sandbox_processes_of(pid) and time.monotonic() < deadline:

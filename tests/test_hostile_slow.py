@@ -43,7 +43,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from graders import grade_class
+from graders.grading import batch as grade_class
 from host_state import orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, NOTEBOOK, TESTS, make_toy_course, points, released, report_of, submit
 
@@ -429,7 +429,7 @@ CASES: dict[str, Case] = {
 #: - cell-rewriting-hook, rigged-equality: NOT STOPPED, FLAGGED FOR
 #:   REVIEW. Inside the kernel the student controls what a test cell runs and what its
 #:   outputs show; the sandbox cannot see the difference (security.md). The wrong add
-#:   scores full marks; graders.intake.suspicious_code (run on the student-editable
+#:   scores full marks; graders.grading.intake.suspicious_code (run on the student-editable
 #:   cells by hw5-autograde) flags the plainly written tricks; an obfuscated one would
 #:   not be flagged. The real defence is tests that re-check
 #:   results outside the student's kernel.

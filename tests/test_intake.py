@@ -8,7 +8,7 @@ import os
 import nbformat
 import pytest
 
-from graders.intake import parse_notebook, read_submission, repair, suspicious_code
+from graders.grading.intake import parse_notebook, read_submission, repair, suspicious_code
 
 
 def _notebook(*sources, grade_ids=None):
@@ -30,7 +30,7 @@ def test_a_symlinked_notebook_is_not_followed(tmp_path):
 
 
 def test_an_oversized_notebook_is_refused(tmp_path, monkeypatch):
-    import graders.intake as intake
+    import graders.grading.intake as intake
 
     monkeypatch.setattr(intake, "MAX_NOTEBOOK_BYTES", 100)
     path = tmp_path / "big.ipynb"

@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 from nbgrader.api import Gradebook
 
-from graders import exports, feedback
+from graders.reporting import exports, feedback
 from graders.course import course_db_url
 from test_feedback import (
     REFERENCE_ANSWER, RUBRIC_TEXT, graded_hw5_course, graded_toy_course, needs_bwrap,

@@ -7,7 +7,7 @@ import re
 import nbformat
 
 from graders.course import NOTEBOOKS, release_dir, source_dir
-from graders.release import check_release, differences
+from graders.authoring.release import check_release, differences
 
 _SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 _HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)

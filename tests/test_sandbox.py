@@ -27,7 +27,7 @@ import nbformat  # noqa: E402
 
 from graders.sandbox import SandboxLimits, execute_notebook, require_sandbox  # noqa: E402
 from graders.sandbox.cgroups import leftover_cgroups  # noqa: E402
-from graders.sandbox.runner import leftover_mounts  # noqa: E402
+from graders.sandbox.stale import leftover_mounts  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -445,12 +445,12 @@ def test_invalid_input_is_a_status(tmp_path):
 def test_orchestrator_death_kills_sandbox_and_stale_cleanup():
     import subprocess
 
-    from graders.sandbox.runner import cleanup_stale
+    from graders.sandbox.stale import cleanup_stale
 
     code = (
         "import os, sys, time\n"
         "from graders.sandbox import SandboxLimits, bwrap as bw\n"
-        "from graders.sandbox.runner import SandboxRun\n"
+        "from graders.sandbox.run import SandboxRun\n"
         "lim = SandboxLimits()\n"
         "run = SandboxRun(lim).__enter__()\n"
         f"run.start(['/bin/sleep', '{SLEEP_ARG}'], bw.base_env(lim, '/usr/bin'))\n"

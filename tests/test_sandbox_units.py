@@ -11,9 +11,10 @@ import pytest
 
 from graders.sandbox import SandboxLimits, SandboxUnavailable
 from graders.sandbox import bwrap as bw
-from graders.sandbox import cgroups, channel, runner, selftest
+from graders.sandbox import cgroups, channel, hostfs, notebook, outputs, selftest
+from graders.sandbox import run as sandbox_run
 
-PKG = Path(runner.__file__).resolve().parent
+PKG = Path(notebook.__file__).resolve().parent
 
 
 # -- limits ---------------------------------------------------------------------------
@@ -173,7 +174,7 @@ def test_merge_takes_only_outputs():
     sent = _nb("a = 1", "print(a)")
     sent.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="forged\n")]
     printed = nbformat.v4.new_output("stream", name="stdout", text="1\n")
-    merged = runner._merge_outputs(sent, {1: _frame(1, [printed], 2)})
+    merged = outputs.merge_outputs(sent, {1: _frame(1, [printed], 2)})
     assert merged.cells[1].outputs[0].text == "1\n" and merged.cells[1].execution_count == 2
     assert merged.cells[0].outputs == [] and merged.cells[0].execution_count is None
     assert [c.source for c in merged.cells] == [c.source for c in sent.cells]
@@ -191,7 +192,7 @@ def test_merge_takes_only_outputs():
         "outputs-not-a-list"])
 def test_merge_rejects_malformed_frames(frames):
     with pytest.raises(Exception):
-        runner._merge_outputs(_nb("a = 1", "assert a == 1"), frames)
+        outputs.merge_outputs(_nb("a = 1", "assert a == 1"), frames)
 
 
 # -- the result channel -----------------------------------------------------------------
@@ -252,28 +253,28 @@ def test_the_self_test_fails_when_the_channel_is_reachable():
 def test_read_capped(tmp_path):
     f = tmp_path / "f"
     f.write_bytes(b"x" * 100)
-    assert runner.read_capped(str(f), 100) == b"x" * 100
+    assert hostfs.read_capped(str(f), 100) == b"x" * 100
     with pytest.raises(OverflowError):
-        runner.read_capped(str(f), 99)
-    assert runner.read_capped(str(tmp_path / "missing"), 10) is None
+        hostfs.read_capped(str(f), 99)
+    assert hostfs.read_capped(str(tmp_path / "missing"), 10) is None
     link = tmp_path / "link"
     link.symlink_to(f)
     with pytest.raises(ValueError):
-        runner.read_capped(str(link), 1000)
+        hostfs.read_capped(str(link), 1000)
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     with pytest.raises(ValueError):
-        runner.read_capped(str(fifo), 1000)
+        hostfs.read_capped(str(fifo), 1000)
     with pytest.raises(ValueError):
-        runner.read_capped(str(tmp_path), 1000)
+        hostfs.read_capped(str(tmp_path), 1000)
 
 
 def test_support_file_names():
     for ok in ("a.py", "data/x.npz", ".hidden"):
-        assert runner._check_rel_name(ok) == ok
+        assert hostfs.check_rel_name(ok) == ok
     for bad in ("", "/abs", "../up", "a/../b", "a//b", "./a"):
-        with pytest.raises(runner.SandboxError):
-            runner._check_rel_name(bad)
+        with pytest.raises(hostfs.SandboxError):
+            hostfs.check_rel_name(bad)
 
 
 def test_reachable_by():
@@ -288,12 +289,12 @@ def test_reachable_by():
         os.chmod(d / "f", 0o644)
         os.chmod(base, 0o755)
         os.chmod(d, 0o755)
-        assert runner.reachable_by(str(d / "f"), 65534, 65534)
+        assert hostfs.reachable_by(str(d / "f"), 65534, 65534)
         os.chmod(d, 0o700)
-        assert not runner.reachable_by(str(d / "f"), 65534, 65534)
+        assert not hostfs.reachable_by(str(d / "f"), 65534, 65534)
         os.chmod(d / "f", 0o600)
         os.chmod(d, 0o755)
-        assert not runner.reachable_by(str(d / "f"), 65534, 65534)
+        assert not hostfs.reachable_by(str(d / "f"), 65534, 65534)
     finally:
         shutil.rmtree(base)
 
@@ -322,7 +323,7 @@ def test_not_root_is_unavailable(monkeypatch):
     with pytest.raises(SandboxUnavailable, match="root"):
         selftest.require_sandbox(refresh=True)
     with pytest.raises(SandboxUnavailable):
-        runner.execute_notebook(_nb("print(1)"))
+        notebook.execute_notebook(_nb("print(1)"))
 
 
 def test_missing_bwrap_is_unavailable(monkeypatch):
@@ -344,9 +345,9 @@ def test_failed_probe_is_unavailable_and_nothing_runs(monkeypatch):
     monkeypatch.setattr(selftest, "self_test", lambda *a, **k: bad)
     monkeypatch.setattr(selftest, "_CACHE", {})
     started = []
-    monkeypatch.setattr(runner.SandboxRun, "start", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(sandbox_run.SandboxRun, "start", lambda *a, **k: started.append(a))
     with pytest.raises(SandboxUnavailable, match="DNS fails"):
-        runner.execute_notebook(_nb("print(1)"))
+        notebook.execute_notebook(_nb("print(1)"))
     assert started == []
 
 

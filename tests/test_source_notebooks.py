@@ -8,10 +8,10 @@ import re
 import nbformat
 import pytest
 
-from graders import reference
+from graders.authoring import reference
 from graders.checks.describe import describe_model
 from graders.course import NOTEBOOKS, source_dir
-from graders.submissions import cell_index, source_solution
+from graders.authoring.mock_submissions import cell_index, source_solution
 
 PART_B = source_dir() / "hw5_part_b_cnn.ipynb"
 _HEADING_POINTS = re.compile(r"^(#{2,3}) .*\((\d+(?:\.\d+)?) points?\)", re.M)
@@ -114,7 +114,7 @@ def _solution_namespace() -> dict:
     ],
 )
 def test_notebook_solutions_build_the_reference_models(builder, args):
-    """The source notebook's code builds exactly graders/reference.py's models (same config)."""
+    """The source notebook's code builds exactly graders/authoring/reference.py's models (same config)."""
     namespace = _solution_namespace()
     ours = namespace[builder](*args)
     theirs = getattr(reference, builder)(*args)

@@ -15,7 +15,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from graders.course import COURSE_ROOT
-from graders.release import generate_release
+from graders.authoring.release import generate_release
 
 ASSIGNMENT = "toy"
 NOTEBOOK = "toy.ipynb"
@@ -92,7 +92,8 @@ CORRECT = "def add(a, b):\n    return a + b\n"
 
 def points(root: Path, student: str) -> dict[str, float]:
     from graders.course import course_db_url
-    from graders.scores import autograded_points, student_grades
+    from graders.gradebook import student_grades
+from graders.reporting.score_table import autograded_points
 
     return autograded_points(student_grades(course_db_url(root), student, assignment=ASSIGNMENT))
 

@@ -1,8 +1,8 @@
 """Read the expectations and thresholds that the checks compare against.
 
-``expected.json`` is generated from ``graders/reference.py`` by
-``python -m graders.expectations`` (never edited by hand; a test regenerates it).
-``thresholds.json`` comes from the calibration run (``python -m graders.calibrate``).
+``expected.json`` is generated from ``graders/authoring/reference.py`` by
+``python -m graders.authoring.expectations`` (never edited by hand; a test regenerates it).
+``thresholds.json`` comes from the calibration run (``python -m graders.authoring.calibrate``).
 """
 
 from __future__ import annotations

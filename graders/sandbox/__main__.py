@@ -40,7 +40,7 @@ def overhead(runs: int) -> dict[str, list[float]]:
     import nbformat
     from nbclient import NotebookClient
 
-    from .runner import execute_notebook
+    from .notebook import execute_notebook
     from .selftest import require_sandbox
 
     limits = SandboxLimits()
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         print(report.summary())
         return 0
     if args.cmd == "cleanup":
-        from .runner import cleanup_stale
+        from .stale import cleanup_stale
 
         for path in cleanup_stale():
             print("removed", path)

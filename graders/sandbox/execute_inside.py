@@ -24,7 +24,7 @@ sandbox uid can open it through ``/proc/<pid>/fd`` or take it with ``pidfd_getfd
 What the kernel prints is still the student's: a kernel can lie about its own cells
 (in-kernel cheats, see README). It can no longer lie about the others.
 
-Only nbformat and nbclient are needed; nothing of the course is imported.
+Only nbformat, nbclient and this package's kit are needed; nothing of the course is imported.
 """
 
 from __future__ import annotations
@@ -36,22 +36,19 @@ import sys
 import time
 import traceback
 
+from .outputs import (
+    HIDDEN_ERROR_ENAME,
+    NOT_EXECUTED_ENAME,
+    TIMEOUT_ENAME,
+    TOO_LARGE_ENAME,
+    error_output,
+    has_error,
+)
+
 STATUS_OK = "ok"
 STATUS_KERNEL_DIED = "kernel_died"
 STATUS_TIMEOUT = "timeout"
 STATUS_ERROR = "error"
-
-TIMEOUT_ENAME = "CellTimeoutError"
-NOT_EXECUTED_ENAME = "CellNotExecuted"
-TOO_LARGE_ENAME = "OutputTooLarge"
-HIDDEN_ERROR_ENAME = "HiddenError"
-
-
-def _error_output(ename: str, evalue: str):
-    import nbformat
-
-    return nbformat.v4.new_output(
-        "error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
 def seal_result_channel(fd: int) -> None:
@@ -164,15 +161,14 @@ def run(args: argparse.Namespace) -> int:
         executed.add(cell_index)
         content = (execute_reply or {}).get("content", {}) or {}
         if content.get("ename") == TIMEOUT_ENAME:
-            cell.outputs.append(_error_output(
+            cell.outputs.append(error_output(
                 TIMEOUT_ENAME,
                 f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"))
             status["cell_timeouts"].append(cell_index)
-        elif content.get("status") == "error" and not any(
-                output.get("output_type") == "error" for output in cell.outputs):
+        elif content.get("status") == "error" and not has_error(cell):
             # The kernel says the cell raised, but showed no traceback: a replaced
             # showtraceback, sys.excepthook or set_custom_exc handler hid it.
-            cell.outputs.append(_error_output(
+            cell.outputs.append(error_output(
                 HIDDEN_ERROR_ENAME,
                 f"the cell raised {str(content.get('ename', 'an exception'))[:100]}, "
                 "but its traceback was not shown"))
@@ -229,14 +225,14 @@ def run(args: argparse.Namespace) -> int:
     status["cells_executed"] = len(executed)
     status["truncated"] = sorted(client.truncated)
     for i in client.truncated:
-        nb.cells[i].outputs.append(_error_output(
+        nb.cells[i].outputs.append(error_output(
             TOO_LARGE_ENAME,
             f"cell output exceeded {args.max_cell_output_bytes} bytes "
             "(or the notebook total); the rest was dropped"))
     if status["status"] != STATUS_OK:
         for i, cell in enumerate(nb.cells):
             if cell.get("cell_type") == "code" and i not in executed and cell.source.strip():
-                cell.outputs.append(_error_output(
+                cell.outputs.append(error_output(
                     NOT_EXECUTED_ENAME,
                     f"did not run to completion (sandbox status: {status['status']})"))
     # The final word on every code cell: display updates may have changed earlier ones.

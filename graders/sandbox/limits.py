@@ -1,6 +1,6 @@
 """Resource limits for one sandboxed notebook run.
 
-Everything here is plain data; :mod:`graders.sandbox.runner` turns it into cgroup
+Everything here is plain data; :mod:`graders.sandbox.run` turns it into cgroup
 settings (memory, pids), sized tmpfs mounts, RLIMITs and thread variables.
 """
 

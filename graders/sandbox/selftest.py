@@ -33,6 +33,8 @@ from typing import Iterable
 from . import bwrap as bw
 from .errors import SandboxError, SandboxUnavailable
 from .limits import MiB, SandboxLimits
+from .run import SandboxRun, require_host
+from .stale import cleanup_stale
 
 REPO_ROOT = Path(bw.REPO_ROOT)
 
@@ -140,7 +142,7 @@ def default_sentinels() -> list[str]:
     if (root / "pyproject.toml").is_file() and (root / "graders").is_dir():  # a checkout
         paths += [
             str(root), str(root / "source"), str(root / "gradebook.db"),
-            str(root / "graders" / "reference.py"), str(root / "graders"),
+            str(root / "graders" / "authoring" / "reference.py"), str(root / "graders"),
             str(root / "submitted"), str(root / "autograded"), str(root / "release"),
         ]
     paths += [
@@ -171,7 +173,6 @@ def self_test(limits: SandboxLimits | None = None,
               sentinels: Iterable[str] | None = None) -> SelfTestReport:
     """Run the probe inside a real sandbox and check every property (never raises for
     a failed property: see :func:`require_sandbox`)."""
-    from .runner import SandboxRun
 
     limits = limits or SandboxLimits()
     report = SelfTestReport(ok=False)
@@ -323,25 +324,13 @@ def require_sandbox(limits: SandboxLimits | None = None,
     with _LOCK:
         if not refresh and key in _CACHE:
             return _CACHE[key]
-        if os.geteuid() != 0:
-            raise SandboxUnavailable(
-                "sandbox unavailable: the grader must run as root to create cgroups and "
-                "mount the per-run tmpfs (refusing to run notebooks unsandboxed)")
-        for tool in ("bwrap", "setpriv", "mount", "umount"):
-            try:
-                bw.find_tool(tool)
-            except bw.BwrapError as exc:
-                raise SandboxUnavailable(
-                    f"sandbox unavailable: {exc} (refusing to run notebooks unsandboxed)"
-                ) from exc
+        require_host()
         from .cgroups import detect_version
 
         if detect_version() is None:
             raise SandboxUnavailable(
                 "sandbox unavailable: no cgroup memory+pids controllers under "
                 "/sys/fs/cgroup (refusing to run notebooks unsandboxed)")
-        from .runner import cleanup_stale
-
         cleanup_stale()  # trees and cgroups of orchestrators that died mid-run
         report = self_test(limits, sentinel_list)
         if not report.ok:

@@ -33,9 +33,10 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from corpus.correct_styles import ALL as CORRECT_STYLES  # noqa: E402
 from corpus.mutants import MUTANTS  # noqa: E402
 from graders.course import course_db_url  # noqa: E402
-from graders.sample_class import REFERENCE  # noqa: E402
-from graders.scores import autograded_points, student_grades  # noqa: E402
-from graders.submissions import autograded_max_points  # noqa: E402
+from graders.authoring.sample_class import REFERENCE  # noqa: E402
+from graders.gradebook import student_grades  # noqa: E402
+from graders.reporting.score_table import autograded_points  # noqa: E402
+from graders.authoring.mock_submissions import autograded_max_points  # noqa: E402
 
 def _loses_a_training_cell(mock) -> bool:
     return any(grade_id.endswith("_training") for grade_id in mock.expected)
@@ -51,7 +52,7 @@ BUDGET_LINE = "HW5 data budget: full"
 
 def prepare(course: Path) -> Path:
     """The full-budget course at ``course``: created (release + every submission) once."""
-    from graders.release import make_scratch_course
+    from graders.authoring.release import make_scratch_course
 
     if not (course / "nbgrader_config.py").is_file():
         make_scratch_course(course)
@@ -72,7 +73,7 @@ def grade(course: Path, workers: int, hours: float | None) -> int:
     students = [option for name in waiting(course) for option in ("--student", name)]
     if not students:
         return 0
-    argv = [sys.executable, "-m", "graders.grade_class", "hw5", "--course", str(course),
+    argv = [sys.executable, "-m", "graders.grading.batch", "hw5", "--course", str(course),
             "--budget", "full", "--workers", str(workers), *students]
     process = subprocess.Popen(argv, cwd=REPO)
     deadline = time.monotonic() + hours * 3600 if hours else None

@@ -1,7 +1,7 @@
 """Correct solutions written in styles other than the reference's: every autograded point."""
 
-from graders.sample_class import CODE_SOLUTIONS
-from graders.submissions import SOLUTION, MockSubmission
+from graders.authoring.sample_class import CODE_SOLUTIONS
+from graders.authoring.mock_submissions import SOLUTION, MockSubmission
 
 _PART_A = {"answer_1_1": SOLUTION, "answer_3": SOLUTION}
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graders import grade_class
-from graders.release import make_scratch_course
+from graders.grading import batch as grade_class
+from graders.authoring.release import make_scratch_course
 
 
 def grade_mocks(base: Path, mocks, workers: int | None = None) -> tuple[Path, dict[str, dict]]:
@@ -33,7 +33,7 @@ def shared_class(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
 
         from corpus.correct_styles import KERAS2_STYLE
         from corpus.mutants import MUTANTS
-        from graders.sample_class import REFERENCE, SAMPLE_CLASS
+        from graders.authoring.sample_class import REFERENCE, SAMPLE_CLASS
 
         by_name = {mock.name: mock for mock in MUTANTS}
         students = (

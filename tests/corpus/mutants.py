@@ -8,8 +8,8 @@ and nowhere else.
 
 from __future__ import annotations
 
-from graders.sample_class import CODE_SOLUTIONS
-from graders.submissions import SOLUTION, MockSubmission, edited
+from graders.authoring.sample_class import CODE_SOLUTIONS
+from graders.authoring.mock_submissions import SOLUTION, MockSubmission, edited
 
 _ALL = {grade_id: SOLUTION for grade_id in CODE_SOLUTIONS}
 

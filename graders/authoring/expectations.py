@@ -1,6 +1,6 @@
 """Derive ``graders/checks/expected.json`` from the reference implementations.
 
-Run ``python -m graders.expectations`` after changing ``graders/reference.py``;
+Run ``python -m graders.authoring.expectations`` after changing ``graders/authoring/reference.py``;
 ``tests/test_expectations.py`` fails while the committed file is stale.
 """
 
@@ -12,7 +12,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from graders import reference  # noqa: E402
+from graders.authoring import reference  # noqa: E402
 from graders.checks.describe import describe_model  # noqa: E402
 from graders.checks.expectations import EXPECTED_PATH  # noqa: E402
 
@@ -34,7 +34,7 @@ def derive_expected() -> dict:
             "loss": description["loss"],
         }
     return {
-        "generated_by": "python -m graders.expectations (from graders/reference.py)",
+        "generated_by": "python -m graders.authoring.expectations (from graders/authoring/reference.py)",
         "batch_size": reference.BATCH_SIZE,
         "epochs": reference.EPOCHS,
         "optimizer_class": "SGD",

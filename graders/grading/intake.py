@@ -17,12 +17,13 @@ Every repair is reported, so an instructor can review it.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from graders.sandbox.hostfs import read_capped
 
 #: A notebook larger than this is not read (a released notebook is ~50 kB).
 MAX_NOTEBOOK_BYTES = 20 * 1024 * 1024
@@ -41,22 +42,16 @@ class Intake:
         return not self.errors
 
 
-def _read_capped(path: Path) -> bytes:
-    """The file's bytes, without following a symlink, refusing anything over the cap."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    with os.fdopen(fd, "rb") as handle:
-        data = handle.read(MAX_NOTEBOOK_BYTES + 1)
-    if len(data) > MAX_NOTEBOOK_BYTES:
-        raise ValueError(f"larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB")
-    return data
-
-
 def parse_notebook(path: Path) -> nbformat.NotebookNode:
     """Parse and schema-check a notebook; ValueError with a short reason otherwise."""
-    try:
-        data = _read_capped(path)
-    except OSError as error:
-        raise ValueError(f"cannot be read ({error.strerror or error})") from None
+    try:  # no symlink followed, nothing over the cap read
+        data = read_capped(str(path), MAX_NOTEBOOK_BYTES)
+    except OverflowError:
+        raise ValueError(f"is larger than {MAX_NOTEBOOK_BYTES // 2**20} MiB") from None
+    except (OSError, ValueError) as error:
+        raise ValueError(f"cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    if data is None:
+        raise ValueError("cannot be read (it does not exist)")
     try:
         raw = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -2,7 +2,7 @@
 
 This module is the single source of the expected models: the grading checks'
 expectations (``graders/checks/expected.json``) are derived from it by
-``python -m graders.expectations``, and a test proves that the source
+``python -m graders.authoring.expectations``, and a test proves that the source
 notebook's solution cells build exactly these models.
 
 It is secret: it is never shown to students and never visible to a sandboxed kernel.

@@ -29,7 +29,7 @@ import sys
 from collections import OrderedDict, defaultdict
 from pathlib import Path
 
-from graders.exports import StudentRecord, collect
+from graders.reporting.exports import StudentRecord, collect
 
 _FLOAT = re.compile(r"(?<![\w.])[-+]?\d+\.\d+(?:e[-+]?\d+)?")
 _BIG_INT = re.compile(r"(?<![\w.])(?:\d{1,3}(?:,\d{3})+|\d{3,})(?!\d|\.\d)")

@@ -42,6 +42,9 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
+from graders.course import load_config
+from graders.gradebook import CellGrade, notebook_grades
+
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 RUBRIC_BEGIN, RUBRIC_END = "BEGIN MARK SCHEME", "END MARK SCHEME"
 HIDDEN_PLACEHOLDER = "# (hidden tests ran here; they are not shown)"
@@ -55,7 +58,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 #: GenerateFeedback's preprocessors: nbgrader's defaults with the redactor in between.
 FEEDBACK_PREPROCESSORS = [
     "nbgrader.preprocessors.GetGrades",
-    "graders.feedback.FeedbackRedactor",
+    "graders.reporting.feedback.FeedbackRedactor",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
@@ -218,36 +221,14 @@ def _clean_traceback(frames: list[str]) -> list[str]:
     return kept
 
 
-@dataclass(frozen=True)
-class GradeInfo:
-    score: float
-    max_score: float
-    needs_manual_grade: bool
-    comment: str
-
-
-def gradebook_grades(db_url: str, assignment: str, notebook: str, student: str) -> dict[str, GradeInfo]:
-    """grade_id -> GradeInfo of one submitted notebook (empty if it is not in the gradebook)."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(db_url) as gradebook:
-        try:
-            submission = gradebook.find_submission_notebook(notebook, assignment, student)
-        except MissingEntry:
-            return {}
-        comments = {c.name: (c.manual_comment or c.auto_comment or "") for c in submission.comments}
-        return {g.name: GradeInfo(float(g.score or 0), float(g.max_score), bool(g.needs_manual_grade),
-                                  comments.get(g.name, "")) for g in submission.grades}
-
-
 def _unanswered(cell) -> bool:
     return cell.source.strip() in ("", "YOUR ANSWER HERE")
 
 
-def _describe_grade(cell, info: GradeInfo | None) -> tuple[str, str, str]:
+def _describe_grade(cell, info: CellGrade | None) -> tuple[str, str, str]:
     """(points, outcome, message) of a graded cell."""
     meta = cell.metadata.nbgrader
-    score = info.score if info else float(meta.get("score") or 0)
+    score = float(info.score or 0) if info else float(meta.get("score") or 0)
     points = info.max_score if info else float(meta.get("points") or 0)
     shown = f"{score:g} / {points:g}"
     if is_test_cell(cell):
@@ -260,7 +241,7 @@ def _describe_grade(cell, info: GradeInfo | None) -> tuple[str, str, str]:
     return shown, "graded by hand", info.comment if info else ""
 
 
-def summary_html(cells, budget: str | None, title: str, grades: dict[str, GradeInfo] | None = None) -> str:
+def summary_html(cells, budget: str | None, title: str, grades: dict[str, CellGrade] | None = None) -> str:
     """An HTML table (every value escaped): one row per graded cell."""
     grades = grades or {}
     rows = []
@@ -305,7 +286,7 @@ class FeedbackRedactor(NbGraderPreprocessor):
         title = info.get("notebook") or "This notebook"
         grades = {}
         if all(info.get(key) for key in ("db_url", "assignment", "notebook", "student")):
-            grades = gradebook_grades(info["db_url"], info["assignment"], info["notebook"], info["student"])
+            grades = notebook_grades(info["db_url"], info["assignment"], info["notebook"], info["student"])
         summary = nbformat.v4.new_markdown_cell(summary_html(nb.cells, budget_line(nb), title, grades))
         summary.metadata[SUMMARY_KEY] = True
         nb.cells.insert(0, summary)
@@ -362,7 +343,7 @@ def _release_text(root: Path, assignment: str) -> str:
 
 def secret_lines(root: Path, assignment: str) -> set[str]:
     """Lines a student must never see in feedback, from the course's source: hidden tests,
-    rubrics, solutions and ``graders/reference.py``, less those the release shows anyway
+    rubrics, solutions and ``graders/authoring/reference.py``, less those the release shows anyway
     (anywhere in its text)."""
     secrets = set()
     for path in sorted((root / "source" / assignment).glob("*.ipynb")):
@@ -370,9 +351,9 @@ def secret_lines(root: Path, assignment: str) -> set[str]:
             secrets.update(_lines_between(cell.source, HIDDEN_BEGIN, HIDDEN_END))
             secrets.update(_lines_between(cell.source, RUBRIC_BEGIN, RUBRIC_END))
             secrets.update(_lines_between(cell.source, "BEGIN SOLUTION", "END SOLUTION"))
-    reference = root / "graders" / "reference.py"
+    reference = root / "graders" / "authoring" / "reference.py"
     if not reference.is_file():
-        reference = Path(__file__).with_name("reference.py")
+        reference = Path(__file__).resolve().parent.parent / "authoring" / "reference.py"
     secrets.update(line.strip() for line in reference.read_text().splitlines())
     public = _release_text(root, assignment)
     return {line for line in secrets if _meaningful(line) and line not in public}
@@ -408,9 +389,7 @@ def student_text(folder: Path) -> str:
 
 
 def feedback_config(root: Path):
-    from graders.grade_class import _load_config
-
-    config = _load_config(root)
+    config = load_config(root)
     config.CourseDirectory.root = str(root)
     config.GenerateFeedback.preprocessors = list(FEEDBACK_PREPROCESSORS)
     return config

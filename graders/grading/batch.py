@@ -31,10 +31,11 @@ from pathlib import Path
 
 import nbformat
 
-from graders.course import COURSE_ROOT, course_db_url
-from graders.execution import Job, JobResult, build_kit, execute_job
-from graders.intake import read_submission, suspicious_code
-from graders.pipeline import AUTOGRADE, executed_path, sanitize
+from graders import gradebook
+from graders.course import COURSE_ROOT, course_db_url, load_config, source_layout
+from graders.grading.execution import Job, JobResult, build_kit, execute_job
+from graders.grading.intake import read_submission, suspicious_code
+from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
 
 STAGING = ".grading"  # under the course root: repaired submissions and executed notebooks
 
@@ -50,89 +51,19 @@ class StudentReport:
     flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
 
 
-def _load_config(root: Path):
-    from traitlets.config.loader import PyFileConfigLoader
-
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-
-
-def _source_layout(root: Path, assignment: str):
-    """Expected notebooks (name -> grade_ids) and support files (name -> path) of the source."""
-    source = root / "source" / assignment
-    notebooks, support = {}, {}
-    for path in sorted(source.iterdir()):
-        if path.suffix == ".ipynb":
-            cells = nbformat.read(path, as_version=4).cells
-            notebooks[path.name] = {
-                c.metadata["nbgrader"]["grade_id"] for c in cells if "grade_id" in c.metadata.get("nbgrader", {})
-            }
-        elif path.is_file() and not path.name.startswith(".") and path.suffix not in (".pyc",) and path.name != "mnist.npz":
-            support[path.name] = str(path)
-    return notebooks, support
-
-
 def students_to_grade(root: Path, assignment: str, named: list[str] | None, force: bool, db_url: str):
     """(to grade, already graded) among the named students or all of ``submitted/``."""
-    from nbgrader.api import Gradebook, MissingEntry
-
     submitted = root / "submitted"
     everyone = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
     chosen = named or everyone
     if force:
         return chosen, []
     todo, done = [], []
-    with Gradebook(db_url) as gradebook:
-        for student in chosen:
-            try:
-                gradebook.find_submission(assignment, student)
-                graded = (root / "autograded" / student / assignment).is_dir()
-            except MissingEntry:
-                graded = False
-            (done if graded else todo).append(student)
+    for student in chosen:
+        graded = gradebook.has_submission(db_url, assignment, student) and \
+            (root / "autograded" / student / assignment).is_dir()
+        (done if graded else todo).append(student)
     return todo, done
-
-
-def _manual_scores(db_url: str, assignment: str) -> dict:
-    """(student, notebook, grade_id) -> manual_score of every autograded (code) cell."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    with Gradebook(db_url) as gradebook:
-        try:
-            submissions = gradebook.find_assignment(assignment).submissions
-        except MissingEntry:
-            return {}
-        return {(sub.student.id, nb.name, g.name): g.manual_score for sub in submissions
-                for nb in sub.notebooks for g in nb.grades if g.cell_type == "code"}
-
-
-def _reset_forged_manual_scores(db_url, assignment, before: dict, students=None) -> dict[str, list[str]]:
-    """No autograded cell may carry a manual score that no instructor set before this run.
-
-    ``before``: :func:`_manual_scores` taken before any student code ran (an unsandboxed
-    kernel can write the gradebook while it runs). Checks ``students`` (default: all);
-    returns student -> what was reset.
-    """
-    from nbgrader.api import Gradebook, MissingEntry
-
-    forged: dict[str, list[str]] = {}
-    with Gradebook(db_url) as gradebook:
-        try:
-            submissions = (gradebook.find_assignment(assignment).submissions if students is None
-                           else [gradebook.find_submission(assignment, student) for student in students])
-        except MissingEntry:
-            return forged
-        for submission in submissions:
-            student = submission.student.id
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    key = (student, notebook.name, grade.name)
-                    if grade.cell_type == "code" and grade.manual_score is not None and before.get(key) is None:
-                        forged.setdefault(student, []).append(
-                            f"{notebook.name}/{grade.name}: manual score {grade.manual_score} reset "
-                            "(written while student code ran)")
-                        grade.manual_score = None
-        gradebook.db.commit()
-    return forged
 
 
 class Grader:
@@ -141,16 +72,16 @@ class Grader:
     def __init__(self, root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int,
                  data_file: str | None, limits: dict | None = None):
         self.root, self.assignment, self.sandbox = root, assignment, sandbox
-        self.config = _load_config(root)
+        self.config = load_config(root)
         self.db_url = course_db_url(root)
         self.staging = root / STAGING
-        self.expected, self.support = _source_layout(root, assignment)
-        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), Path(__file__).resolve().parent)
+        self.expected, self.support = source_layout(root, assignment)
+        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), Path(__file__).resolve().parent.parent)
         self.env = {"HW5_GRADING_BUDGET": budget, "TF_NUM_INTRAOP_THREADS": str(threads),
                     "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
         self.limits = {"threads": threads, **(limits or {})}
         self.data_file = data_file
-        self.manual_before = _manual_scores(self.db_url, assignment)  # before any student code runs
+        self.manual_before = gradebook.manual_scores(self.db_url, assignment)  # before any student code runs
 
     def close(self):
         shutil.rmtree(self.kit, ignore_errors=True)
@@ -158,7 +89,7 @@ class Grader:
     def sweep_forged(self, reports: dict[str, StudentReport]) -> None:
         """After the batch: a kernel that ran after a student was recorded may have written
         that student's (or anyone's) manual scores; reset them all."""
-        forged = _reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before)
+        forged = gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before)
         for student, flags in forged.items():
             if student in reports:
                 reports[student].flags += flags
@@ -208,7 +139,7 @@ class Grader:
                 target = executed_path(self.staging / "executed", report.student, Path(name).stem)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(run.executed)
-        config = _load_config(self.root)
+        config = load_config(self.root)
         config.CourseDirectory.root = str(self.root)
         config.CourseDirectory.submitted_directory = f"{STAGING}/submitted"
         config.Autograde.autograde_preprocessors = AUTOGRADE
@@ -218,9 +149,9 @@ class Grader:
             report.status = "failed"
             report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
             return
-        report.flags += _reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
+        report.flags += gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
                                                     [report.student]).get(report.student, [])
-        report.score, report.max_score = _autograded_total(self.db_url, self.assignment, report.student)
+        report.score, report.max_score = gradebook.autograded_total(self.db_url, self.assignment, report.student)
         report.status = "graded"
 
 
@@ -228,15 +159,6 @@ def _last_error(outcome: dict) -> str:
     text = (outcome.get("error") or "") + "\n" + (outcome.get("log") or "")
     lines = [line for line in text.splitlines() if "ERROR" in line or "Error" in line] or text.strip().splitlines()
     return lines[-1][:300] if lines else "unknown error"
-
-
-def _autograded_total(db_url: str, assignment: str, student: str) -> tuple[float, float]:
-    from nbgrader.api import Gradebook
-
-    with Gradebook(db_url) as gradebook:
-        submission = gradebook.find_submission(assignment, student)
-        grades = [g for nb in submission.notebooks for g in nb.grades if g.cell_type == "code"]
-        return float(sum(g.score or 0 for g in grades)), float(sum(g.max_score for g in grades))
 
 
 def default_workers(threads_per_kernel: int = 2) -> int:

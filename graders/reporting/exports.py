@@ -32,7 +32,10 @@ from pathlib import Path
 
 import nbformat
 
-from graders.feedback import CellOutcome, budget_line, cell_outcomes
+from graders import gradebook
+from graders.course import course_db_url
+from graders.gradebook import CellGrade
+from graders.reporting.feedback import CellOutcome, budget_line, cell_outcomes
 
 #: Columns of the LMS export, in order: (label, part letter for Gradescope numbering).
 PART_COLUMNS = OrderedDict([
@@ -59,20 +62,8 @@ def column_of(notebook: str, grade_id: str, autograded: bool) -> str:
         question = re.fullmatch(r"answer_q([1-4])", grade_id)
         if question:
             return f"Part B {question.group(1)}"
-        raise KeyError(f"{notebook}/{grade_id}: no LMS column for this cell; add it to graders/exports.py")
+        raise KeyError(f"{notebook}/{grade_id}: no LMS column for this cell; add it to graders/reporting/exports.py")
     return f"{notebook} {'auto' if autograded else 'manual'}"
-
-
-@dataclass
-class CellGrade:
-    notebook: str
-    grade_id: str
-    autograded: bool
-    score: float
-    max_score: float
-    needs_manual_grade: bool
-    manual_score: float | None
-    column: str
 
 
 @dataclass
@@ -116,17 +107,6 @@ def _description(cell) -> str:
     return re.sub(r"^#+\s*(Visible test:\s*|Checks that\s*)?", "", first).strip()
 
 
-def _assignment_cells(gradebook, assignment: str) -> list[tuple[str, str, bool, float]]:
-    """(notebook, grade_id, autograded, max_score) of every graded cell of the assignment."""
-    cells = []
-    for notebook in gradebook.find_assignment(assignment).notebooks:
-        for cell in notebook.grade_cells:
-            cells.append((notebook.name, cell.name, cell.cell_type == "code", float(cell.max_score)))
-        for cell in notebook.task_cells:
-            cells.append((notebook.name, cell.name, False, float(cell.max_score)))
-    return cells
-
-
 def load_report(path: Path | None) -> dict[str, dict]:
     if not path:
         return {}
@@ -135,55 +115,39 @@ def load_report(path: Path | None) -> dict[str, dict]:
 
 def collect(root: Path, assignment: str = "hw5", report: Path | None = None) -> list[StudentRecord]:
     """Every student of the gradebook with their grades, test outcomes and grading report."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from graders.course import course_db_url
-
     reports = load_report(report)
+    db_url = course_db_url(root)
+    layout = gradebook.assignment_layout(db_url, assignment)
+    students = {s.student: s for s in gradebook.class_grades(db_url, assignment)}
     records = []
-    with Gradebook(course_db_url(root)) as gradebook:
-        layout = _assignment_cells(gradebook, assignment)
-        students = {s.id: s for s in gradebook.students}
-        for student_id in sorted(set(students) | set(reports)):
-            student = students.get(student_id)
-            record = StudentRecord(student_id, report=reports.get(student_id))
-            if student is not None:
-                record.first_name = student.first_name or ""
-                record.last_name = student.last_name or ""
-                record.email = student.email or ""
-            grades = {}
+    for student_id in sorted(set(students) | set(reports)):
+        known = students.get(student_id) or gradebook.StudentGrades(student_id)
+        record = StudentRecord(student_id, known.first_name, known.last_name, known.email, known.submitted,
+                               report=reports.get(student_id))
+        for cell in layout:
+            grade = known.cells.get((cell.notebook, cell.grade_id))
+            record.cells.append(CellGrade(
+                notebook=cell.notebook, grade_id=cell.grade_id, autograded=cell.autograded,
+                score=float(grade.score or 0) if grade is not None else 0.0, max_score=cell.max_score,
+                needs_manual_grade=grade.needs_manual_grade if grade is not None else False,
+                manual_score=grade.manual_score if grade is not None else None,
+                comment=grade.comment if grade is not None else "",
+                column=column_of(cell.notebook, cell.grade_id, cell.autograded),
+            ))
+        folder = root / "autograded" / student_id / assignment
+        for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else ():
             try:
-                submission = gradebook.find_submission(assignment, student_id)
-                record.submitted = True
-                for notebook in submission.notebooks:
-                    for grade in notebook.grades:
-                        grades[(notebook.name, grade.name)] = grade
-            except MissingEntry:
-                pass
-            for notebook, grade_id, autograded, max_score in layout:
-                grade = grades.get((notebook, grade_id))
-                record.cells.append(CellGrade(
-                    notebook=notebook, grade_id=grade_id, autograded=autograded,
-                    score=float(grade.score or 0) if grade is not None else 0.0,
-                    max_score=max_score,
-                    needs_manual_grade=bool(grade.needs_manual_grade) if grade is not None else False,
-                    manual_score=None if grade is None or grade.manual_score is None else float(grade.manual_score),
-                    column=column_of(notebook, grade_id, autograded),
-                ))
-            folder = root / "autograded" / student_id / assignment
-            for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else ():
-                try:
-                    notebook = nbformat.read(path, as_version=4)
-                except Exception:
-                    continue
-                record.budget = record.budget or budget_line(notebook)
-                for outcome in cell_outcomes(notebook, path.stem):
-                    record.outcomes[(path.stem, outcome.grade_id)] = outcome
-                for cell in notebook.cells:
-                    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                    if grade_id and cell.cell_type == "code":
-                        record.descriptions[(path.stem, grade_id)] = _description(cell)
-            records.append(record)
+                notebook = nbformat.read(path, as_version=4)
+            except Exception:
+                continue
+            record.budget = record.budget or budget_line(notebook)
+            for outcome in cell_outcomes(notebook, path.stem):
+                record.outcomes[(path.stem, outcome.grade_id)] = outcome
+            for cell in notebook.cells:
+                grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                if grade_id and cell.cell_type == "code":
+                    record.descriptions[(path.stem, grade_id)] = _description(cell)
+        records.append(record)
     return records
 
 
@@ -192,15 +156,7 @@ def collect(root: Path, assignment: str = "hw5", report: Path | None = None) -> 
 
 def nbgrader_csv(root: Path, target: Path) -> Path:
     """nbgrader's own CSV export (what ``nbgrader export --to target`` writes)."""
-    from nbgrader.api import Gradebook
-    from nbgrader.plugins import CsvExportPlugin
-
-    from graders.course import course_db_url
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Gradebook(course_db_url(root)) as gradebook:
-        CsvExportPlugin(to=str(target)).export(gradebook)
-    return target
+    return gradebook.export_csv(course_db_url(root), target)
 
 
 # -- the LMS CSV --------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from nbgrader.preprocessors import (
 )
 from traitlets import Unicode
 
+from graders.sandbox.outputs import NOT_GRADED_ENAME, error_output
+
 SANITIZE = (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata)
 #: File name of the executed notebooks under the results directory.
 EXECUTED_SUFFIX = ".executed.ipynb"
@@ -47,12 +49,6 @@ def sanitize(notebook, *, config, db_url: str, assignment: str, notebook_id: str
 
 def executed_path(results_dir: Path, student: str, notebook_id: str) -> Path:
     return Path(results_dir) / student / f"{notebook_id}{EXECUTED_SUFFIX}"
-
-
-def _not_executed(reason: str):
-    return nbformat.v4.new_output(
-        "error", ename="NotExecuted", evalue=reason, traceback=[f"NotExecuted: {reason}"]
-    )
 
 
 class PrecomputedExecute(NbGraderPreprocessor):
@@ -82,7 +78,7 @@ class PrecomputedExecute(NbGraderPreprocessor):
         if reason:
             for cell in nb.cells:
                 if cell.cell_type == "code":
-                    cell.outputs = [_not_executed(reason)]
+                    cell.outputs = [error_output(NOT_GRADED_ENAME, reason)]
                     cell.execution_count = None
         return nb, resources
 

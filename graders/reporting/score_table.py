@@ -1,13 +1,10 @@
-"""Read grades back from the gradebook, and show them as a per-student, per-TODO table."""
+"""Grades as a plain-text table: one row per student, one column per TODO (``make demo`` prints it)."""
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 
-from nbgrader.api import Gradebook, MissingEntry
-
-from graders.course import ASSIGNMENT
+from graders.gradebook import CellGrade
 
 #: Table columns: a label and the prefix of the test cells' grade_ids that it adds up.
 COLUMNS = OrderedDict(
@@ -22,39 +19,6 @@ COLUMNS = OrderedDict(
         ("A3", "test_answer_3_"),
     ]
 )
-
-
-@dataclass(frozen=True)
-class CellGrade:
-    grade_id: str
-    notebook: str
-    score: float | None
-    max_score: float
-    autograded: bool
-    needs_manual_grade: bool
-
-
-def student_grades(db_url: str, student: str, assignment: str = ASSIGNMENT) -> list[CellGrade]:
-    """Every graded cell of the student's submission; empty if none was recorded."""
-    grades = []
-    with Gradebook(db_url) as gradebook:
-        try:
-            submission = gradebook.find_submission(assignment, student)
-        except MissingEntry:
-            return []
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                grades.append(
-                    CellGrade(
-                        grade_id=grade.name,
-                        notebook=notebook.name,
-                        score=None if grade.score is None else float(grade.score),
-                        max_score=float(grade.max_score),
-                        autograded=grade.cell_type == "code",
-                        needs_manual_grade=bool(grade.needs_manual_grade),
-                    )
-                )
-    return grades
 
 
 def autograded_points(grades: list[CellGrade]) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from graders.submissions import SOLUTION, MockSubmission, edited
+from graders.authoring.mock_submissions import SOLUTION, MockSubmission, edited
 
 #: Part B's solution cells (TODO 1-6) and Part A's autograded answer cells.
 CODE_SOLUTIONS = ("todo1", "todo2", "todo3", "todo4", "todo5", "todo6", "answer_1_1", "answer_3")

@@ -1,0 +1,1 @@
+"""Authoring: the reference solutions, the expectations and thresholds derived from them, the release, and mock submissions."""

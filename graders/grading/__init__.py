@@ -1,0 +1,1 @@
+"""Grading a class: intake of submissions, execution in the sandbox, verification, and scoring with nbgrader."""

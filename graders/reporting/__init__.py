@@ -1,0 +1,1 @@
+"""Reporting: feedback for students, grade exports, and the class report."""

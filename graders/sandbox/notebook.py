@@ -1,0 +1,267 @@
+"""Execute one untrusted notebook in a fresh sandbox, and judge what came back.
+
+:func:`execute_notebook` is the API: it starts :mod:`graders.sandbox.execute_inside` in a
+:class:`~graders.sandbox.run.SandboxRun`, reads the result from a pipe whose write end
+only the executor holds (:mod:`graders.sandbox.channel`; nothing is read back from a
+file the student's code could write), size-capped, and puts only outputs and execution
+counts, checked against the nbformat schema, onto the notebook it sent in.
+
+There is no unsandboxed path here: when anything needed is missing this raises
+:class:`SandboxUnavailable` / :class:`SandboxError`. (``--no-sandbox`` runs the same
+executor as a plain subprocess: :mod:`graders.sandbox.plain`.)
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from . import bwrap as bw
+from .channel import FrameReader
+from .errors import SandboxError
+from .hostfs import read_capped
+from .limits import MiB, SandboxLimits
+from .outputs import mark_unfinished, merge_outputs
+from .run import SandboxRun
+
+# statuses of ExecutionResult
+OK = "ok"
+TIMEOUT = "timeout"
+OOM = "oom"
+KERNEL_DIED = "kernel_died"
+CRASHED = "crashed"
+OUTPUT_TOO_LARGE = "output_too_large"
+INVALID_OUTPUT = "invalid_output"
+INVALID_INPUT = "invalid_input"
+STATUSES = (OK, TIMEOUT, OOM, KERNEL_DIED, CRASHED, OUTPUT_TOO_LARGE, INVALID_OUTPUT,
+            INVALID_INPUT)
+
+MAX_STATUS_BYTES = 64 * 1024
+_SAFE_NB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}\.ipynb$")
+
+
+@dataclass
+class ExecutionResult:
+    """What came back from one sandboxed run.
+
+    ``notebook`` is the notebook that was sent in with the outputs and execution counts
+    the sandbox reported (or ``None``). Cells that did not run to completion carry an
+    error output. Everything in it is a claim of untrusted code.
+    """
+
+    notebook: Any | None
+    status: str
+    detail: str
+    wall_s: float
+    peak_memory_bytes: int | None = None
+    oom_kills: int = 0
+    returncode: int | None = None
+    cell_timeouts: list[int] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    run_id: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
+
+def _load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
+    """(node, name) or raises ValueError with a per-student message."""
+    import nbformat
+
+    if isinstance(notebook, (str, os.PathLike)):
+        path = os.fspath(notebook)
+        try:
+            raw = read_capped(path, limits.max_output_bytes)
+        except OverflowError as exc:
+            raise ValueError(f"notebook too large: {exc}") from exc
+        if raw is None:
+            raise ValueError(f"notebook {path} does not exist")
+        name = notebook_name or os.path.basename(path)
+        try:
+            node = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        except Exception as exc:  # noqa: BLE001 - invalid JSON, not a notebook, ...
+            raise ValueError(f"not a readable notebook: {type(exc).__name__}: {exc}") from exc
+    else:
+        node = copy.deepcopy(notebook)
+        name = notebook_name or "submission.ipynb"
+        if not isinstance(node, dict) or "cells" not in node:
+            raise ValueError("not a notebook node")
+        try:  # normalise (multi-line sources as lists, ...) exactly like a file read
+            node = nbformat.reads(nbformat.writes(nbformat.from_dict(node)), as_version=4)
+        except Exception as exc:  # noqa: BLE001
+            raise ValueError(f"not a valid notebook node: {type(exc).__name__}: {exc}") from exc
+    if node.get("nbformat") != 4:
+        raise ValueError("not an nbformat 4 notebook")
+    try:
+        nbformat.validate(node)
+    except Exception as exc:  # noqa: BLE001
+        raise ValueError(f"notebook fails the nbformat schema: {str(exc)[:500]}") from exc
+    if not _SAFE_NB_NAME.match(name):
+        name = "submission.ipynb"
+    return node, name
+
+
+def execute_notebook(
+    notebook,
+    *,
+    support_files: Mapping[str, str | os.PathLike] | None = None,
+    ro_binds: Iterable[tuple[str | os.PathLike, str]] = (),
+    env: Mapping[str, str] | None = None,
+    limits: SandboxLimits | None = None,
+    notebook_name: str | None = None,
+    kernel_name: str = "python3",
+    verify: bool = True,
+) -> ExecutionResult:
+    """Execute one untrusted notebook in a fresh sandbox and return the result.
+
+    ``notebook``: a path (read without following a final symlink, size-capped) or an
+    nbformat node. ``support_files``: inside name (relative to the kernel's cwd
+    ``/home/student/work``) -> host file or directory, copied into the scratch.
+    ``ro_binds``: (host path, absolute inside path) bound read-only. ``env``: extra
+    environment for the kernel (``PYTHONPATH`` goes to the kernel only).
+    ``verify``: run :func:`graders.sandbox.selftest.require_sandbox` first (cached
+    per process) - raises :class:`SandboxUnavailable` if the sandbox does not hold.
+
+    Raises :class:`SandboxError` for host-side failures (never returns an
+    unsandboxed result); every failure of the notebook itself is a status.
+    """
+    limits = limits or SandboxLimits()
+    if verify:
+        from .selftest import require_sandbox
+
+        require_sandbox(limits)
+    t0 = time.monotonic()
+    try:
+        sent, name = _load_input(notebook, limits, notebook_name)
+    except ValueError as exc:
+        return ExecutionResult(None, INVALID_INPUT, str(exc)[:2000], time.monotonic() - t0)
+    import nbformat
+
+    user_env = bw.check_env(dict(env or {}))
+    kernel_pythonpath = user_env.pop("PYTHONPATH", "")
+    exe, _ = bw.python_inside()
+    inside_env = bw.base_env(limits, os.path.dirname(exe))
+    inside_env.update(user_env)
+    inside_env["PYTHONPATH"] = bw.INSIDE_KIT
+
+    with SandboxRun(limits) as run:
+        inside_nb = run.add_file(name, nbformat.writes(sent).encode("utf-8"))
+        for inside_name, host in (support_files or {}).items():
+            if inside_name == name:
+                raise SandboxError(f"support file {inside_name!r} clashes with the notebook")
+            run.add_file(inside_name, source=host)
+        for host, inside in ro_binds:
+            run.add_ro_bind(host, inside)
+        read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
+        argv = [
+            exe, "-P", "-m", "graders.sandbox.execute_inside", inside_nb,
+            "--result-fd", str(write_end),
+            "--cell-timeout", str(limits.cell_timeout_s),
+            "--kernel", kernel_name,
+            "--max-output-bytes", str(limits.max_output_bytes),
+            "--max-cell-output-bytes", str(limits.max_cell_output_bytes),
+            "--kernel-pythonpath", kernel_pythonpath,
+        ]
+        try:
+            run.start(argv, inside_env, pass_fds=(write_end,))
+        except BaseException:
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)  # the sandboxed executor holds the only write end
+        # Per-cell frames repeat what the final notebook holds: twice the output cap.
+        reader = FrameReader(read_end, 2 * limits.max_output_bytes + MAX_STATUS_BYTES)
+        reader.start()
+        rc = run.wait(limits.notebook_timeout_s)
+        reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
+        cg = run.cgroup
+        oom = cg.oom_kills() if cg else 0
+        peak = cg.peak_memory_bytes() if cg else None
+        result = ExecutionResult(
+            None, CRASHED, "", run.wall_s, peak_memory_bytes=peak, oom_kills=oom,
+            returncode=rc, stdout=run.stdout_text(), stderr=run.stderr_text(),
+            run_id=run.run_id)
+        return _read_result(result, reader, sent, limits, timed_out=run.timed_out)
+
+
+def _read_result(result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits,
+                 *, timed_out: bool) -> ExecutionResult:
+    """Fill ``result`` from the frames the executor sent: its status, then the sent
+    notebook with the outputs and execution counts of the cells that ran."""
+    if reader.is_alive():
+        result.status = CRASHED
+        result.detail = "the result channel did not close"
+        return result
+    if reader.overflow:
+        result.status = OUTPUT_TOO_LARGE
+        result.detail = f"the executed notebook's outputs came to more than {reader.cap} bytes"
+        return result
+    cells: dict[int, dict] = {}
+    doc = None
+    for frame in reader.frames:
+        if frame["kind"] == "cell":
+            cells[frame.get("index")] = frame
+        elif frame["kind"] == "status":
+            doc = frame
+
+    # -- the status ----------------------------------------------------------------------
+    inside_status = None
+    inside_detail = ""
+    if doc is not None and doc.get("status") in ("ok", "kernel_died", "timeout", "error"):
+        inside_status = doc["status"]
+        inside_detail = str(doc.get("detail", ""))[:2000]
+        ct = doc.get("cell_timeouts", [])
+        if isinstance(ct, list):
+            result.cell_timeouts = [int(x) for x in ct[:1000]
+                                    if isinstance(x, int) and not isinstance(x, bool)]
+        truncated = doc.get("truncated", [])
+        if isinstance(truncated, list) and truncated and inside_status == "ok":
+            inside_status = "truncated"
+            inside_detail = f"outputs of cells {truncated[:50]} were truncated"
+    rc, oom = result.returncode, result.oom_kills
+
+    if timed_out:
+        result.status = TIMEOUT
+        result.detail = (f"notebook exceeded {limits.notebook_timeout_s} s wall time; "
+                         "everything in the sandbox was killed")
+    elif oom and inside_status != "ok":
+        result.status = OOM
+        result.detail = (f"out of memory (limit {limits.memory_mb} MiB, "
+                         f"{oom} process(es) OOM-killed)")
+    elif inside_status == "ok" and rc == 0:
+        result.status = OK
+    elif inside_status == "truncated" and rc == 0:
+        result.status = OUTPUT_TOO_LARGE
+        result.detail = inside_detail
+    elif inside_status == "kernel_died":
+        result.status = KERNEL_DIED
+        result.detail = inside_detail
+    elif inside_status == "timeout":
+        result.status = TIMEOUT
+        result.detail = inside_detail
+    else:
+        result.status = CRASHED
+        result.detail = (inside_detail or "the sandboxed executor did not finish") + (
+            f" (exit status {rc})" if rc is not None else "")
+
+    # -- the notebook --------------------------------------------------------------------
+    if reader.error:
+        result.status = INVALID_OUTPUT
+        result.detail = f"result channel: {reader.error}"
+        return result
+    try:
+        merged = merge_outputs(sent, cells)
+    except Exception as exc:  # noqa: BLE001 - every validation error of the claimed outputs
+        result.status = INVALID_OUTPUT
+        result.detail = f"executed notebook rejected: {type(exc).__name__}: {str(exc)[:500]}"
+        return result
+    if result.status != OK:
+        mark_unfinished(merged, result.status)
+    result.notebook = merged
+    return result

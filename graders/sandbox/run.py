@@ -1,0 +1,337 @@
+"""One sandboxed run's host-side resources: a private tmpfs tree, a cgroup, the process.
+
+``with SandboxRun(limits) as run: run.add_file(...); run.start(argv, env); run.wait(t)``.
+Per run it mounts a private, size-capped tmpfs tree under ``$TMPDIR/hw5sb-<pid>-*``
+(mode 0711, private propagation) holding the scratch tmpfs (the kernel's cwd, owned by
+the sandbox uid), a copy of the executor kit, generated ``/etc`` files, and read-only
+"mirrors" of host paths the sandbox uid could not reach; creates a per-run cgroup
+(memory + pids); starts ``setpriv ... bwrap ...`` with the child joining the cgroup and
+setting RLIMITs; kills the whole cgroup at the time limit. Leaving the block kills
+everything, removes the cgroup and unmounts the tree.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Mapping
+
+from . import bwrap as bw
+from .cgroups import NAME_PREFIX, CgroupError, SandboxCgroup
+from .errors import SandboxError, SandboxUnavailable
+from .hostfs import CappedReader, check_rel_name, chown_tree, mount_tmpfs, reachable_by, run_command
+from .limits import MiB, SandboxLimits
+
+RUN_PREFIX = NAME_PREFIX  # trees and cgroups share it: cgroups.run_owner reads both
+ROOT_TMPFS_BYTES = 16 * MiB
+#: The executor kit copied into every sandbox: it runs with nbformat and nbclient only.
+KIT_FILES = ("__init__.py", "errors.py", "limits.py", "channel.py", "outputs.py", "execute_inside.py")
+HOST_TOOLS = ("bwrap", "setpriv", "mount", "umount")
+
+
+def require_host() -> None:
+    """Raise :class:`SandboxUnavailable` unless this process can build a sandbox:
+    root (cgroups, tmpfs mounts) and the host tools."""
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            "sandbox unavailable: the grader must run as root to create cgroups and "
+            "mount the per-run tmpfs (refusing to run notebooks unsandboxed)")
+    for tool in HOST_TOOLS:
+        try:
+            bw.find_tool(tool)
+        except bw.BwrapError as exc:
+            raise SandboxUnavailable(
+                f"sandbox unavailable: {exc} (refusing to run notebooks unsandboxed)") from exc
+
+
+class SandboxRun:
+    """The host-side resources of one sandboxed run (context manager).
+
+    ``with SandboxRun(limits) as run: run.add_file(...); run.start(cmd, env); run.wait()``.
+    Leaving the block kills everything, removes the cgroup and unmounts the tree.
+    """
+
+    def __init__(self, limits: SandboxLimits, *, base_dir: str | None = None) -> None:
+        self.limits = limits
+        self.base_dir = base_dir or os.environ.get("HW5_SANDBOX_BASE") or tempfile.gettempdir()
+        self.root: str | None = None
+        self.mounted = False
+        self.cgroup: SandboxCgroup | None = None
+        self.proc: subprocess.Popen | None = None
+        self.readers: list[CappedReader] = []
+        self.python_binds: list[bw.Bind] = []
+        self.extra_binds: list[bw.Bind] = []
+        self._mirrors = 0
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.timed_out = False
+
+    # -- paths -----------------------------------------------------------------------
+    @property
+    def run_id(self) -> str:
+        return os.path.basename(self.root or "")
+
+    def host(self, *parts: str) -> str:
+        assert self.root is not None
+        return os.path.join(self.root, *parts)
+
+    # -- setup -----------------------------------------------------------------------
+    def __enter__(self) -> "SandboxRun":
+        try:
+            self._setup()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close()
+
+    def _setup(self) -> None:
+        require_host()
+        lim = self.limits
+        self.root = tempfile.mkdtemp(prefix=f"{RUN_PREFIX}{os.getpid()}-", dir=self.base_dir)
+        mount_tmpfs(self.root, ROOT_TMPFS_BYTES, 0o711, extra="nosuid,nodev,noexec")
+        self.mounted = True
+        run_command(["mount", "--make-private", self.root])
+        for d, mode in (("work", 0o755), ("kit", 0o755), ("etc", 0o755), ("mnt", 0o755)):
+            os.mkdir(self.host(d), mode)
+            os.chmod(self.host(d), mode)
+        mount_tmpfs(self.host("work"), lim.scratch_mb * MiB, 0o700, lim.uid, lim.gid)
+        self._build_kit()
+        bw.write_etc(self.host("etc"), lim)
+        _, prefixes = bw.python_inside()
+        for host, inside in prefixes:
+            self.python_binds.append(bw.Bind(self.mirror(host), inside))
+        try:
+            self.cgroup = SandboxCgroup(
+                memory_bytes=lim.memory_bytes, pids_max=lim.pids,
+                name=self.run_id).create()
+        except CgroupError as exc:
+            raise SandboxUnavailable(f"cgroup: {exc}") from exc
+
+    def _build_kit(self) -> None:
+        src = Path(__file__).resolve().parent
+        pkg = self.host("kit", "graders", "sandbox")
+        os.makedirs(pkg, mode=0o755)
+        os.chmod(self.host("kit", "graders"), 0o755)
+        with open(self.host("kit", "graders", "__init__.py"), "w") as fh:
+            fh.write('"""Sandbox kit: only graders.sandbox (execute_inside) is here."""\n')
+        for name in KIT_FILES:
+            shutil.copyfile(src / name, os.path.join(pkg, name))
+        for dirpath, dirnames, filenames in os.walk(self.host("kit")):
+            os.chmod(dirpath, 0o755)
+            for n in filenames:
+                os.chmod(os.path.join(dirpath, n), 0o644)
+
+    def mirror(self, host_path: str | os.PathLike) -> str:
+        """A host path the sandbox uid can reach with the content of ``host_path``:
+        the path itself, or a read-only bind mount of it inside the private tree."""
+        path = os.path.realpath(os.fspath(host_path))
+        if not os.path.exists(path):
+            raise SandboxError(f"bind source {host_path} does not exist")
+        if reachable_by(path, self.limits.uid, self.limits.gid):
+            return path
+        self._mirrors += 1
+        target = self.host("mnt", str(self._mirrors))
+        if os.path.isdir(path):
+            os.mkdir(target, 0o755)
+        else:
+            with open(target, "w"):
+                pass
+            os.chmod(target, 0o644)
+        run_command(["mount", "--bind", path, target])
+        run_command(["mount", "-o", "remount,bind,ro,nosuid,nodev", target])
+        if not reachable_by(target, self.limits.uid, self.limits.gid):
+            raise SandboxError(f"{host_path} is not readable by uid {self.limits.uid} "
+                               "even when mirrored (its own permissions forbid it)")
+        return target
+
+    def add_ro_bind(self, host_path: str | os.PathLike, inside: str) -> None:
+        bw.check_inside_path(inside)
+        self.extra_binds.append(bw.Bind(self.mirror(host_path), inside))
+
+    def add_file(self, inside_name: str, data: bytes | None = None, *,
+                 source: str | os.PathLike | None = None) -> str:
+        """Copy bytes or a host file/directory into the scratch as ``inside_name``."""
+        check_rel_name(inside_name)
+        dest = self.host("work", inside_name)
+        parent = os.path.dirname(dest)
+        os.makedirs(parent, mode=0o755, exist_ok=True)
+        top = self.host("work")
+        cur = parent
+        while cur != top and cur.startswith(top):
+            os.lchown(cur, self.limits.uid, self.limits.gid)
+            cur = os.path.dirname(cur)
+        if os.path.lexists(dest):
+            raise SandboxError(f"{inside_name} given twice")
+        try:
+            if data is not None:
+                with open(dest, "wb") as fh:
+                    fh.write(data)
+            elif source is not None and os.path.isdir(source):
+                shutil.copytree(source, dest, symlinks=False)
+            elif source is not None:
+                shutil.copyfile(source, dest)
+            else:
+                raise SandboxError("add_file needs data or source")
+        except OSError as exc:
+            raise SandboxError(f"cannot copy {inside_name} into the scratch "
+                               f"({self.limits.scratch_mb} MiB): {exc}") from exc
+        chown_tree(dest, self.limits.uid, self.limits.gid)
+        return f"{bw.INSIDE_WORK}/{inside_name}"
+
+    # -- process ---------------------------------------------------------------------
+    def _preexec(self):
+        procs_files = self.cgroup.procs_files()  # type: ignore[union-attr]
+        lim = self.limits
+        rlimits = [
+            (resource.RLIMIT_CORE, (0, 0)),
+            (resource.RLIMIT_NOFILE, (lim.nofile, lim.nofile)),
+            (resource.RLIMIT_FSIZE, (lim.fsize_bytes, lim.fsize_bytes)),
+        ]
+        if lim.address_space_mb is not None:
+            n = lim.address_space_mb * MiB
+            rlimits.append((resource.RLIMIT_AS, (n, n)))
+
+        def preexec() -> None:  # runs in the child between fork and exec, as root
+            for f in procs_files:
+                fd = os.open(f, os.O_WRONLY)
+                try:
+                    os.write(fd, b"0")
+                finally:
+                    os.close(fd)
+            for res, value in rlimits:
+                resource.setrlimit(res, value)
+
+        return preexec
+
+    def command(self, inside_argv: list[str], env: Mapping[str, str]) -> list[str]:
+        spec = bw.SandboxSpec(
+            limits=self.limits, work_dir=self.host("work"),
+            kit_dir=self.host("kit"), etc_dir=self.host("etc"), command=list(inside_argv),
+            python_binds=self.python_binds, extra_binds=self.extra_binds, env=dict(env),
+        )
+        return bw.build_command(spec)
+
+    def start(self, inside_argv: list[str], env: Mapping[str, str],
+              pass_fds: tuple[int, ...] = ()) -> None:
+        """Start the sandbox; ``pass_fds`` are kept open in it at the same numbers."""
+        if self.proc is not None:
+            raise SandboxError("a SandboxRun runs one command")
+        argv = self.command(inside_argv, env)
+        self.started_at = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, close_fds=True, pass_fds=pass_fds,
+                start_new_session=True, cwd="/",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+                preexec_fn=self._preexec(),
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise SandboxUnavailable(f"cannot start the sandbox: {exc}") from exc
+        for stream in (self.proc.stdout, self.proc.stderr):
+            r = CappedReader(stream, self.limits.max_log_bytes)
+            r.start()
+            self.readers.append(r)
+
+    def wait(self, timeout: float) -> int | None:
+        """Wait for the sandbox; past ``timeout`` s kill everything in the cgroup.
+        Returns the exit status (``None`` if it had to be killed)."""
+        assert self.proc is not None and self.started_at is not None
+        remaining = max(0.0, self.started_at + timeout - time.monotonic())
+        try:
+            rc = self.proc.wait(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            self.timed_out = True
+            self._kill()
+            rc = None
+        self.ended_at = time.monotonic()
+        # whatever the student left behind (daemons, setsid'd children) dies now
+        if self.cgroup is not None:
+            try:
+                self.cgroup.kill_all()
+            except CgroupError as exc:
+                raise SandboxError(str(exc)) from exc
+        for r in self.readers:
+            r.join(timeout=5)
+        return rc
+
+    def _kill(self) -> None:
+        if self.cgroup is not None:
+            try:
+                self.cgroup.kill_all()
+            except CgroupError:
+                pass
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    @property
+    def wall_s(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or time.monotonic()) - self.started_at
+
+    def stdout_text(self) -> str:
+        return self.readers[0].text() if self.readers else ""
+
+    def stderr_text(self) -> str:
+        return self.readers[1].text() if len(self.readers) > 1 else ""
+
+    # -- teardown --------------------------------------------------------------------
+    def close(self) -> None:
+        errors: list[str] = []
+        try:
+            self._kill()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"kill: {exc}")
+        if self.cgroup is not None:
+            try:
+                self.cgroup.remove()
+                self.cgroup = None
+            except CgroupError as exc:
+                errors.append(f"cgroup: {exc}")
+        if self.proc is not None:
+            for s in (self.proc.stdout, self.proc.stderr):
+                try:
+                    if s is not None:
+                        s.close()
+                except OSError:
+                    pass
+        for r in self.readers:
+            r.join(timeout=1)
+        if self.root is not None:
+            if self.mounted:
+                proc = subprocess.run(["umount", "-R", self.root], capture_output=True,
+                                      text=True, timeout=60)
+                if proc.returncode != 0:
+                    lazy = subprocess.run(["umount", "-R", "-l", self.root],
+                                          capture_output=True, text=True, timeout=60)
+                    if lazy.returncode != 0:
+                        errors.append(f"umount {self.root}: {proc.stderr.strip()}")
+                if not any(self.root == line.split()[1]
+                           for line in Path("/proc/mounts").read_text().splitlines()
+                           if len(line.split()) > 1):
+                    self.mounted = False
+            if not self.mounted:
+                try:
+                    os.rmdir(self.root)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    errors.append(f"rmdir {self.root}: {exc}")
+        if errors:
+            raise SandboxError("sandbox teardown failed: " + "; ".join(errors))
