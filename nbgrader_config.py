@@ -20,9 +20,11 @@ c.CourseDirectory.ignore = [
     ".DS_Store",
 ]
 
-# Training cells run for minutes on the full data set; the fast grading budget
-# needs far less (see README, "Grading budget"). Per cell, in seconds.
-c.Execute.timeout = 900
+# Per-cell time limit of nbgrader's own commands (`nbgrader validate`, plain `nbgrader
+# autograde`), in seconds. hw5-autograde does not read it: its limits are
+# SandboxLimits.cell_timeout_s (graders/sandbox/limits.py, the same 300 s; a test keeps
+# them equal) and FULL_BUDGET_TIMEOUTS (graders/grading/batch.py) for --budget full.
+c.Execute.timeout = 300
 
 # A student who deletes a test cell gets it back, run, instead of "needs manual grade".
 c.OverwriteCells.add_missing_cells = True

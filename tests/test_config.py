@@ -5,14 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from traitlets.config.loader import PyFileConfigLoader
-
-from graders.course import COURSE_ROOT
+from graders.course import COURSE_ROOT, load_config
+from graders.sandbox.limits import SandboxLimits
 
 
 @pytest.fixture(scope="module")
 def config():
-    return PyFileConfigLoader("nbgrader_config.py", path=str(COURSE_ROOT)).load_config()
+    return load_config(COURSE_ROOT)
 
 
 def test_course_settings(config):
@@ -21,6 +20,11 @@ def test_course_settings(config):
     assert config.Execute.timeout >= 300
     assert config.IgnorePattern.enabled is True
     assert "mnist.npz" in config.CourseDirectory.ignore
+
+
+def test_nbgrader_and_hw5_autograde_allow_a_cell_the_same_time(config):
+    """nbgrader validate and hw5-autograde (fast budget) give a cell one time limit."""
+    assert config.Execute.timeout == SandboxLimits().cell_timeout_s
 
 
 @pytest.mark.parametrize(

@@ -172,7 +172,7 @@ def _error(ename, evalue, frames):
 
 def test_test_cell_traceback_becomes_the_message_only():
     frames = ["\x1b[36mCell\x1b[39m In[3], line 4\n      3 ### BEGIN HIDDEN TESTS\n----> 4 check(model)",
-              "File /kit/graders/checks/_feedback.py:62, in wrapper\n   raise GradingFailure(message)"]
+              "File /kit/graders/checks/failures.py:62, in wrapper\n   raise GradingFailure(message)"]
     cell = _test_cell("check(model)", [_error("GradingFailure", "The SGD momentum is 0.0; expected 0.9.", frames)])
     cell.execution_count = 3
     notebook = nbformat.v4.new_notebook(cells=[cell])

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # the checks import as ``graders.checks...``
     sys.path.insert(0, str(ROOT))
 
-from graders.checks._feedback import GradingFailure  # noqa: E402
+from graders.checks.failures import GradingFailure  # noqa: E402
 from graders.checks.written_checks import (  # noqa: E402
     check_choice,
     check_convolution,

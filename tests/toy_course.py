@@ -93,7 +93,7 @@ CORRECT = "def add(a, b):\n    return a + b\n"
 def points(root: Path, student: str) -> dict[str, float]:
     from graders.course import course_db_url
     from graders.gradebook import student_grades
-from graders.reporting.score_table import autograded_points
+    from graders.reporting.score_table import autograded_points
 
     return autograded_points(student_grades(course_db_url(root), student, assignment=ASSIGNMENT))
 

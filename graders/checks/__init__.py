@@ -5,7 +5,7 @@ no reference code, only the derived expectations (``expected.json``) and the
 calibrated thresholds (``thresholds.json``).
 """
 
-from graders.checks._feedback import GradingFailure
+from graders.checks.failures import GradingFailure
 from graders.checks.model_checks import (
     check_architecture,
     check_builder_optimizer,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from graders.checks._feedback import GradingFailure, call_student, public_check
+from graders.checks.failures import GradingFailure, call_student, public_check
 from graders.checks.describe import describe_layers, describe_model
 from graders.checks.expectations import expected, run_settings
 
@@ -25,7 +25,7 @@ _HINTS = {
 }
 
 
-def _require_model(model, name: str) -> None:
+def require_model(model, name: str) -> None:
     import keras
 
     if not isinstance(model, keras.Model):
@@ -119,14 +119,14 @@ def check_architecture(model, builder: str) -> None:
 
     ``builder`` is ``"define_model"``, ``"define_model_with_momentum"`` or ``"define_model_2_conv"``.
     """
-    _require_model(model, "The model")
+    require_model(model, "The model")
     _architecture_failures(model, builder)
 
 
 @public_check
 def check_optimizer(model, learning_rate: float, momentum: float = 0.0) -> None:
     """The model is compiled with SGD at this learning rate and momentum, and cross-entropy loss."""
-    _require_model(model, "The model")
+    require_model(model, "The model")
     _optimizer_failures(model, learning_rate, momentum)
 
 
@@ -134,7 +134,7 @@ def check_optimizer(model, learning_rate: float, momentum: float = 0.0) -> None:
 def check_run_model(model, run: str) -> None:
     """The model of a named run (e.g. ``"eta_large"``) has the right architecture and optimizer."""
     settings = run_settings(run)
-    _require_model(model, "The model")
+    require_model(model, "The model")
     _architecture_failures(model, settings["builder"])
     _optimizer_failures(model, settings["learning_rate"], settings["momentum"])
 
@@ -149,7 +149,7 @@ def check_builder_optimizer(builder, name: str, argument_sets) -> None:
     """
     for args in argument_sets:
         model = call_student(builder, *args)
-        _require_model(model, f"The value returned by {name}{tuple(args)}")
+        require_model(model, f"The value returned by {name}{tuple(args)}")
         learning_rate, momentum = (args[0], args[1] if len(args) > 1 else 0.0)
         try:
             _optimizer_failures(model, learning_rate, momentum)
@@ -167,9 +167,9 @@ def check_built_by(model, builder, *args) -> None:
     from costing points twice.
     """
     name = getattr(builder, "__name__", "the builder")
-    _require_model(model, "The model")
+    require_model(model, "The model")
     own = call_student(builder, *args)
-    _require_model(own, f"The value returned by {name}{args}")
+    require_model(own, f"The value returned by {name}{args}")
     have, want = describe_model(model), describe_model(own)
     if describe_layers(model) != describe_layers(own):
         raise GradingFailure(

@@ -10,10 +10,10 @@ import functools
 
 import numpy as np
 
-from graders.checks._feedback import GradingFailure, public_check
+from graders.checks.failures import GradingFailure, public_check
 from graders.checks.describe import steps_per_epoch
 from graders.checks.expectations import expected, thresholds
-from graders.checks.model_checks import _require_model, matches_run
+from graders.checks.model_checks import require_model, matches_run
 
 
 @functools.lru_cache(maxsize=2)
@@ -96,7 +96,7 @@ def check_training(history, model, run: str) -> None:
     """
     settings = expected()
     check_history.__wrapped__(history)
-    _require_model(model, "The model")
+    require_model(model, "The model")
     if getattr(history, "model", None) is not model:
         raise GradingFailure(
             "This history was not produced by training this model: assign the result of "

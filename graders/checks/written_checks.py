@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graders.checks._feedback import GradingFailure, public_check
+from graders.checks.failures import GradingFailure, public_check
 
 _KEY_PATH = Path(__file__).with_name("written_key.json")
 

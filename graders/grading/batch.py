@@ -260,10 +260,28 @@ def budget_timeouts(budget: str) -> dict[str, int]:
     return dict(FULL_BUDGET_TIMEOUTS) if budget == "full" else {}
 
 
+def log_warnings_to_file(root: Path) -> Path:
+    """Python warnings (nbgrader's SQLAlchemy ``SAWarning`` tracebacks, above all) go to
+    ``.grading/hw5-autograde.log``, not into the middle of the progress bar."""
+    import logging
+
+    path = root / STAGING / "hw5-autograde.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logging.captureWarnings(True)
+    logger = logging.getLogger("py.warnings")
+    logger.propagate = False
+    if not any(getattr(handler, "baseFilename", None) == str(path) for handler in logger.handlers):
+        handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+        logger.addHandler(handler)
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="hw5-autograde", description=__doc__.splitlines()[0])
     parser.add_argument("assignment", nargs="?", default="hw5")
-    parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
+    parser.add_argument("--student", nargs="+", action="extend", metavar="ID",
+                        help="grade only these students (--student a b, or repeated)")
     parser.add_argument("--workers", type=int, help="local worker processes (default: cores / 2)")
     parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--force", action="store_true", help="regrade students already graded")
@@ -280,6 +298,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     root = args.course.resolve()
+    log_path = log_warnings_to_file(root)
     sandbox = not args.no_sandbox
     if sandbox:
         from graders.sandbox import SandboxError, selftest
@@ -312,6 +331,8 @@ def main(argv=None) -> int:
     finally:
         grader.close()
     print(summarize(reports, skipped))
+    if log_path.is_file() and log_path.stat().st_size:
+        print(f"(library warnings are in {log_path})", file=sys.stderr)
     if args.report:
         args.report.write_text(json.dumps([asdict(r) for r in reports.values()], indent=2))
     return 0 if all(r.status == "graded" for r in reports.values()) else 1

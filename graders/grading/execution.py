@@ -8,14 +8,14 @@ With ``sandbox=True`` (the default everywhere) each notebook runs in
 :mod:`graders.sandbox` (bubblewrap, an unprivileged uid, no network, cgroup limits),
 which sees only the notebook, the assignment's support files, the grading kit
 (``graders/checks``, no reference code) and the data file. ``sandbox=False`` runs the
-kernel as the grading user; the orchestrator only does that when told ``--no-sandbox``.
+same executor, by the same rules, as a plain subprocess of the grading user
+(:mod:`graders.sandbox.plain`); the orchestrator only does that when told ``--no-sandbox``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,36 +107,18 @@ def _run_sandboxed(job: Job, name: str, text: str) -> NotebookRun:
     return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed)
 
 
-#: Set by Dask's nanny for its worker processes; a kernel must not inherit them.
-#: MALLOC_TRIM_THRESHOLD_ turns every large NumPy temporary into an mmap/munmap pair
-#: (a NumPy loop ran 6x slower here); the BLAS thread counts of 1 override the job's.
-_WORKER_ONLY_ENV = ("MALLOC_TRIM_THRESHOLD_", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-
-
 def _run_unsandboxed(job: Job, name: str, text: str) -> NotebookRun:
-    """Run the kernel as the grading user, in a scratch folder (only with --no-sandbox)."""
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    """The same executor, unisolated, as the grading user (only with --no-sandbox)."""
+    from graders.sandbox import SandboxLimits
+    from graders.sandbox.plain import execute_notebook_plain
 
     started = time.monotonic()
-    notebook = nbformat.reads(text, as_version=4)
-    status, detail = "ok", ""
-    with tempfile.TemporaryDirectory(prefix="hw5-unsandboxed-") as scratch:
-        for file_name, host in job.support_files.items():
-            shutil.copy2(host, Path(scratch) / file_name)
-        env = {key: value for key, value in os.environ.items() if key not in _WORKER_ONLY_ENV}
-        env.update(_kernel_env(job, job.data_file, job.kit_dir))
-        client = NotebookClient(
-            notebook, timeout=int(job.limits.get("cell_timeout_s", 300)), allow_errors=True,
-            interrupt_on_timeout=True, kernel_name="python3",
-            resources={"metadata": {"path": scratch}},
-        )
-        try:
-            client.execute(env=env, cwd=scratch)
-        except DeadKernelError as error:
-            status, detail = "kernel_died", str(error)[:500]
-        except CellTimeoutError as error:
-            status, detail = "timeout", str(error)[:500]
-        except Exception as error:  # the notebook, not the grader, is broken
-            status, detail = "crashed", f"{type(error).__name__}: {str(error)[:500]}"
-    return NotebookRun(status, detail, time.monotonic() - started, nbformat.writes(notebook))
+    result = execute_notebook_plain(
+        nbformat.reads(text, as_version=4),
+        notebook_name=name,
+        support_files=job.support_files,
+        env=_kernel_env(job, job.data_file, job.kit_dir),
+        limits=SandboxLimits(**job.limits),
+    )
+    executed = nbformat.writes(result.notebook) if result.notebook is not None else None
+    return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed)

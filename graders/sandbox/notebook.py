@@ -70,7 +70,7 @@ class ExecutionResult:
         return self.status == OK
 
 
-def _load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
+def load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
     """(node, name) or raises ValueError with a per-student message."""
     import nbformat
 
@@ -107,6 +107,29 @@ def _load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
     return node, name
 
 
+def executor_argv(python: str, notebook_path: str, result_fd: int, limits: SandboxLimits,
+                  kernel_name: str, kernel_pythonpath: str) -> list[str]:
+    """The command line of :mod:`graders.sandbox.execute_inside`, sandboxed or not: one
+    executor, one set of rules (timeouts, hidden errors, output caps)."""
+    return [
+        python, "-P", "-m", "graders.sandbox.execute_inside", notebook_path,
+        "--result-fd", str(result_fd),
+        "--cell-timeout", str(limits.cell_timeout_s),
+        "--kernel", kernel_name,
+        "--max-output-bytes", str(limits.max_output_bytes),
+        "--max-cell-output-bytes", str(limits.max_cell_output_bytes),
+        "--kernel-pythonpath", kernel_pythonpath,
+    ]
+
+
+def result_reader(read_end: int, limits: SandboxLimits) -> FrameReader:
+    """A started reader of the result channel. Per-cell frames repeat what the final
+    notebook holds: twice the output cap."""
+    reader = FrameReader(read_end, 2 * limits.max_output_bytes + MAX_STATUS_BYTES)
+    reader.start()
+    return reader
+
+
 def execute_notebook(
     notebook,
     *,
@@ -138,7 +161,7 @@ def execute_notebook(
         require_sandbox(limits)
     t0 = time.monotonic()
     try:
-        sent, name = _load_input(notebook, limits, notebook_name)
+        sent, name = load_input(notebook, limits, notebook_name)
     except ValueError as exc:
         return ExecutionResult(None, INVALID_INPUT, str(exc)[:2000], time.monotonic() - t0)
     import nbformat
@@ -159,15 +182,7 @@ def execute_notebook(
         for host, inside in ro_binds:
             run.add_ro_bind(host, inside)
         read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
-        argv = [
-            exe, "-P", "-m", "graders.sandbox.execute_inside", inside_nb,
-            "--result-fd", str(write_end),
-            "--cell-timeout", str(limits.cell_timeout_s),
-            "--kernel", kernel_name,
-            "--max-output-bytes", str(limits.max_output_bytes),
-            "--max-cell-output-bytes", str(limits.max_cell_output_bytes),
-            "--kernel-pythonpath", kernel_pythonpath,
-        ]
+        argv = executor_argv(exe, inside_nb, write_end, limits, kernel_name, kernel_pythonpath)
         try:
             run.start(argv, inside_env, pass_fds=(write_end,))
         except BaseException:
@@ -175,9 +190,7 @@ def execute_notebook(
             raise
         finally:
             os.close(write_end)  # the sandboxed executor holds the only write end
-        # Per-cell frames repeat what the final notebook holds: twice the output cap.
-        reader = FrameReader(read_end, 2 * limits.max_output_bytes + MAX_STATUS_BYTES)
-        reader.start()
+        reader = result_reader(read_end, limits)
         rc = run.wait(limits.notebook_timeout_s)
         reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
         cg = run.cgroup
@@ -187,10 +200,10 @@ def execute_notebook(
             None, CRASHED, "", run.wall_s, peak_memory_bytes=peak, oom_kills=oom,
             returncode=rc, stdout=run.stdout_text(), stderr=run.stderr_text(),
             run_id=run.run_id)
-        return _read_result(result, reader, sent, limits, timed_out=run.timed_out)
+        return read_result(result, reader, sent, limits, timed_out=run.timed_out)
 
 
-def _read_result(result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits,
+def read_result(result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits,
                  *, timed_out: bool) -> ExecutionResult:
     """Fill ``result`` from the frames the executor sent: its status, then the sent
     notebook with the outputs and execution counts of the cells that ran."""
