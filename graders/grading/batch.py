@@ -36,6 +36,7 @@ from graders.course import COURSE_ROOT, course_db_url, load_config, source_layou
 from graders.grading.execution import Job, JobResult, build_kit, execute_job
 from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
+from graders.grading.verification import build_verifier_kit, export_requests_for
 
 STAGING = ".grading"  # under the course root: repaired submissions and executed notebooks
 
@@ -76,7 +77,9 @@ class Grader:
         self.db_url = course_db_url(root)
         self.staging = root / STAGING
         self.expected, self.support = source_layout(root, assignment)
-        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), Path(__file__).resolve().parent.parent)
+        graders_dir = Path(__file__).resolve().parent.parent
+        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), graders_dir)
+        self.verifier_kit = build_verifier_kit(Path(tempfile.mkdtemp(prefix="hw5-verifier-")), graders_dir)
         self.env = {"HW5_GRADING_BUDGET": budget, "TF_NUM_INTRAOP_THREADS": str(threads),
                     "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
         self.limits = {"threads": threads, **(limits or {})}
@@ -85,6 +88,7 @@ class Grader:
 
     def close(self):
         shutil.rmtree(self.kit, ignore_errors=True)
+        shutil.rmtree(self.verifier_kit, ignore_errors=True)
 
     def sweep_forged(self, reports: dict[str, StudentReport]) -> None:
         """After the batch: a kernel that ran after a student was recorded may have written
@@ -109,7 +113,7 @@ class Grader:
         timestamp = folder / "timestamp.txt"
         if timestamp.is_file() and not timestamp.is_symlink() and timestamp.stat().st_size < 200:
             shutil.copy2(timestamp, staged / "timestamp.txt")
-        notebooks = {}
+        notebooks, requests = {}, {}
         for name, notebook in intake.notebooks.items():
             nbformat.write(notebook, staged / name)
             try:
@@ -121,9 +125,12 @@ class Grader:
                 continue
             report.flags += suspicious_code(clean, name)  # student-editable cells only
             notebooks[name] = nbformat.writes(clean)
+            # What the kernel exports for the out-of-kernel verifier, from the trusted cells.
+            requests[name] = export_requests_for(clean, seed_text=notebooks[name])
         shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
         return Job(student=student, notebooks=notebooks, support_files=self.support, kit_dir=str(self.kit),
-                   data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits)
+                   data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits,
+                   export_requests=requests, verifier_kit_dir=str(self.verifier_kit))
 
     # 3. grade ----------------------------------------------------------------------
     def record(self, result: JobResult | None, report: StudentReport, failure: str | None = None) -> None:
@@ -135,6 +142,7 @@ class Grader:
         for name, run in (result.runs.items() if result else ()):
             if run.status != "ok":
                 report.errors.append(f"{name}: {run.status}: {run.detail}")
+            report.flags += [f"{name}: {flag}" for flag in run.flags]
             if run.executed is not None:
                 target = executed_path(self.staging / "executed", report.student, Path(name).stem)
                 target.parent.mkdir(parents=True, exist_ok=True)

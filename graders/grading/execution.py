@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,9 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)  # e.g. HW5_GRADING_BUDGET, thread counts
     sandbox: bool = True
     limits: dict = field(default_factory=dict)  # SandboxLimits overrides
+    # notebook file name -> {grade_id: export request} (graders.grading.verification)
+    export_requests: dict[str, dict] = field(default_factory=dict)
+    verifier_kit_dir: str | None = None  # host dir holding graders/{checks,verify}
 
 
 @dataclass
@@ -47,6 +51,8 @@ class NotebookRun:
     detail: str
     seconds: float
     executed: str | None  # executed notebook (JSON text), None if nothing came back
+    flags: list[str] = field(default_factory=list)  # out-of-kernel verification: review these
+    verify_seconds: float = 0.0
 
 
 @dataclass
@@ -75,9 +81,32 @@ def execute_job(job: Job) -> JobResult:
     started = time.monotonic()
     runs = {}
     for name, text in job.notebooks.items():
-        runner = _run_sandboxed if job.sandbox else _run_unsandboxed
-        runs[name] = runner(job, name, text)
+        artifacts = tempfile.mkdtemp(prefix="hw5-artifacts-")  # root's: the student's uid never had it
+        os.chmod(artifacts, 0o755)  # the verifier's uid reads it
+        try:
+            runner = _run_sandboxed if job.sandbox else _run_unsandboxed
+            runs[name] = runner(job, name, text, artifacts)
+            if job.export_requests.get(name) and job.verifier_kit_dir:
+                _verify(job, name, text, artifacts, runs[name])
+        finally:
+            shutil.rmtree(artifacts, ignore_errors=True)
     return JobResult(job.student, runs, time.monotonic() - started, os.uname().nodename)
+
+
+def _verify(job: Job, name: str, trusted_text: str, artifacts: str, run: NotebookRun) -> None:
+    """Re-check the test cells out of kernel and fail those whose verdicts disagree."""
+    from graders.grading.verification import apply_verdicts, run_verifier
+
+    if run.executed is None:
+        return  # nothing came back: every cell already scores zero
+    verification = run_verifier(
+        trusted_notebook=trusted_text, requests=job.export_requests[name], artifacts_dir=artifacts,
+        kit_dir=job.verifier_kit_dir, support_files=job.support_files, data_file=job.data_file,
+        env=job.env, sandbox=job.sandbox, threads=int(job.limits.get("threads", 2)))
+    executed = nbformat.reads(run.executed, as_version=4)
+    run.flags += apply_verdicts(executed, verification)
+    run.executed = nbformat.writes(executed)
+    run.verify_seconds = verification.seconds
 
 
 def _kernel_env(job: Job, data_path: str | None, kit_path: str) -> dict[str, str]:
@@ -88,7 +117,7 @@ def _kernel_env(job: Job, data_path: str | None, kit_path: str) -> dict[str, str
     return env
 
 
-def _run_sandboxed(job: Job, name: str, text: str) -> NotebookRun:
+def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRun:
     from graders.sandbox import SandboxLimits, execute_notebook
 
     started = time.monotonic()
@@ -102,12 +131,19 @@ def _run_sandboxed(job: Job, name: str, text: str) -> NotebookRun:
         ro_binds=binds,
         env=_kernel_env(job, DATA_INSIDE if job.data_file else None, KIT_INSIDE),
         limits=SandboxLimits(**job.limits),
+        export_requests=job.export_requests.get(name),
+        artifacts_to=artifacts,
     )
+    return _notebook_run(result, started)
+
+
+def _notebook_run(result, started: float) -> NotebookRun:
     executed = nbformat.writes(result.notebook) if result.notebook is not None else None
-    return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed)
+    return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed,
+                       flags=[f"export refused: {problem}" for problem in result.artifact_problems])
 
 
-def _run_unsandboxed(job: Job, name: str, text: str) -> NotebookRun:
+def _run_unsandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRun:
     """The same executor, unisolated, as the grading user (only with --no-sandbox)."""
     from graders.sandbox import SandboxLimits
     from graders.sandbox.plain import execute_notebook_plain
@@ -119,6 +155,7 @@ def _run_unsandboxed(job: Job, name: str, text: str) -> NotebookRun:
         support_files=job.support_files,
         env=_kernel_env(job, job.data_file, job.kit_dir),
         limits=SandboxLimits(**job.limits),
+        export_requests=job.export_requests.get(name),
+        artifacts_to=artifacts,
     )
-    executed = nbformat.writes(result.notebook) if result.notebook is not None else None
-    return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed)
+    return _notebook_run(result, started)

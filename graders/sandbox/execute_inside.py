@@ -38,11 +38,11 @@ import traceback
 
 from .outputs import (
     HIDDEN_ERROR_ENAME,
-    NOT_EXECUTED_ENAME,
     TIMEOUT_ENAME,
     TOO_LARGE_ENAME,
     error_output,
     has_error,
+    mark_unfinished,
 )
 
 STATUS_OK = "ok"
@@ -108,6 +108,37 @@ def _make_client_class():
     return CappedClient
 
 
+def _read_requests(path: str) -> dict:
+    if not path:
+        return {}
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def insert_export_cells(nb, requests: dict, export_dir: str) -> list[int | None]:
+    """After each graded test cell named in ``requests``, insert a cell that has the
+    kernel write what the out-of-kernel verifier needs (``graders.checks.export``).
+
+    What the kernel writes is only a claim: the verifier checks it, and a missing or
+    malformed export fails that test cell. Returns, per executed cell, the index of the
+    cell in the notebook as sent (None for an inserted export cell)."""
+    import nbformat
+
+    cells, origin = [], []
+    for index, cell in enumerate(nb.cells):
+        cells.append(cell)
+        origin.append(index)
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if cell.get("cell_type") == "code" and grade_id in requests and export_dir:
+            request = json.dumps({**requests[grade_id], "grade_id": grade_id})
+            cells.append(nbformat.v4.new_code_cell(
+                '__import__("graders.checks.export", fromlist=["export_cell"]).export_cell('
+                f'__import__("json").loads({request!r}), {export_dir!r})'))
+            origin.append(None)
+    nb.cells = cells
+    return origin
+
+
 def _skip_slow_imports() -> None:
     """jsonschema imports ``rfc3987_syntax`` when installed, which builds a Lark
     grammar at import time (about 2 s here, per sandboxed notebook). nbformat's schema
@@ -131,8 +162,13 @@ def run(args: argparse.Namespace) -> int:
         send_frame(fd, {"kind": "status", **status})
 
     def send_cell(index: int, cell) -> None:
-        send_frame(fd, {"kind": "cell", "index": index, "outputs": cell.get("outputs", []),
+        """``index``: of the executed notebook; the frame names the sent notebook's cell."""
+        if origin[index] is None:
+            return
+        send_frame(fd, {"kind": "cell", "index": origin[index], "outputs": cell.get("outputs", []),
                         "execution_count": cell.get("execution_count")})
+
+    origin: list[int | None] = []
 
     try:
         seal_result_channel(fd)
@@ -155,16 +191,20 @@ def run(args: argparse.Namespace) -> int:
             cell["outputs"] = []
             cell["execution_count"] = None
 
+    # origin[i]: the sent notebook's index of executed cell i; None for an export cell.
+    origin = insert_export_cells(nb, _read_requests(args.export_requests), args.export_dir)
     executed: set[int] = set()
 
     def on_cell_executed(cell, cell_index, execute_reply, **_):
         executed.add(cell_index)
+        if origin[cell_index] is None:  # our export cell: its outputs go nowhere
+            return
         content = (execute_reply or {}).get("content", {}) or {}
         if content.get("ename") == TIMEOUT_ENAME:
             cell.outputs.append(error_output(
                 TIMEOUT_ENAME,
                 f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"))
-            status["cell_timeouts"].append(cell_index)
+            status["cell_timeouts"].append(origin[cell_index])
         elif content.get("status") == "error" and not has_error(cell):
             # The kernel says the cell raised, but showed no traceback: a replaced
             # showtraceback, sys.excepthook or set_custom_exc handler hid it.
@@ -222,19 +262,15 @@ def run(args: argparse.Namespace) -> int:
         except Exception:  # noqa: BLE001
             pass
 
-    status["cells_executed"] = len(executed)
-    status["truncated"] = sorted(client.truncated)
+    status["cells_executed"] = sum(origin[i] is not None for i in executed)
+    status["truncated"] = sorted(origin[i] for i in client.truncated if origin[i] is not None)
     for i in client.truncated:
         nb.cells[i].outputs.append(error_output(
             TOO_LARGE_ENAME,
             f"cell output exceeded {args.max_cell_output_bytes} bytes "
             "(or the notebook total); the rest was dropped"))
     if status["status"] != STATUS_OK:
-        for i, cell in enumerate(nb.cells):
-            if cell.get("cell_type") == "code" and i not in executed and cell.source.strip():
-                cell.outputs.append(error_output(
-                    NOT_EXECUTED_ENAME,
-                    f"did not run to completion (sandbox status: {status['status']})"))
+        mark_unfinished(nb, status["status"])
     # The final word on every code cell: display updates may have changed earlier ones.
     for i, cell in enumerate(nb.cells):
         if cell.get("cell_type") == "code":
@@ -244,15 +280,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # The limits have no defaults here: SandboxLimits holds them, and the host passes them.
     p = argparse.ArgumentParser(prog="execute_inside", description=__doc__.split("\n")[0])
     p.add_argument("notebook")
     p.add_argument("--result-fd", type=int, required=True)
-    p.add_argument("--cell-timeout", type=int, default=300)
+    p.add_argument("--cell-timeout", type=int, required=True)
     p.add_argument("--startup-timeout", type=int, default=120)
     p.add_argument("--kernel", default="python3")
-    p.add_argument("--max-output-bytes", type=int, default=20 * 1024 * 1024)
-    p.add_argument("--max-cell-output-bytes", type=int, default=2 * 1024 * 1024)
+    p.add_argument("--max-output-bytes", type=int, required=True)
+    p.add_argument("--max-cell-output-bytes", type=int, required=True)
     p.add_argument("--kernel-pythonpath", default="")
+    p.add_argument("--export-requests", default="",
+                   help="JSON file: grade_id -> what the kernel exports after that test cell")
+    p.add_argument("--export-dir", default="", help="where the kernel writes the exports")
     args = p.parse_args(argv)
     return run(args)
 

@@ -14,6 +14,7 @@ executor as a plain subprocess: :mod:`graders.sandbox.plain`.)
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from . import bwrap as bw
+from .artifacts import EXPORT_FOLDER, collect_artifacts
 from .channel import FrameReader
 from .errors import SandboxError
 from .hostfs import read_capped
@@ -64,6 +66,7 @@ class ExecutionResult:
     stdout: str = ""
     stderr: str = ""
     run_id: str = ""
+    artifact_problems: list[str] = field(default_factory=list)  # exports refused (see artifacts)
 
     @property
     def ok(self) -> bool:
@@ -108,9 +111,10 @@ def load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
 
 
 def executor_argv(python: str, notebook_path: str, result_fd: int, limits: SandboxLimits,
-                  kernel_name: str, kernel_pythonpath: str) -> list[str]:
+                  kernel_name: str, kernel_pythonpath: str, requests_path: str = "",
+                  export_dir: str = "") -> list[str]:
     """The command line of :mod:`graders.sandbox.execute_inside`, sandboxed or not: one
-    executor, one set of rules (timeouts, hidden errors, output caps)."""
+    executor, one set of rules (timeouts, hidden errors, output caps, exports)."""
     return [
         python, "-P", "-m", "graders.sandbox.execute_inside", notebook_path,
         "--result-fd", str(result_fd),
@@ -119,6 +123,8 @@ def executor_argv(python: str, notebook_path: str, result_fd: int, limits: Sandb
         "--max-output-bytes", str(limits.max_output_bytes),
         "--max-cell-output-bytes", str(limits.max_cell_output_bytes),
         "--kernel-pythonpath", kernel_pythonpath,
+        "--export-requests", requests_path,
+        "--export-dir", export_dir,
     ]
 
 
@@ -140,6 +146,8 @@ def execute_notebook(
     notebook_name: str | None = None,
     kernel_name: str = "python3",
     verify: bool = True,
+    export_requests: Mapping[str, dict] | None = None,
+    artifacts_to: str | None = None,
 ) -> ExecutionResult:
     """Execute one untrusted notebook in a fresh sandbox and return the result.
 
@@ -150,6 +158,9 @@ def execute_notebook(
     environment for the kernel (``PYTHONPATH`` goes to the kernel only).
     ``verify``: run :func:`graders.sandbox.selftest.require_sandbox` first (cached
     per process) - raises :class:`SandboxUnavailable` if the sandbox does not hold.
+    ``export_requests`` (grade_id -> request) makes the kernel export plain data after
+    those test cells; once every process of the run is dead and the cgroup is empty,
+    the exports are copied to ``artifacts_to`` (:mod:`graders.sandbox.artifacts`).
 
     Raises :class:`SandboxError` for host-side failures (never returns an
     unsandboxed result); every failure of the notebook itself is a status.
@@ -181,8 +192,13 @@ def execute_notebook(
             run.add_file(inside_name, source=host)
         for host, inside in ro_binds:
             run.add_ro_bind(host, inside)
+        requests_path = export_dir = ""
+        if export_requests:
+            requests_path = run.add_file("export-requests.json", json.dumps(dict(export_requests)).encode())
+            export_dir = f"{bw.INSIDE_WORK}/{EXPORT_FOLDER}"
         read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
-        argv = executor_argv(exe, inside_nb, write_end, limits, kernel_name, kernel_pythonpath)
+        argv = executor_argv(exe, inside_nb, write_end, limits, kernel_name, kernel_pythonpath,
+                             requests_path, export_dir)
         try:
             run.start(argv, inside_env, pass_fds=(write_end,))
         except BaseException:
@@ -194,12 +210,17 @@ def execute_notebook(
         rc = run.wait(limits.notebook_timeout_s)
         reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
         cg = run.cgroup
+        artifact_problems = []
+        if artifacts_to:
+            if cg is None or cg.pids():  # nothing may write the exports while they are read
+                raise SandboxError("processes of the run are still alive; its exports are not read")
+            artifact_problems = collect_artifacts(run.host("work", EXPORT_FOLDER), artifacts_to)
         oom = cg.oom_kills() if cg else 0
         peak = cg.peak_memory_bytes() if cg else None
         result = ExecutionResult(
             None, CRASHED, "", run.wall_s, peak_memory_bytes=peak, oom_kills=oom,
             returncode=rc, stdout=run.stdout_text(), stderr=run.stderr_text(),
-            run_id=run.run_id)
+            run_id=run.run_id, artifact_problems=artifact_problems)
         return read_result(result, reader, sent, limits, timed_out=run.timed_out)
 
 

@@ -11,6 +11,7 @@ can. The orchestrator uses it only when told ``--no-sandbox``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .artifacts import EXPORT_FOLDER, collect_artifacts
 from .hostfs import CappedReader, check_rel_name
 from .limits import SandboxLimits
 from .notebook import CRASHED, INVALID_INPUT, ExecutionResult, executor_argv, load_input, read_result, result_reader
@@ -75,6 +77,8 @@ def execute_notebook_plain(
     limits: SandboxLimits | None = None,
     notebook_name: str | None = None,
     kernel_name: str = "python3",
+    export_requests: Mapping[str, dict] | None = None,
+    artifacts_to: str | None = None,
 ) -> ExecutionResult:
     """Execute one notebook UNISOLATED, by the sandbox's rules; same arguments and result
     as :func:`graders.sandbox.notebook.execute_notebook`. ``ro_binds`` are not bound
@@ -101,8 +105,14 @@ def execute_notebook_plain(
         for inside_name, host in (support_files or {}).items():
             target = os.path.join(scratch, check_rel_name(inside_name))
             (shutil.copytree if os.path.isdir(host) else shutil.copyfile)(host, target)
+        requests_path = export_dir = ""
+        if export_requests:
+            requests_path = os.path.join(scratch, "export-requests.json")
+            Path(requests_path).write_text(json.dumps(dict(export_requests)))
+            export_dir = os.path.join(scratch, EXPORT_FOLDER)
         read_end, write_end = os.pipe()
-        argv = executor_argv(sys.executable, notebook_path, write_end, limits, kernel_name, kernel_pythonpath)
+        argv = executor_argv(sys.executable, notebook_path, write_end, limits, kernel_name,
+                             kernel_pythonpath, requests_path, export_dir)
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                     stderr=subprocess.PIPE, pass_fds=(write_end,), cwd=scratch,
@@ -125,6 +135,8 @@ def execute_notebook_plain(
         reader.join(timeout=30)
         for log in logs:
             log.join(timeout=5)
+        problems = collect_artifacts(export_dir, artifacts_to) if artifacts_to and export_dir else []
         result = ExecutionResult(None, CRASHED, "", time.monotonic() - started, returncode=rc,
-                                 stdout=logs[0].text(), stderr=logs[1].text(), run_id="unsandboxed")
+                                 stdout=logs[0].text(), stderr=logs[1].text(), run_id="unsandboxed",
+                                 artifact_problems=problems)
         return read_result(result, reader, sent, limits, timed_out=timed_out)

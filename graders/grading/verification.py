@@ -1,0 +1,209 @@
+"""The verdict from outside the student's kernel, and how it combines with the kernel's.
+
+Inside the sandbox the student's kernel runs the hidden tests, but it could also rig
+them: whatever runs there belongs to the student. So after each graded test cell the
+kernel only *exports* plain data (:mod:`graders.checks.export`), and here, on the host:
+
+1. :func:`export_requests_for` derives from the TRUSTED notebook (locked cells restored
+   from the gradebook) what each test cell needs, plus builder arguments drawn afresh
+   from a seed only this submission's own text determines;
+2. after the run, every process dead, the exports are copied out
+   (:mod:`graders.sandbox.artifacts`);
+3. :func:`run_verifier` starts ``python -m graders.verify`` in a FRESH sandbox under
+   another uid (no network, read-only inputs, time and memory limits) that never ran
+   student code: it rebuilds the models from the exports with its own code and re-runs
+   each trusted test cell with the unchanged ``graders.checks``;
+4. :func:`apply_verdicts` keeps a test cell's points only when both verdicts pass. A cell
+   that passed in the kernel and failed outside gets an error output and a review flag;
+   a verifier that crashed or timed out gives "could not verify" to every cell that
+   passed in the kernel (zero, flagged), for this student alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graders.sandbox.outputs import error_output, has_error
+
+#: Where the verifier's kit, the copied exports and the data appear in its sandbox.
+VERIFIER_KIT_INSIDE = "/opt/hw5-verifier"
+ARTIFACTS_INSIDE = "/opt/hw5-artifacts"
+DATA_INSIDE = "/opt/hw5-data/mnist.npz"
+#: The verifier runs as a uid of its own: nothing the student's uid left can touch it.
+VERIFIER_UID = 65533
+VERIFIER_TIMEOUT_S = 300
+VERIFIER_MEMORY_MB = 4096
+MARKER = "HW5-VERDICTS "
+
+FAILED_ENAME = "OutOfKernelCheckFailed"
+NOT_VERIFIED_ENAME = "NotVerified"
+
+
+@dataclass
+class Verification:
+    """The verifier's word on one notebook: a verdict per grade_id, or why there is none."""
+
+    verdicts: dict[str, dict] | None
+    failure: str | None = None
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)  # exports refused while copying
+
+
+def build_verifier_kit(target: Path, graders_dir: Path) -> Path:
+    """``graders/checks`` and ``graders/verify`` with a bare ``graders/__init__.py``: the
+    verifier's code, which no student code ever ran with."""
+    package = target / "graders"
+    shutil.rmtree(package, ignore_errors=True)
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""Verifier kit: checks and verify only."""\n')
+    for name in ("checks", "verify"):
+        shutil.copytree(graders_dir / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for path in [target, *target.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return target
+
+
+def export_requests_for(notebook, seed_text: str) -> dict[str, dict]:
+    """grade_id -> what the kernel exports after that test cell, with fresh builder
+    arguments seeded by ``seed_text`` (the submission itself: the same work gets the same
+    arguments, and a table of answers in it would change them)."""
+    from graders.verify.requests import export_requests, fresh_calls
+
+    seed = int.from_bytes(hashlib.sha256(seed_text.encode("utf-8")).digest()[:8], "big")
+    return fresh_calls(export_requests(notebook), random.Random(seed))
+
+
+def _parse(stdout: str) -> dict[str, dict]:
+    lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
+    if len(lines) != 1:
+        raise ValueError("the verifier printed no verdicts")
+    verdicts = json.loads(lines[0][len(MARKER):])
+    if not isinstance(verdicts, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in verdicts.values()):
+        raise ValueError("the verifier's verdicts are malformed")
+    return verdicts
+
+
+def _verifier_env(budget_env: dict[str, str], data_path: str | None, kit: str) -> dict[str, str]:
+    env = {key: value for key, value in budget_env.items() if key.startswith(("HW5_", "TF_", "OMP_"))}
+    env.update({"NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg",
+                "PYTHONPATH": kit})
+    if data_path:
+        env["HW5_MNIST_PATH"] = data_path
+    return env
+
+
+def run_verifier(*, trusted_notebook: str, requests: dict, artifacts_dir: str, kit_dir: str,
+                 support_files: dict[str, str], data_file: str | None, env: dict[str, str],
+                 sandbox: bool, threads: int = 2) -> Verification:
+    """Verify one notebook's exports; never raises for a failure of the verifier itself."""
+    started = time.monotonic()
+    try:
+        if sandbox:
+            stdout, detail = _run_sandboxed(trusted_notebook, requests, artifacts_dir, kit_dir, support_files,
+                                            data_file, env, threads)
+        else:
+            stdout, detail = _run_plain(trusted_notebook, requests, artifacts_dir, kit_dir, support_files,
+                                        data_file, env)
+        return Verification(_parse(stdout), seconds=time.monotonic() - started)
+    except Exception as error:  # noqa: BLE001 - a verifier failure is "could not verify", never a crash
+        reason = f"{type(error).__name__}: {str(error)[:300]}"
+        detail = locals().get("detail") or ""
+        return Verification(None, failure=reason + (f" ({detail[-300:]})" if detail else ""),
+                            seconds=time.monotonic() - started)
+
+
+def _verifier_argv(python: str, notebook: str, artifacts: str, requests: str, support: str) -> list[str]:
+    return [python, "-P", "-m", "graders.verify", "--notebook", notebook, "--exports", artifacts,
+            "--requests", requests, "--support-dir", support]
+
+
+def _run_sandboxed(notebook_text, requests, artifacts_dir, kit_dir, support_files, data_file, env, threads):
+    from graders.sandbox import SandboxLimits, bwrap as bw
+    from graders.sandbox.run import SandboxRun
+
+    limits = SandboxLimits(uid=VERIFIER_UID, gid=VERIFIER_UID, memory_mb=VERIFIER_MEMORY_MB, threads=threads,
+                           notebook_timeout_s=VERIFIER_TIMEOUT_S)
+    exe, _ = bw.python_inside()
+    with SandboxRun(limits) as run:
+        notebook = run.add_file("trusted.ipynb", notebook_text.encode("utf-8"))
+        requests_path = run.add_file("requests.json", json.dumps(requests).encode("utf-8"))
+        support = os.path.dirname(notebook)
+        for name, host in support_files.items():
+            if name.endswith(".py"):  # the trusted hw5_data.py, never the student's copy
+                run.add_file(name, source=host)
+        run.add_ro_bind(kit_dir, VERIFIER_KIT_INSIDE)
+        run.add_ro_bind(artifacts_dir, ARTIFACTS_INSIDE)
+        if data_file:
+            run.add_ro_bind(data_file, DATA_INSIDE)
+        inside_env = bw.base_env(limits, os.path.dirname(exe))
+        inside_env.update(_verifier_env(env, DATA_INSIDE if data_file else None, VERIFIER_KIT_INSIDE))
+        run.start(_verifier_argv(exe, notebook, ARTIFACTS_INSIDE, requests_path, support), inside_env)
+        rc = run.wait(VERIFIER_TIMEOUT_S)
+        detail = run.stderr_text()
+        if run.timed_out:
+            raise TimeoutError(f"the verifier ran over {VERIFIER_TIMEOUT_S} s")
+        if rc != 0:
+            raise RuntimeError(f"the verifier exited with status {rc}")
+        return run.stdout_text(), detail
+
+
+def _run_plain(notebook_text, requests, artifacts_dir, kit_dir, support_files, data_file, env):
+    with tempfile.TemporaryDirectory(prefix="hw5-verify-") as scratch:
+        notebook = Path(scratch, "trusted.ipynb")
+        notebook.write_text(notebook_text, encoding="utf-8")
+        requests_path = Path(scratch, "requests.json")
+        requests_path.write_text(json.dumps(requests))
+        for name, host in support_files.items():
+            if name.endswith(".py"):
+                shutil.copyfile(host, Path(scratch, name))
+        run_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+        run_env.update(_verifier_env(env, data_file, kit_dir))
+        proc = subprocess.run(_verifier_argv(sys.executable, str(notebook), artifacts_dir, str(requests_path),
+                                             scratch),
+                              capture_output=True, text=True, env=run_env, cwd=scratch,
+                              timeout=VERIFIER_TIMEOUT_S)
+        if proc.returncode != 0:
+            raise RuntimeError(f"the verifier exited with status {proc.returncode}: {proc.stderr[-300:]}")
+        return proc.stdout, proc.stderr
+
+
+def _graded_cells(notebook):
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell.get("cell_type") == "code" and meta.get("grade") and meta.get("grade_id"):
+            yield meta["grade_id"], cell
+
+
+def apply_verdicts(executed, verification: Verification) -> list[str]:
+    """Fail every test cell of ``executed`` (in place) that passed in the kernel but not out
+    of it; returns one review flag per such cell (empty when the verdicts agree)."""
+    flags = []
+    for grade_id, cell in _graded_cells(executed):
+        if has_error(cell):  # failed in the kernel already: no points either way
+            continue
+        if verification.verdicts is None:
+            cell.outputs.append(error_output(
+                NOT_VERIFIED_ENAME, "this test could not be re-checked outside your notebook's kernel; "
+                "an instructor will look at it"))
+            flags.append(f"{grade_id}: could not verify out of kernel ({verification.failure})")
+            continue
+        verdict = verification.verdicts.get(grade_id) or {
+            "passed": False, "message": "the verifier gave no verdict for this cell"}
+        if not verdict["passed"]:
+            message = str(verdict.get("message", ""))[:1000]
+            cell.outputs.append(error_output(
+                FAILED_ENAME, f"re-checked outside your notebook's kernel, this test fails: {message}"))
+            flags.append(f"{grade_id}: suspected tampering: passed in the kernel, failed out of kernel: "
+                         f"{message[:300]}")
+    return flags

@@ -1,0 +1,118 @@
+"""The host's side of out-of-kernel verification, without a kernel: copying exports out
+of a finished run, and combining the two verdicts per test cell."""
+
+from __future__ import annotations
+
+import os
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_notebook
+
+from graders.grading.verification import FAILED_ENAME, NOT_VERIFIED_ENAME, Verification, apply_verdicts
+from graders.sandbox.artifacts import FILE_CAPS, collect_artifacts
+from graders.sandbox.outputs import error_output
+
+
+def _graded(grade_id, failed=False):
+    cell = new_code_cell("check()", metadata={"nbgrader": {"grade": True, "grade_id": grade_id, "points": 1}})
+    cell.outputs = [error_output("GradingFailure", "wrong")] if failed else []
+    return cell
+
+
+def _notebook():
+    return new_notebook(cells=[new_code_cell("x = 1"), _graded("passes"), _graded("fails", failed=True)])
+
+
+def _errors(cell):
+    return [output["ename"] for output in cell.outputs if output["output_type"] == "error"]
+
+
+# -- combining verdicts ------------------------------------------------------------------------
+
+
+def test_a_cell_keeps_its_points_only_when_both_verdicts_pass():
+    notebook = _notebook()
+    flags = apply_verdicts(notebook, Verification({"passes": {"passed": True, "message": ""},
+                                                   "fails": {"passed": True, "message": ""}}))
+    assert flags == []
+    assert _errors(notebook.cells[1]) == []
+    assert _errors(notebook.cells[2]) == ["GradingFailure"]  # the kernel's failure stands
+
+
+def test_passing_in_the_kernel_and_failing_outside_is_a_failed_cell_and_a_tampering_flag():
+    notebook = _notebook()
+    flags = apply_verdicts(notebook, Verification({"passes": {"passed": False, "message": "lr is 0.5"},
+                                                   "fails": {"passed": False, "message": "x"}}))
+    assert _errors(notebook.cells[1]) == [FAILED_ENAME]
+    assert "lr is 0.5" in notebook.cells[1].outputs[-1]["evalue"]
+    assert len(flags) == 1 and "suspected tampering" in flags[0] and flags[0].startswith("passes:")
+    assert _errors(notebook.cells[2]) == ["GradingFailure"]  # no second error, no flag
+
+
+def test_a_cell_without_a_verdict_fails():
+    notebook = _notebook()
+    flags = apply_verdicts(notebook, Verification({}))
+    assert _errors(notebook.cells[1]) == [FAILED_ENAME]
+    assert flags and "no verdict" in flags[0]
+
+
+def test_a_verifier_that_could_not_run_fails_every_passing_cell_and_says_so():
+    notebook = _notebook()
+    flags = apply_verdicts(notebook, Verification(None, failure="TimeoutError: over 300 s"))
+    assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]
+    assert flags == ["passes: could not verify out of kernel (TimeoutError: over 300 s)"]
+    nbformat.validate(notebook)
+
+
+# -- copying the exports out -------------------------------------------------------------------
+
+
+def _export(root, grade_id, manifest=b"{}", arrays=None):
+    folder = root / grade_id
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_bytes(manifest)
+    if arrays is not None:
+        (folder / "arrays.npz").write_bytes(arrays)
+    return folder
+
+
+def test_only_plain_folders_and_the_two_fixed_files_are_copied(tmp_path):
+    source, target = tmp_path / "exports", tmp_path / "copied"
+    _export(source, "test_a", b'{"a": 1}', b"PK")
+    (source / "test_a" / "extra.py").write_text("print('not copied')")
+    _export(source, "bad name!")
+    os.symlink("/etc", source / "test_link")
+    secret = tmp_path / "secret.json"
+    secret.write_text("{}")
+    linked = source / "test_b"
+    linked.mkdir()
+    os.symlink(secret, linked / "manifest.json")
+    problems = collect_artifacts(str(source), str(target))
+    assert sorted(p.name for p in target.iterdir()) == ["test_a", "test_b"]
+    assert sorted(p.name for p in (target / "test_a").iterdir()) == ["arrays.npz", "manifest.json"]
+    assert (target / "test_a" / "manifest.json").read_bytes() == b'{"a": 1}'
+    assert list((target / "test_b").iterdir()) == []  # the symlinked manifest was refused
+    text = " ".join(problems)
+    assert "bad name" in text and "test_link" in text and "test_b/manifest.json: refused" in text
+
+
+def test_an_oversized_export_is_refused(tmp_path):
+    source, target = tmp_path / "exports", tmp_path / "copied"
+    _export(source, "test_a", b" " * (FILE_CAPS["manifest.json"] + 1))
+    problems = collect_artifacts(str(source), str(target))
+    assert not (target / "test_a" / "manifest.json").exists()
+    assert problems and "test_a/manifest.json: refused" in problems[0]
+
+
+def test_an_export_folder_that_is_a_symlink_is_refused(tmp_path):
+    real = tmp_path / "elsewhere"
+    _export(real, "test_a")
+    os.symlink(real, tmp_path / "exports")
+    assert collect_artifacts(str(tmp_path / "exports"), str(tmp_path / "copied")) == [
+        ".hw5-exports is not a plain folder"]
+    assert list((tmp_path / "copied").iterdir()) == []
+
+
+def test_no_exports_is_no_problem_here(tmp_path):
+    """A missing export fails its cell in the verifier, which says why; nothing to copy."""
+    assert collect_artifacts(str(tmp_path / "absent"), str(tmp_path / "copied")) == []
