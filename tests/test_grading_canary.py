@@ -38,7 +38,8 @@ def key_of(root, extra=None):
     lambda root: (root / "graders/checks/training_checks.py").write_text(""),  # a new checks file
     lambda root: (root / "source/hw5/hw5_part_b_cnn.ipynb").write_text('{"cells": [1]}'),
     lambda root: (root / "mnist.npz").write_bytes(b"other, longer data"),
-], ids=["checks-file", "thresholds", "new-checks-file", "source-notebook", "data-file"])
+    lambda root: (root / "mnist.npz").unlink(),  # a key, not a crash: the canary says what is missing
+], ids=["checks-file", "thresholds", "new-checks-file", "source-notebook", "data-file", "data-file-gone"])
 def test_the_key_changes_with_what_the_verdict_depends_on(course, change):
     before = key_of(course)
     assert key_of(course) == before  # stable
@@ -119,7 +120,7 @@ def test_a_failure_is_not_remembered_and_names_each_cell(course):
 
 @pytest.mark.parametrize("message, cause", [
     ("FileNotFoundError: HW5_MNIST_PATH='/opt/hw5-data/mnist.npz' does not name a file.", "MNIST file is missing"),
-    ("URLError: <urlopen error [Errno -3] Temporary failure in name resolution>", "MNIST file is missing"),
+    ("gaierror: [Errno -3] Temporary failure in name resolution", "MNIST file is missing"),
     ("ModuleNotFoundError: No module named 'graders.checks.training_checks'", "graders/checks) do not import"),
     ("NameError: name 'x' is not defined", "cause unknown"),
 ])
@@ -137,6 +138,7 @@ def test_a_canary_that_cannot_run_or_grades_nothing_is_no_pass(course):
     assert not result.ok and "canary: grading the reference raised RuntimeError: no kernel" in result.refusal()
     assert not CanaryCache(course).is_known_good("k")
     assert not CanaryResult(0, 0, 1.0).ok  # nothing graded
+    assert not CanaryResult(20, 20, 1.0, [("setup", "OSError: x")]).ok  # full marks, yet a cell raised
     lost = CanaryResult(19, 20, 1.0)  # points lost without a failing cell
     assert not lost.ok and "no cell reported a failure" in lost.refusal()
 

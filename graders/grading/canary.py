@@ -105,7 +105,10 @@ def canary_key(paths: list[Path], extra: dict, *, data_file: Path | None = None,
         for name, file in _files(path):
             add("file:" + name, hashlib.sha256(file.read_bytes()).hexdigest())
     add("extra", json.dumps(extra, sort_keys=True, default=str))
-    add("data", file_sha256(data_file, digest_cache) if data_file else "none")
+    if data_file and Path(data_file).is_file():
+        add("data", file_sha256(data_file, digest_cache))
+    else:  # no data file is a state too; the canary then fails and says so
+        add("data", f"missing:{data_file}" if data_file else "none")
     add("versions", json.dumps(tool_versions(), sort_keys=True))
     return digest.hexdigest()
 
