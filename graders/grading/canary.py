@@ -1,0 +1,233 @@
+"""The canary: grade the reference solution before a batch, and refuse the batch if it
+does not get every point.
+
+Whatever breaks grading for everyone (a missing data file, a thresholds file the
+reference cannot meet, a checks module that does not import, a new TensorFlow) shows
+up first as the reference losing points. Grading it costs a minute, so a passing
+run is remembered under a key over everything the verdict depends on
+(:func:`canary_key`), and the canary runs again only when one of them changes.
+
+The grading itself is the caller's (``grade_reference``); this module holds the key,
+the cache and the verdict, so it is tested without TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Callable
+
+CACHE_DIR = ".grading"  # under the course root (already git-ignored)
+CACHE_FILE = "canary.json"
+DIGESTS_FILE = "digests.json"
+KEEP_KEYS = 20  # a few recent good states (e.g. both budgets), not an ever-growing file
+#: Distributions whose version changes a verdict (the first installed name of each group).
+PACKAGES = (("tensorflow", "tensorflow-cpu"), ("keras",), ("numpy",), ("nbgrader",), ("nbclient",))
+SKIPPED = {"__pycache__", ".ipynb_checkpoints"}
+
+
+def tool_versions() -> dict[str, str]:
+    """Python's version and each of PACKAGES' (read from metadata: importing TF takes seconds)."""
+    versions = {"python": sys.version.split()[0]}
+    for names in PACKAGES:
+        for name in names:
+            try:
+                versions[names[0]] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
+            versions[names[0]] = "absent"
+    return versions
+
+
+def _files(path: Path) -> list[tuple[str, Path]]:
+    """(name relative to ``path``'s parent, file) for ``path`` or every file under it, sorted."""
+    if path.is_file():
+        return [(path.name, path)]
+    found = []
+    for file in sorted(path.rglob("*")):
+        relative = file.relative_to(path.parent)
+        if file.is_file() and not SKIPPED & set(relative.parts) and file.suffix != ".pyc":
+            found.append((relative.as_posix(), file))
+    return found
+
+
+def file_sha256(path: Path, digest_cache: Path | None = None) -> str:
+    """sha256 of ``path``'s bytes, remembered in ``digest_cache`` (a JSON file) by
+    (path, size, mtime), so a 50 MB data file is hashed once, not every batch."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    stamp = [stat.st_size, stat.st_mtime_ns]
+    known = _read_json(digest_cache) if digest_cache else {}
+    entry = known.get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("sha256"), str):
+        return entry["sha256"]
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest_cache:
+        known[str(path)] = {"stamp": stamp, "sha256": digest.hexdigest()}
+        _write_json(digest_cache, known)
+    return digest.hexdigest()
+
+
+def canary_key(paths: list[Path], extra: dict, *, data_file: Path | None = None,
+               digest_cache: Path | None = None) -> str:
+    """A sha256 (hex) over everything the reference's verdict depends on.
+
+    ``paths``: files or folders hashed by content (the source notebooks, ``graders/checks``
+    with its ``thresholds.json``, ``hw5_data.py``); a folder by every file under it, named
+    relative to the folder's parent, so moving the course does not change the key.
+    ``extra``: JSON-able settings that change the verdict (budget, time limits, the
+    thresholds in force if they come from elsewhere). ``data_file``: hashed through
+    :func:`file_sha256` with ``digest_cache``. The versions of :func:`tool_versions` are
+    always included.
+    """
+    digest = hashlib.sha256()
+
+    def add(label: str, value: str) -> None:
+        digest.update(f"{len(label)}:{label}{len(value)}:{value}".encode())  # no ambiguous joins
+
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            add("missing", str(path.name))  # its absence is part of the state
+            continue
+        for name, file in _files(path):
+            add("file:" + name, hashlib.sha256(file.read_bytes()).hexdigest())
+    add("extra", json.dumps(extra, sort_keys=True, default=str))
+    if data_file and Path(data_file).is_file():
+        add("data", file_sha256(data_file, digest_cache))
+    else:  # no data file is a state too; the canary then fails and says so
+        add("data", f"missing:{data_file}" if data_file else "none")
+    add("versions", json.dumps(tool_versions(), sort_keys=True))
+    return digest.hexdigest()
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError):  # absent or damaged: a cache never blocks grading
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Write atomically: an interrupted write leaves the old file, never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(handle, "w") as out:
+        json.dump(value, out, indent=1, sort_keys=True)
+    os.replace(temporary, path)
+
+
+class CanaryCache:
+    """Canary keys that passed, in ``<root>/.grading/canary.json``."""
+
+    def __init__(self, root: Path):
+        self.folder = Path(root) / CACHE_DIR
+        self.path = self.folder / CACHE_FILE
+        self.digests = self.folder / DIGESTS_FILE  # for canary_key(digest_cache=...)
+
+    def _passed(self) -> dict:
+        passed = _read_json(self.path).get("passed", {})
+        return passed if isinstance(passed, dict) else {}
+
+    def is_known_good(self, key: str) -> bool:
+        """Whether ``key`` passed before (then the canary need not run)."""
+        return key in self._passed()
+
+    def entry(self, key: str) -> dict | None:
+        """What :meth:`remember` stored for ``key``, or None."""
+        value = self._passed().get(key)
+        return value if isinstance(value, dict) else None
+
+    def remember(self, key: str, seconds: float, score: float | None = None,
+                 max_score: float | None = None) -> None:
+        """Record that ``key`` passed, taking ``seconds``; keeps the KEEP_KEYS latest."""
+        passed = self._passed()
+        passed.pop(key, None)
+        passed[key] = {"seconds": round(seconds, 1), "score": score, "max_score": max_score,
+                       "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        _write_json(self.path, {"passed": dict(list(passed.items())[-KEEP_KEYS:])})
+
+
+@dataclass
+class CanaryResult:
+    """The reference's grade. ``failing``: (grade_id, message) of each cell that lost points
+    or raised; ``cached``: the verdict came from the cache, nothing was graded."""
+
+    score: float
+    max_score: float
+    seconds: float
+    failing: list[tuple[str, str]] = field(default_factory=list)
+    cached: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Every point, and no failing cell (a canary that graded nothing is no pass)."""
+        return self.max_score > 0 and self.score == self.max_score and not self.failing
+
+    def causes(self) -> list[str]:
+        """The likely causes that the messages show, as sentences saying what to do."""
+        text = " ".join(message for _, message in self.failing)
+        found = []
+        if any(s in text for s in ("HW5_MNIST_PATH", "mnist.npz", "DataUnavailable", "URLError",
+                                   "name resolution", "Network is unreachable")):
+            found.append("the MNIST file is missing or unreadable in the kernel: set "
+                         "HW5_MNIST_PATH=/path/to/mnist.npz or run make setup MNIST=/path")
+        if "graders" in text and any(s in text for s in ("ModuleNotFoundError", "ImportError",
+                                                         "SyntaxError", "No module named")):
+            found.append("the grading checks (graders/checks) do not import: run the checks' "
+                         "unit tests (make test) and fix the import")
+        if "lower than a correct solution reaches" in text or "history's last val_accuracy" in text:
+            found.append("graders/checks/thresholds.json fails the reference: recalibrate "
+                         "(python -m graders.calibrate --write-thresholds) or restore the file")
+        return found
+
+    def refusal(self) -> str:
+        """Why grading is refused: several lines naming each failing cell and its message."""
+        lines = [f"refusing to grade: the reference solution scored {self.score:g}/{self.max_score:g} "
+                 "(it must get every point; a broken grader would give students zeros)."]
+        for grade_id, message in self.failing:
+            lines.append(f"  {grade_id}: {' '.join(message.split())[:300]}")
+        if not self.failing:
+            lines.append("  no cell reported a failure (did any graded cell run?)")
+        causes = self.causes()
+        lines += [f"  likely cause: {cause}" for cause in causes] or [
+            "  cause unknown: grade source/ with nbgrader validate to see the failing cells"]
+        return "\n".join(lines)
+
+
+def run_canary(grade_reference: Callable[[], CanaryResult], cache: CanaryCache, key: str) -> CanaryResult:
+    """Grade the reference unless ``key`` is known good; remember a pass.
+
+    ``grade_reference``: grades the reference solution with the batch's settings and
+    returns its CanaryResult. Returns that result, or a cached one (``cached=True``,
+    from :meth:`CanaryCache.entry`). A ``grade_reference`` that raises gives a failed
+    result naming the exception: a canary that cannot run is no pass.
+    """
+    if cache.is_known_good(key):
+        entry = cache.entry(key) or {}
+        score = entry.get("score") if entry.get("score") is not None else 1.0
+        max_score = entry.get("max_score") if entry.get("max_score") is not None else score
+        return CanaryResult(score, max_score, 0.0, cached=True)  # no score stored: 1/1
+    started = time.monotonic()
+    try:
+        result = grade_reference()
+    except Exception as error:  # the canary itself broke: refuse, and say how
+        return CanaryResult(0.0, 0.0, time.monotonic() - started,
+                            [("canary", f"grading the reference raised {type(error).__name__}: {error}")])
+    if result.ok:
+        cache.remember(key, result.seconds, result.score, result.max_score)
+    return result
