@@ -231,3 +231,64 @@ def run_canary(grade_reference: Callable[[], CanaryResult], cache: CanaryCache, 
     if result.ok:
         cache.remember(key, result.seconds, result.score, result.max_score)
     return result
+
+
+# -- the canary of hw5-autograde ------------------------------------------------------------------
+
+
+def cache_home() -> Path:
+    """Where passing canary keys are kept: keyed by content, so any copy of the course
+    (a scratch course in a test, a second checkout) reuses a pass."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hw5-cnn-course"
+
+
+def course_key(root: Path, assignment: str, extra: dict, data_file: str | None, cache: CanaryCache) -> str:
+    """The canary key of a course: its source, its config, and the grading code that decides."""
+    graders_dir = Path(__file__).resolve().parents[1]
+    paths = [root / "source" / assignment, root / "nbgrader_config.py",
+             *(graders_dir / name for name in ("checks", "verify", "sandbox", "grading"))]
+    return canary_key(paths, extra, data_file=Path(data_file) if data_file else None,
+                      digest_cache=cache.digests)
+
+
+def grade_reference(root: Path, assignment: str, **grader_options) -> CanaryResult:
+    """Grade the source notebooks (the reference solutions) as a student of a scratch copy
+    of the course, through the very pipeline the class goes through."""
+    import tempfile
+
+    import nbformat
+
+    from graders.authoring.release import copy_course, generate_release
+    from graders.grading.grader import Grader, run_batch
+
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="hw5-canary-") as scratch:
+        course = copy_course(Path(scratch) / "course", root)
+        saved = os.environ.get("HW5_DB_URL")
+        os.environ["HW5_DB_URL"] = f"sqlite:///{course / 'gradebook.db'}"  # never the class's gradebook
+        try:
+            generate_release(course, assignment)
+            submitted = course / "submitted" / "canary" / assignment
+            submitted.mkdir(parents=True)
+            for notebook in (course / "source" / assignment).glob("*.ipynb"):
+                shutil.copy2(notebook, submitted / notebook.name)
+            grader = Grader(course, assignment, **grader_options)
+            try:
+                report = run_batch(grader, ["canary"], 1, None, progress=False)["canary"]
+            finally:
+                grader.close()
+        finally:
+            if saved is None:
+                os.environ.pop("HW5_DB_URL", None)
+            else:
+                os.environ["HW5_DB_URL"] = saved
+        failing = [("canary", error) for error in report.errors]
+        for path in sorted((course / "autograded" / "canary" / assignment).glob("*.ipynb")):
+            for cell in nbformat.read(path, as_version=4).cells:
+                meta = cell.get("metadata", {}).get("nbgrader", {})
+                errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                if cell.cell_type == "code" and meta.get("grade") and errors:
+                    failing.append((meta.get("grade_id", "?"),
+                                    f"{errors[0].get('ename')}: {str(errors[0].get('evalue'))[:300]}"))
+    return CanaryResult(report.score or 0.0, report.max_score or 0.0, time.monotonic() - started, failing)

@@ -1,0 +1,250 @@
+"""The orchestrator of one batch: intake, execution on Dask workers, scoring.
+
+For every student: *intake* here (read the notebooks as hostile input, repair what
+nbgrader would abort on, sanitize them with nbgrader's own preprocessors, and derive what
+the kernel exports for the out-of-kernel verifier); *execute* in a worker process (local
+or on a Dask cluster: the sandbox, then the verifier); *grade* here, one student at a time
+as results arrive (nbgrader's autograde on the executed outputs, which writes
+``autograded/`` and the gradebook). The orchestrator is the only writer of the gradebook,
+and a finished grade is saved before the next result is taken.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from graders import gradebook
+from graders.course import course_db_url, load_config, source_layout
+from graders.grading.environment import instructor_cell_failures
+from graders.grading.execution import Job, JobResult, build_kit, execute_job
+from graders.grading.intake import read_submission, suspicious_code
+from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
+from graders.grading.verification import build_verifier_kit, export_requests_for
+
+STAGING = ".grading"  # under the course root: repaired submissions and executed notebooks
+
+
+@dataclass
+class StudentReport:
+    student: str
+    status: str = "pending"  # graded | failed | skipped
+    seconds: float = 0.0
+    score: float | None = None
+    max_score: float | None = None
+    errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
+    flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
+
+
+def students_to_grade(root: Path, assignment: str, named: list[str] | None, force: bool, db_url: str):
+    """(to grade, already graded) among the named students or all of ``submitted/``."""
+    submitted = root / "submitted"
+    everyone = sorted(p.name for p in submitted.iterdir() if p.is_dir()) if submitted.is_dir() else []
+    chosen = named or everyone
+    if force:
+        return chosen, []
+    todo, done = [], []
+    for student in chosen:
+        graded = gradebook.has_submission(db_url, assignment, student) and \
+            (root / "autograded" / student / assignment).is_dir()
+        (done if graded else todo).append(student)
+    return todo, done
+
+
+class Grader:
+    """The orchestrator's state for one batch."""
+
+    def __init__(self, root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int,
+                 data_file: str | None, limits: dict | None = None):
+        self.root, self.assignment, self.sandbox = root, assignment, sandbox
+        self.config = load_config(root)
+        self.db_url = course_db_url(root)
+        self.staging = root / STAGING
+        self.expected, self.support = source_layout(root, assignment)
+        graders_dir = Path(__file__).resolve().parent.parent
+        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), graders_dir)
+        self.verifier_kit = build_verifier_kit(Path(tempfile.mkdtemp(prefix="hw5-verifier-")), graders_dir)
+        self.env = {"HW5_GRADING_BUDGET": budget, "TF_NUM_INTRAOP_THREADS": str(threads),
+                    "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+        self.limits = {"threads": threads, **(limits or {})}
+        self.data_file = data_file
+        self.manual_before = gradebook.manual_scores(self.db_url, assignment)  # before any student code runs
+
+    def close(self):
+        shutil.rmtree(self.kit, ignore_errors=True)
+        shutil.rmtree(self.verifier_kit, ignore_errors=True)
+
+    def sweep_forged(self, reports: dict[str, StudentReport]) -> None:
+        """After the batch: a kernel that ran after a student was recorded may have written
+        that student's (or anyone's) manual scores; reset them all."""
+        forged = gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before)
+        for student, flags in forged.items():
+            if student in reports:
+                reports[student].flags += flags
+            else:
+                print(f"hw5-autograde: {student} (not in this batch): " + "; ".join(flags), file=sys.stderr)
+
+    # 1. intake ---------------------------------------------------------------------
+    def prepare(self, student: str, report: StudentReport) -> Job | None:
+        folder = self.root / "submitted" / student / self.assignment
+        intake = read_submission(folder, self.expected)
+        report.errors += intake.errors
+        report.flags += intake.repairs
+        staged = self.staging / "submitted" / student / self.assignment
+        if staged.exists():
+            shutil.rmtree(staged)
+        staged.mkdir(parents=True)
+        timestamp = folder / "timestamp.txt"
+        if timestamp.is_file() and not timestamp.is_symlink() and timestamp.stat().st_size < 200:
+            shutil.copy2(timestamp, staged / "timestamp.txt")
+        notebooks, requests = {}, {}
+        for name, notebook in intake.notebooks.items():
+            nbformat.write(notebook, staged / name)
+            try:
+                clean = sanitize(notebook, config=self.config, db_url=self.db_url, assignment=self.assignment,
+                                 notebook_id=Path(name).stem, student=student)
+            except Exception as error:  # nbgrader refuses the notebook: zero for it, go on
+                report.errors.append(f"{name} could not be prepared for grading: {type(error).__name__}: {error}")
+                (staged / name).unlink()
+                continue
+            report.flags += suspicious_code(clean, name)  # student-editable cells only
+            notebooks[name] = nbformat.writes(clean)
+            # What the kernel exports for the out-of-kernel verifier, from the trusted cells.
+            requests[name] = export_requests_for(clean, seed_text=notebooks[name])
+        shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
+        return Job(student=student, notebooks=notebooks, support_files=self.support, kit_dir=str(self.kit),
+                   data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits,
+                   export_requests=requests, verifier_kit_dir=str(self.verifier_kit))
+
+    # 3. grade ----------------------------------------------------------------------
+    def record(self, result: JobResult | None, report: StudentReport, failure: str | None = None) -> None:
+        """Save one student's grades (nbgrader autograde on the executed outputs)."""
+        from nbgrader.apps import NbGraderAPI
+
+        if failure:
+            report.errors.append(failure)
+        for name, run in (result.runs.items() if result else ()):
+            if run.status != "ok":
+                report.errors.append(f"{name}: {run.status}: {run.detail}")
+            report.flags += [f"{name}: {flag}" for flag in run.flags]
+            if run.executed is not None:
+                target = executed_path(self.staging / "executed", report.student, Path(name).stem)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(run.executed)
+        config = load_config(self.root)
+        config.CourseDirectory.root = str(self.root)
+        config.CourseDirectory.submitted_directory = f"{STAGING}/submitted"
+        config.Autograde.autograde_preprocessors = AUTOGRADE
+        config.PrecomputedExecute.results_directory = str(self.staging / "executed")
+        outcome = NbGraderAPI(config=config).autograde(self.assignment, report.student, force=True, create=True)
+        if not outcome.get("success"):
+            report.status = "failed"
+            report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
+            return
+        report.flags += gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
+                                                    [report.student]).get(report.student, [])
+        report.score, report.max_score = gradebook.autograded_total(self.db_url, self.assignment, report.student)
+        report.status = "graded"
+
+
+def _last_error(outcome: dict) -> str:
+    text = (outcome.get("error") or "") + "\n" + (outcome.get("log") or "")
+    lines = [line for line in text.splitlines() if "ERROR" in line or "Error" in line] or text.strip().splitlines()
+    return lines[-1][:300] if lines else "unknown error"
+
+
+def default_workers(threads_per_kernel: int = 2) -> int:
+    """One worker per ``threads_per_kernel`` cores (TensorFlow uses that many threads)."""
+    return max(1, (os.cpu_count() or 1) // threads_per_kernel)
+
+
+def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str | None,
+              progress: bool = True) -> dict[str, StudentReport]:
+    """Grade ``students``; returns a report per student. Ctrl-C keeps every finished grade."""
+    from distributed import Client, LocalCluster, as_completed
+    from tqdm import tqdm
+
+    reports = {student: StudentReport(student) for student in students}
+    if not students:
+        return reports
+    cluster = None
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               memory_limit=0, dashboard_address=":0")
+        client = Client(cluster)
+    bar = tqdm(total=len(students), unit="student", disable=not progress, file=sys.stderr,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    try:
+        futures = {}
+        started = {}
+        for student in students:
+            try:
+                job = grader.prepare(student, reports[student])
+            except Exception as error:  # a submission no check foresaw: this student only
+                reports[student].status = "failed"
+                reports[student].errors.append(
+                    f"could not read the submission: {type(error).__name__}: {str(error)[:300]}")
+                bar.update()
+                continue
+            started[student] = time.monotonic()
+            futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student
+        for future in as_completed(futures):
+            student = futures[future]
+            report = reports[student]
+            try:
+                result, failure = future.result(), None
+            except Exception as error:  # the worker died, or the sandbox refused the job
+                result, failure = None, f"execution failed: {type(error).__name__}: {str(error)[:300]}"
+            try:
+                grader.record(result, report, failure)
+            except Exception as error:
+                report.status = "failed"
+                report.errors.append(f"grading failed: {type(error).__name__}: {str(error)[:300]}")
+            # The worker's own time: queueing behind other students is not this one's cost.
+            report.seconds = result.seconds if result else time.monotonic() - started[student]
+            bar.set_postfix_str(f"{student}: {report.status}")
+            bar.update()
+    except KeyboardInterrupt:
+        for future in futures:
+            future.cancel()
+        print("\ninterrupted: finished grades are saved; run again to grade the rest", file=sys.stderr)
+    finally:
+        bar.close()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    try:
+        grader.sweep_forged(reports)
+    except Exception as error:  # the grades are saved; say that this check did not run
+        print(f"hw5-autograde: could not check the gradebook for forged manual scores: {error}", file=sys.stderr)
+    return reports
+
+
+def summarize(reports: dict[str, StudentReport], skipped: list[str]) -> str:
+    lines = []
+    for report in reports.values():
+        score = "-" if report.score is None else f"{report.score:g}/{report.max_score:g}"
+        lines.append(f"  {report.student:30s} {report.status:8s} {score:>9s} {report.seconds:7.1f} s")
+        for error in report.errors:
+            lines.append(f"      error: {error}")
+        for flag in report.flags:
+            lines.append(f"      review: {flag}")
+    graded = sum(r.status == "graded" for r in reports.values())
+    failed = sum(r.status != "graded" for r in reports.values())
+    with_errors = sum(bool(r.errors) for r in reports.values() if r.status == "graded")
+    lines.append(
+        f"{graded} graded ({with_errors} with parts that scored zero because they could not run), "
+        f"{failed} failed, {len(skipped)} skipped (already graded; --force regrades)"
+    )
+    return "\n".join(lines)
+
+
