@@ -131,7 +131,10 @@ def _linear_layers(model) -> list:
         if history[0] != previous:
             raise _Unsupported("a functional model that is not a single chain of layers")
         previous = entry["name"]
-    if [list(item) for item in config.get("output_layers", [])] != [[previous, 0, 0]]:
+    outputs = list(config.get("output_layers") or [])
+    if outputs and not isinstance(outputs[0], (list, tuple)):  # one output: a flat [name, 0, 0]
+        outputs = [outputs]
+    if [list(item) for item in outputs] != [[previous, 0, 0]]:
         raise _Unsupported("a functional model whose output is not its last layer")
     return layers
 
