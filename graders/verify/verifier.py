@@ -1,0 +1,183 @@
+"""Re-run each trusted graded cell on objects rebuilt from the student's exports.
+
+For each graded cell of the TRUSTED notebook, in order: read
+``exports_dir/<grade_id>/`` strictly, rebuild its objects, make a namespace of
+the setup names (``requests.setup_statements``: allowlisted imports and data
+assignments of the locked cells), the rebuilt objects and one stand-in per
+exported builder, ``exec`` the trusted cell source there with the unchanged
+``graders.checks``, then cross-check the numbers and run the fresh builder
+calls. Nothing from the exports is ever imported or executed.
+
+The checks load test data with ``import hw5_data``: the caller puts the TRUSTED
+``hw5_data.py`` first on ``sys.path`` (``support_dir``), and sets
+``NBGRADER_EXECUTION``/``HW5_GRADING_BUDGET`` as the kernel had them.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import math
+import os
+import sys
+
+from graders.checks._feedback import GradingFailure
+from graders.verify import crosscheck, rebuild
+from graders.verify.artifacts import ArtifactError, read_cell_exports
+from graders.verify.requests import graded_cells, setup_statements
+
+
+def use_support_dir(support_dir) -> None:
+    """Put the trusted ``hw5_data.py``'s folder first on ``sys.path``; forget any other copy."""
+    folder = os.path.abspath(os.fspath(support_dir))
+    if not os.path.isfile(os.path.join(folder, "hw5_data.py")):
+        raise FileNotFoundError(f"{folder} has no hw5_data.py")
+    if sys.path[:1] != [folder]:
+        sys.path.insert(0, folder)
+    loaded = sys.modules.get("hw5_data")
+    if loaded is not None and os.path.dirname(os.path.abspath(loaded.__file__ or "")) != folder:
+        del sys.modules["hw5_data"]
+        from graders.checks import training_checks
+
+        training_checks._test_data.cache_clear()  # test data from the other copy
+
+
+def _setup_code(notebook):
+    module = ast.Module(body=setup_statements(notebook), type_ignores=[])
+    return compile(ast.fix_missing_locations(module), "<setup>", "exec")
+
+
+def _same_args(wanted, exported) -> bool:
+    return len(wanted) == len(exported) and all(
+        isinstance(a, (int, float)) and not isinstance(a, bool)
+        and math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
+        for a, b in zip(wanted, exported))
+
+
+def _raise_exported_error(text: str):
+    """Re-raise a student's exception under its own class name, so checks word it the same."""
+    kind, _, message = text.partition(": ")
+    name = kind if kind.isidentifier() else "Exception"
+    raise type(name, (Exception,), {})(message if name == kind else text)
+
+
+def make_standin(name: str, calls: list[dict], arrays: dict):
+    """A function standing in for the student's builder ``name``.
+
+    Each call returns a freshly rebuilt model for arguments that were exported
+    (compared as floats), and raises ``GradingFailure`` for any others.
+    """
+    def standin(*args, **kwargs):
+        if not kwargs:
+            for call in calls:
+                if _same_args(args, call["args"]):
+                    result = call["result"]
+                    if result["kind"] == "model":
+                        return rebuild.rebuild_model(result, arrays, f"{name}{tuple(args)}")
+                    if result["kind"] == "error":
+                        _raise_exported_error(result["error"])
+                    if result["kind"] == "unsupported":
+                        return rebuild.placeholder(result["unsupported"])
+                    break
+        shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+        raise GradingFailure(f"could not verify: no exported result for {name}({shown})")
+
+    standin.__name__ = standin.__qualname__ = name
+    return standin
+
+
+def cell_namespace(setup_code, exports: dict) -> dict:
+    """Setup names, rebuilt objects and builder stand-ins for one cell."""
+    namespace: dict = {"__name__": "__main__"}
+    exec(setup_code, namespace)  # only allowlisted imports and literal data (see requests)
+    manifest, arrays = exports["manifest"], exports["arrays"]
+    items = manifest["items"]
+    models = {}
+    for name, item in items.items():
+        if item["kind"] == "error":
+            raise GradingFailure(f"Checking your work raised an error while exporting {name}: {item['error']}")
+        if item["kind"] == "model":
+            models[name] = namespace[name] = rebuild.rebuild_model(item, arrays, name)
+    for name, item in items.items():
+        kind = item["kind"]
+        if kind == "history":
+            namespace[name] = rebuild.rebuild_history(item, models, name)
+        elif kind in ("value", "array"):
+            namespace[name] = rebuild.rebuild_value(item, arrays)
+        elif kind == "unsupported":
+            namespace[name] = rebuild.placeholder(item["unsupported"])
+        elif kind == "callable":
+            calls = [call for call in manifest["calls"] if call["builder"] == name]
+            namespace[name] = make_standin(name, calls, arrays)
+        elif kind == "missing":
+            namespace.pop(name, None)  # the cell meets a NameError, as in the kernel
+    return namespace
+
+
+def _message(error: BaseException) -> str:
+    text = str(error)
+    if isinstance(error, AssertionError):
+        return text or "AssertionError"
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _fresh_checks(namespace: dict, request: dict | None) -> None:
+    """``check_builder_optimizer`` on the freshly drawn arguments of each builder."""
+    from graders.checks import check_builder_optimizer
+
+    fresh: dict[str, list] = {}
+    for call in (request or {}).get("calls", []):
+        if call.get("fresh"):
+            fresh.setdefault(call["builder"], []).append(tuple(call["args"]))
+    for builder, argument_sets in fresh.items():
+        check_builder_optimizer(namespace.get(builder), builder, argument_sets)
+
+
+def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | None) -> dict:
+    """``{"passed": bool, "message": str}`` for one graded cell."""
+    try:
+        exports = read_cell_exports(folder)
+    except ArtifactError as error:
+        return {"passed": False, "message": f"could not verify: {error}"}
+    try:
+        namespace = cell_namespace(setup_code, exports)
+    except ArtifactError as error:
+        return {"passed": False, "message": f"could not verify: {error}"}
+    except GradingFailure as failure:
+        return {"passed": False, "message": str(failure)}
+    try:
+        exec(compile(source, f"<{grade_id}>", "exec"), namespace)
+        crosscheck.crosscheck_items(exports["manifest"]["items"])
+        _fresh_checks(namespace, request)
+    except ArtifactError as error:  # a stand-in's rebuild found a bad config
+        return {"passed": False, "message": f"could not verify: {error}"}
+    except Exception as error:
+        return {"passed": False, "message": _message(error)}
+    return {"passed": True, "message": ""}
+
+
+def verify_notebook(notebook, exports_dir, requests: dict | None = None,
+                    support_dir=None) -> dict[str, dict]:
+    """``{grade_id: {"passed": bool, "message": str}}`` for every graded cell, in order.
+
+    ``notebook``: the TRUSTED nbformat node (with hidden tests); ``exports_dir``:
+    the folder holding one ``<grade_id>/`` per cell; ``requests``: what
+    ``requests.fresh_calls`` returned (its fresh calls are checked); ``support_dir``:
+    the folder of the trusted ``hw5_data.py`` (else the caller set ``sys.path``).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")  # the cells may plot; never open a window
+    if support_dir is not None:
+        use_support_dir(support_dir)
+    setup_code = _setup_code(notebook)
+    verdicts = {}
+    for grade_id, source in graded_cells(notebook):
+        if grade_id in (".", "..") or "/" in grade_id or "\0" in grade_id:
+            verdicts[grade_id] = {"passed": False, "message": "could not verify: unusable grade_id"}
+            continue
+        with contextlib.redirect_stdout(io.StringIO()):  # the checks print feedback lines
+            verdicts[grade_id] = verify_cell(grade_id, source, os.path.join(os.fspath(exports_dir), grade_id),
+                                             setup_code, (requests or {}).get(grade_id))
+    return verdicts

@@ -1,0 +1,145 @@
+"""Export in-process -> strict read -> rebuild: the checks see the same models (no MNIST)."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from graders.checks import GradingFailure
+from graders.checks.describe import describe_model
+from graders.checks.export import export_cell
+from graders.verify import crosscheck
+from graders.verify.artifacts import read_cell_exports
+from graders.verify.rebuild import rebuild_history, rebuild_model
+from tests import verify_helpers as vh
+from tests.corpus.correct_styles import FUNCTIONAL_STYLE, KERAS2_STYLE
+
+
+def _student_builders(submission) -> dict:
+    """The builders a correct-style submission defines (reference ones where it uses SOLUTION)."""
+    import keras
+    from keras import layers
+    from keras.optimizers import SGD
+
+    from graders import reference
+
+    namespace = {"keras": keras, "layers": layers, "SGD": SGD,
+                 "define_model_with_momentum": reference.define_model_with_momentum,
+                 "define_model_2_conv": reference.define_model_2_conv}
+    for todo in ("todo3", "todo5"):
+        source = submission.cells.get(todo)
+        if isinstance(source, str):
+            exec(source, namespace)
+    return {name: namespace[name] for name in ("define_model_with_momentum", "define_model_2_conv")}
+
+
+def _export_and_read(monkeypatch, tmp_path, values: dict, calls=()) -> dict:
+    vh.kernel_namespace(monkeypatch, values)
+    export_cell({"grade_id": "cell", "names": sorted(values), "calls": list(calls)}, str(tmp_path))
+    return read_cell_exports(tmp_path / "cell")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return vh.tiny_data(64)
+
+
+@pytest.mark.parametrize("style", ["reference", KERAS2_STYLE.name, FUNCTIONAL_STYLE.name])
+def test_rebuilt_models_describe_and_predict_as_the_originals(style, data, monkeypatch, tmp_path):
+    from graders import reference
+
+    builders = dict(reference.BUILDERS) if style == "reference" else _student_builders(
+        {KERAS2_STYLE.name: KERAS2_STYLE, FUNCTIONAL_STYLE.name: FUNCTIONAL_STYLE}[style])
+    trained = builders["define_model_with_momentum"](0.01, 0.9)
+    history = vh.train_tiny(trained, *data)
+    values = {"trained": trained, "history": history,
+              "two_conv": builders["define_model_2_conv"](0.05),
+              "define_model_with_momentum": builders["define_model_with_momentum"]}
+    exports = _export_and_read(monkeypatch, tmp_path, values,
+                               [{"builder": "define_model_with_momentum", "args": [0.2, 0.0]}])
+    items, arrays = exports["manifest"]["items"], exports["arrays"]
+    assert items["define_model_with_momentum"] == {"kind": "callable"}
+    models = {name: rebuild_model(items[name], arrays, name) for name in ("trained", "two_conv")}
+    for name, model in models.items():
+        assert describe_model(model) == describe_model(values[name]), name
+    x = data[0][:16]
+    np.testing.assert_allclose(models["trained"].predict(x, verbose=0), trained.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert int(models["trained"].optimizer.iterations.numpy()) == 2 == int(trained.optimizer.iterations.numpy())
+    rebuilt_history = rebuild_history(items["history"], models)
+    assert rebuilt_history.model is models["trained"]
+    assert rebuilt_history.history == {key: [float(v) for v in values] for key, values in history.history.items()}
+    call = exports["manifest"]["calls"][0]["result"]
+    assert "weights" not in call["layers"][0] and call["optimizer_state"] is None
+    assert describe_model(rebuild_model(call, arrays)) == describe_model(
+        builders["define_model_with_momentum"](0.2, 0.0))
+    crosscheck.crosscheck_items(items)  # an honest export agrees with itself
+
+
+def test_values_arrays_missing_unsupported_and_errors_are_recorded(monkeypatch, tmp_path):
+    import keras
+
+    class BadHistory(keras.callbacks.History):
+        """A student's object that raises while it is exported."""
+
+        @property
+        def history(self):
+            raise RuntimeError("boom")
+
+        @history.setter
+        def history(self, value):
+            pass
+
+    values = {"letter": "B", "pair": (1, [2.5, float("nan")]), "grid": np.arange(6).reshape(2, 3),
+              "flag": np.bool_(True), "odd": {1: 2}, "bad": BadHistory(), "function": len}
+    exports = _export_and_read(monkeypatch, tmp_path, values)
+    items = exports["manifest"]["items"]
+    assert items["letter"] == {"kind": "value", "value": "B", "tuple": False}
+    assert items["pair"]["tuple"] is True and np.isnan(items["pair"]["value"][1][1])
+    assert items["grid"]["kind"] == "array" and exports["arrays"]["grid"].dtype == np.int64
+    assert items["flag"]["value"] is True
+    assert items["odd"] == {"kind": "unsupported", "unsupported": "dict"}
+    assert items["bad"] == {"kind": "error", "error": "RuntimeError: boom"}
+    assert items["function"] == {"kind": "callable"}
+    export_cell({"grade_id": "other", "names": ["absent"], "calls": [{"builder": "absent", "args": [1]}]},
+                str(tmp_path))
+    other = read_cell_exports(tmp_path / "other")["manifest"]
+    assert other["items"]["absent"] == {"kind": "missing"}
+    assert other["calls"][0]["result"] == {"kind": "missing"}
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["manifest.json"]
+
+
+def _trained_item(monkeypatch, tmp_path, data, momentum=0.9):
+    from graders import reference
+
+    model = reference.define_model_with_momentum(0.01, momentum)
+    history = vh.train_tiny(model, *data)
+    exports = _export_and_read(monkeypatch, tmp_path, {"model": model, "history": history})
+    return exports["manifest"]["items"]
+
+
+def test_cross_checks_catch_rigged_numbers(data, monkeypatch, tmp_path):
+    items = _trained_item(monkeypatch, tmp_path, data)
+    crosscheck.crosscheck_items(items)
+    rigged = copy.deepcopy(items)
+    rigged["model"]["optimizer_state"]["iterations"] = 3200
+    with pytest.raises(GradingFailure, match="optimizer updates"):
+        crosscheck.crosscheck_items(rigged)
+    rigged = copy.deepcopy(items)
+    rigged["history"]["params"]["epochs"] = 10
+    with pytest.raises(GradingFailure, match="do not agree"):
+        crosscheck.crosscheck_items(rigged)
+    rigged = copy.deepcopy(items)
+    rigged["model"]["compile"]["optimizer"]["learning_rate"] = 1.0
+    with pytest.raises(GradingFailure, match="learning rate"):
+        crosscheck.crosscheck_items(rigged)
+    rigged = copy.deepcopy(items)
+    rigged["model"]["optimizer_state"]["momentums"] = []
+    with pytest.raises(GradingFailure, match="momentum buffers"):
+        crosscheck.crosscheck_items(rigged)
+    rigged = copy.deepcopy(items)
+    rigged["model"]["compile"]["optimizer"]["momentum"] = 0.0
+    with pytest.raises(GradingFailure, match="without momentum"):
+        crosscheck.crosscheck_items(rigged)
