@@ -111,7 +111,7 @@ def test_rigged_learning_rate_and_update_count_fail(kernel_values, monkeypatch, 
 
 
 def test_a_lookup_table_builder_fails_the_fresh_arguments(kernel_values, monkeypatch, tmp_path):
-    from graders import reference
+    from graders.authoring import reference
 
     known = {(0.01, 0.9), (0.05, 0.5), (0.2, 0.0)}
 

@@ -23,7 +23,7 @@ def _student_builders(submission) -> dict:
     from keras import layers
     from keras.optimizers import SGD
 
-    from graders import reference
+    from graders.authoring import reference
 
     namespace = {"keras": keras, "layers": layers, "SGD": SGD,
                  "define_model_with_momentum": reference.define_model_with_momentum,
@@ -48,7 +48,7 @@ def data():
 
 @pytest.mark.parametrize("style", ["reference", KERAS2_STYLE.name, FUNCTIONAL_STYLE.name])
 def test_rebuilt_models_describe_and_predict_as_the_originals(style, data, monkeypatch, tmp_path):
-    from graders import reference
+    from graders.authoring import reference
 
     builders = dict(reference.BUILDERS) if style == "reference" else _student_builders(
         {KERAS2_STYLE.name: KERAS2_STYLE, FUNCTIONAL_STYLE.name: FUNCTIONAL_STYLE}[style])
@@ -112,7 +112,7 @@ def test_values_arrays_missing_unsupported_and_errors_are_recorded(monkeypatch, 
 
 
 def _trained_item(monkeypatch, tmp_path, data, momentum=0.9):
-    from graders import reference
+    from graders.authoring import reference
 
     model = reference.define_model_with_momentum(0.01, momentum)
     history = vh.train_tiny(model, *data)

@@ -39,8 +39,8 @@ def kernel_namespace(monkeypatch, values: dict) -> dict:
 
 
 def reference_kernel(x, y) -> dict:
-    """The globals of an honest Part B kernel, built by ``graders.reference``, trained tiny."""
-    from graders import reference
+    """The globals of an honest Part B kernel, built by ``graders.authoring.reference``, trained tiny."""
+    from graders.authoring import reference
 
     values = {name: builder for name, builder in reference.BUILDERS.items()}
     for run, model_name, history_name in (

@@ -277,9 +277,11 @@ def _call_item(function, args, name: str) -> dict:
         if not callable(function) or isinstance(function, (type, keras.layers.Layer)):
             return {"kind": "unsupported", "unsupported": type(function).__name__}
         result = function(*args)
-        if not isinstance(result, keras.Model):
-            return {"kind": "unsupported", "unsupported": type(result).__name__}
-        return _model_item(result, name, None)
+        if isinstance(result, keras.Model):
+            return _model_item(result, name, None)
+        if isinstance(result, np.generic):
+            result = result.item()
+        return {"kind": "value", **_value_fields(result)}  # plain data only (numbers, strings, ...)
     except _Unsupported as unsupported:
         return {"kind": "unsupported", "unsupported": str(unsupported)}
     except BaseException as error:

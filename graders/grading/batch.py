@@ -13,8 +13,15 @@ For every student in ``submitted/`` (or those named):
 
 The orchestrator is the only writer of the gradebook. A finished grade is saved before
 the next result is taken, so an interrupted batch loses none. Students already graded
-are skipped unless ``--force``. Exit status: 0 when every student was graded, 1 when
-some failed, 2 when grading was refused (no working sandbox).
+are skipped unless ``--force``.
+
+Before anyone is graded: the MNIST file is found on the host (:mod:`graders.grading.data`),
+the sandbox proves it holds (:mod:`graders.sandbox.selftest`), and the reference solution
+is graded through the same pipeline (the canary, :mod:`graders.grading.canary`). A failure
+of ours is never a student's zero. Exit status: 0 when every student was graded, 1 when
+some failed (a submission, or a cell of ours for that submission), 2 when grading was
+refused (no data, no working sandbox, a canary that lost points, or an environment that
+broke every submission).
 """
 
 from __future__ import annotations
@@ -22,21 +29,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
-import nbformat
-
-from graders import gradebook
-from graders.course import COURSE_ROOT, course_db_url, load_config, source_layout
-from graders.grading.execution import Job, JobResult, build_kit, execute_job
-from graders.grading.intake import read_submission, suspicious_code
-from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
-from graders.grading.verification import build_verifier_kit, export_requests_for
+from graders.course import COURSE_ROOT, course_db_url
+from graders.grading import canary
+from graders.grading.canary import CanaryCache, run_canary
+from graders.grading.data import DataUnavailable, resolve_mnist
+from graders.grading.grader import (  # noqa: F401  (re-exported: the batch's building blocks)
+    ENVIRONMENT_FAILURE,
+    STAGING,
+    Grader,
+    StudentReport,
+    default_workers,
+    run_batch,
+    students_to_grade,
+    summarize,
+)
 
 #: Time limits for the full budget: one training on all 60,000 images takes minutes on
 #: a 2-core machine (about 1.5 alone, more beside another worker), five of them 10-15.
@@ -84,6 +94,8 @@ def main(argv=None) -> int:
                         help="seconds per notebook (default: the sandbox's 900; 5400 with --budget full)")
     parser.add_argument("--memory-mb", type=int, help="memory limit per notebook in MiB (default: the sandbox's)")
     parser.add_argument("--report", type=Path, help="also write the per-student report as JSON here")
+    parser.add_argument("--no-canary", action="store_true",
+                        help="do not grade the reference solution first (not recommended)")
     args = parser.parse_args(argv)
 
     root = args.course.resolve()
@@ -96,25 +108,38 @@ def main(argv=None) -> int:
             selftest.require_sandbox()
         except SandboxError as error:
             print(f"hw5-autograde: refusing to grade: the sandbox does not work here:\n  {error}\n"
-                  "Fix it (see README, 'Sandbox'), or pass --no-sandbox to run student code "
-                  "unisolated, as this user.", file=sys.stderr)
+                  "Fix it (`make setup` as root installs bubblewrap; see README, 'Grading a class "
+                  "safely'), or pass --no-sandbox to run student code unisolated, as this user.",
+                  file=sys.stderr)
             return 2
     else:
         print("!" * 78 + "\nWARNING: --no-sandbox: student code runs WITHOUT isolation, as "
               f"{os.environ.get('USER', 'this user')}; it can read the solutions and write the "
               "gradebook.\n" + "!" * 78, file=sys.stderr)
+    try:
+        data_file = course_data_file(root, args.assignment)
+    except DataUnavailable as error:
+        print(f"hw5-autograde: refusing to grade: {error}", file=sys.stderr)
+        return 2
 
     workers = args.workers or default_workers()
     threads = max(1, (os.cpu_count() or 1) // workers)
-    data_file = os.environ.get("HW5_MNIST_PATH") or None
     db_url = course_db_url(root)
     students, skipped = students_to_grade(root, args.assignment, args.student, args.force, db_url)
     limits = {**budget_timeouts(args.budget),
               **{key: value for key, value in (("cell_timeout_s", args.cell_timeout),
                                                ("notebook_timeout_s", args.notebook_timeout),
                                                ("memory_mb", args.memory_mb)) if value}}
-    grader = Grader(root, args.assignment, sandbox=sandbox, budget=args.budget, threads=threads,
-                    data_file=os.path.abspath(data_file) if data_file else None, limits=limits)
+    options = dict(sandbox=sandbox, budget=args.budget, threads=threads, data_file=data_file, limits=limits)
+    if students and not args.no_canary:
+        refusal = check_canary(root, args.assignment, options)
+        if refusal:
+            print(refusal, file=sys.stderr)
+            return 2
+    elif args.no_canary:
+        print("hw5-autograde: WARNING: --no-canary: the reference solution was not graded first; "
+              "a broken environment would show only in the students' grades.", file=sys.stderr)
+    grader = Grader(root, args.assignment, **options)
     try:
         reports = run_batch(grader, students, workers, args.scheduler)
     finally:
@@ -124,7 +149,33 @@ def main(argv=None) -> int:
         print(f"(library warnings are in {log_path})", file=sys.stderr)
     if args.report:
         args.report.write_text(json.dumps([asdict(r) for r in reports.values()], indent=2))
+    if any(r.status == "not graded" for r in reports.values()):
+        return 2  # the batch stopped: the environment broke every submission
     return 0 if all(r.status == "graded" for r in reports.values()) else 1
+
+
+def course_data_file(root: Path, assignment: str) -> str | None:
+    """The MNIST file the kernels get, found on the host; None for an assignment that
+    does not read MNIST (no ``hw5_data.py`` among its files). Raises DataUnavailable."""
+    if not (root / "source" / assignment / "hw5_data.py").is_file():
+        return os.path.abspath(os.environ["HW5_MNIST_PATH"]) if os.environ.get("HW5_MNIST_PATH") else None
+    return str(resolve_mnist(root))
+
+
+def check_canary(root: Path, assignment: str, options: dict) -> str | None:
+    """Grade the reference solution first (cached by content); the refusal, or None."""
+    cache = CanaryCache(canary.cache_home())
+    extra = {"assignment": assignment, **{k: v for k, v in options.items() if k != "data_file"}}
+    key = canary.course_key(root, assignment, extra, options["data_file"], cache)
+    result = run_canary(lambda: canary.grade_reference(root, assignment, **options), cache, key)
+    if result.ok:
+        if not result.cached:
+            print(f"hw5-autograde: canary: the reference solution got {result.score:g}/{result.max_score:g} "
+                  f"in {result.seconds:.0f} s", file=sys.stderr)
+        return None
+    return ("hw5-autograde: refusing to grade: the reference solution does not get every point "
+            "in this environment, so students would lose points that are not theirs to lose.\n"
+            + result.refusal())
 
 
 if __name__ == "__main__":

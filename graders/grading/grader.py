@@ -29,6 +29,8 @@ from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
 from graders.grading.verification import build_verifier_kit, export_requests_for
 
+#: The status of a submission that could not be graded because a cell of ours raised.
+ENVIRONMENT_FAILURE = "failed: grading environment"
 STAGING = ".grading"  # under the course root: repaired submissions and executed notebooks
 
 
@@ -56,6 +58,10 @@ def students_to_grade(root: Path, assignment: str, named: list[str] | None, forc
             (root / "autograded" / student / assignment).is_dir()
         (done if graded else todo).append(student)
     return todo, done
+
+
+class EnvironmentBroken(Exception):
+    """Every submission graded so far failed in a cell of ours: stop the batch."""
 
 
 class Grader:
@@ -117,7 +123,9 @@ class Grader:
             report.flags += suspicious_code(clean, name)  # student-editable cells only
             notebooks[name] = nbformat.writes(clean)
             # What the kernel exports for the out-of-kernel verifier, from the trusted cells.
-            requests[name] = export_requests_for(clean, seed_text=notebooks[name])
+            requests[name] = export_requests_for(
+                clean, seed_text=notebooks[name],
+                support_modules=frozenset(Path(f).stem for f in self.support if f.endswith(".py")))
         shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
         return Job(student=student, notebooks=notebooks, support_files=self.support, kit_dir=str(self.kit),
                    data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits,
@@ -130,6 +138,12 @@ class Grader:
 
         if failure:
             report.errors.append(failure)
+        environment = [f"{name}: {line}" for name, run in (result.runs.items() if result else ())
+                       if run.executed is not None for line in instructor_cell_failures(run.executed)]
+        if environment:  # our cell raised before any student code ran: never the student's zero
+            report.status = ENVIRONMENT_FAILURE
+            report.errors += environment
+            return
         for name, run in (result.runs.items() if result else ()):
             if run.status != "ok":
                 report.errors.append(f"{name}: {run.status}: {run.detail}")
@@ -213,6 +227,18 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             report.seconds = result.seconds if result else time.monotonic() - started[student]
             bar.set_postfix_str(f"{student}: {report.status}")
             bar.update()
+            finished = [r for r in reports.values() if r.status not in ("pending", "skipped")]
+            if len(finished) >= min(2, len(futures)) and all(r.status == ENVIRONMENT_FAILURE for r in finished):
+                raise EnvironmentBroken(finished[0].errors[0] if finished[0].errors else "a cell of ours raised")
+    except EnvironmentBroken as broken:  # every submission so far: ours, not theirs
+        for future in futures:
+            future.cancel()
+        for report in reports.values():
+            if report.status == "pending":
+                report.status = "not graded"
+                report.errors.append("the batch stopped: the grading environment is broken")
+        print(f"\nhw5-autograde: stopped: the grading environment is broken for every submission "
+              f"so far ({broken}). Nothing was recorded for them; fix it and run again.", file=sys.stderr)
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()
@@ -241,9 +267,11 @@ def summarize(reports: dict[str, StudentReport], skipped: list[str]) -> str:
     graded = sum(r.status == "graded" for r in reports.values())
     failed = sum(r.status != "graded" for r in reports.values())
     with_errors = sum(bool(r.errors) for r in reports.values() if r.status == "graded")
+    ours = sum(r.status == ENVIRONMENT_FAILURE for r in reports.values())
     lines.append(
         f"{graded} graded ({with_errors} with parts that scored zero because they could not run), "
-        f"{failed} failed, {len(skipped)} skipped (already graded; --force regrades)"
+        f"{failed} failed ({ours} because of the grading environment: nothing recorded for them), "
+        f"{len(skipped)} skipped (already graded; --force regrades)"
     )
     return "\n".join(lines)
 

@@ -73,14 +73,15 @@ def build_verifier_kit(target: Path, graders_dir: Path) -> Path:
     return target
 
 
-def export_requests_for(notebook, seed_text: str) -> dict[str, dict]:
+def export_requests_for(notebook, seed_text: str, support_modules: frozenset[str] = frozenset()) -> dict[str, dict]:
     """grade_id -> what the kernel exports after that test cell, with fresh builder
     arguments seeded by ``seed_text`` (the submission itself: the same work gets the same
-    arguments, and a table of answers in it would change them)."""
+    arguments, and a table of answers in it would change them). ``support_modules``: the
+    stems of the assignment's support ``.py`` files, which the verifier imports itself."""
     from graders.verify.requests import export_requests, fresh_calls
 
     seed = int.from_bytes(hashlib.sha256(seed_text.encode("utf-8")).digest()[:8], "big")
-    return fresh_calls(export_requests(notebook), random.Random(seed))
+    return fresh_calls(export_requests(notebook, support_modules), random.Random(seed))
 
 
 def _parse(stdout: str) -> dict[str, dict]:

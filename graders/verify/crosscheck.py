@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graders.checks._feedback import GradingFailure
+from graders.checks.failures import GradingFailure
 
 
 def check_updates(name: str, model: dict, history_name: str, history: dict) -> None:

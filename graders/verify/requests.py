@@ -63,20 +63,22 @@ def _is_data(node, numpy_names: set[str]) -> bool:
     return False
 
 
-def _setup_import(statement) -> bool:
+def _setup_import(statement, modules: frozenset[str]) -> bool:
+    allowed = SETUP_MODULES | modules
     if isinstance(statement, ast.Import):
-        return all(alias.name in SETUP_MODULES for alias in statement.names)
+        return all(alias.name in allowed for alias in statement.names)
     if isinstance(statement, ast.ImportFrom):
-        return statement.level == 0 and statement.module in SETUP_MODULES and all(
+        return statement.level == 0 and statement.module in allowed and all(
             alias.name != "*" for alias in statement.names)
     return False
 
 
-def setup_statements(notebook) -> list[ast.stmt]:
+def setup_statements(notebook, support_modules: frozenset[str] = frozenset()) -> list[ast.stmt]:
     """The statements of the locked, non-graded code cells that the verifier repeats.
 
-    Rule: a statement is kept when it is an import of a module in ``SETUP_MODULES``
-    or an assignment of data (literals, ``np.array(literal)``) to plain names.
+    Rule: a statement is kept when it is an import of a module in ``SETUP_MODULES`` or
+    of the assignment's own trusted support modules (``support_modules``, e.g.
+    ``hw5_data``: the verifier has the instructor's copies), or an assignment of data (literals, ``np.array(literal)``) to plain names.
     Everything else (loading data, training, defining functions) is skipped, so
     the verifier never trains, never reads files and never runs student code.
     """
@@ -91,7 +93,7 @@ def setup_statements(notebook) -> list[ast.stmt]:
         except SyntaxError:
             continue
         for statement in tree.body:
-            if _setup_import(statement):
+            if _setup_import(statement, support_modules):
                 kept.append(statement)
                 if isinstance(statement, ast.Import):
                     numpy_names |= {a.asname or a.name for a in statement.names if a.name == "numpy"}
@@ -108,10 +110,10 @@ def _bound_by(statement) -> set[str]:
     return {target.id for target in statement.targets}
 
 
-def setup_names(notebook) -> set[str]:
+def setup_names(notebook, support_modules: frozenset[str] = frozenset()) -> set[str]:
     """Names that :func:`setup_statements` binds."""
     names: set[str] = set()
-    for statement in setup_statements(notebook):
+    for statement in setup_statements(notebook, support_modules):
         names |= _bound_by(statement)
     return names
 
@@ -193,9 +195,10 @@ def cell_request(grade_id: str, source: str, provided: set[str]) -> dict:
     return {"grade_id": grade_id, "names": sorted(free), "calls": _calls_in(tree, free_set)}
 
 
-def export_requests(notebook) -> dict[str, dict]:
-    """``{grade_id: request}`` for every graded cell of the trusted notebook."""
-    provided = setup_names(notebook)
+def export_requests(notebook, support_modules: frozenset[str] = frozenset()) -> dict[str, dict]:
+    """``{grade_id: request}`` for every graded cell of the trusted notebook;
+    ``support_modules``: as for :func:`setup_statements`."""
+    provided = setup_names(notebook, support_modules)
     return {grade_id: cell_request(grade_id, source, provided)
             for grade_id, source in graded_cells(notebook)}
 

@@ -21,8 +21,9 @@ import io
 import math
 import os
 import sys
+from pathlib import Path
 
-from graders.checks._feedback import GradingFailure
+from graders.checks.failures import GradingFailure
 from graders.verify import crosscheck, rebuild
 from graders.verify.artifacts import ArtifactError, read_cell_exports
 from graders.verify.requests import graded_cells, setup_statements
@@ -43,8 +44,15 @@ def use_support_dir(support_dir) -> None:
         training_checks._test_data.cache_clear()  # test data from the other copy
 
 
-def _setup_code(notebook):
-    module = ast.Module(body=setup_statements(notebook), type_ignores=[])
+def support_modules(support_dir) -> frozenset[str]:
+    """The trusted support modules (``hw5_data``, ...): their imports in a setup cell are repeated."""
+    if support_dir is None:
+        return frozenset()
+    return frozenset(path.stem for path in Path(support_dir).glob("*.py"))
+
+
+def _setup_code(notebook, modules: frozenset[str] = frozenset()):
+    module = ast.Module(body=setup_statements(notebook, modules), type_ignores=[])
     return compile(ast.fix_missing_locations(module), "<setup>", "exec")
 
 
@@ -75,6 +83,8 @@ def make_standin(name: str, calls: list[dict], arrays: dict):
                     result = call["result"]
                     if result["kind"] == "model":
                         return rebuild.rebuild_model(result, arrays, f"{name}{tuple(args)}")
+                    if result["kind"] == "value":
+                        return rebuild.rebuild_value(result, arrays)
                     if result["kind"] == "error":
                         _raise_exported_error(result["error"])
                     if result["kind"] == "unsupported":
@@ -171,7 +181,7 @@ def verify_notebook(notebook, exports_dir, requests: dict | None = None,
     matplotlib.use("Agg")  # the cells may plot; never open a window
     if support_dir is not None:
         use_support_dir(support_dir)
-    setup_code = _setup_code(notebook)
+    setup_code = _setup_code(notebook, support_modules(support_dir))
     verdicts = {}
     for grade_id, source in graded_cells(notebook):
         if grade_id in (".", "..") or "/" in grade_id or "\0" in grade_id:
