@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -255,8 +256,6 @@ def course_key(root: Path, assignment: str, extra: dict, data_file: str | None, 
 def grade_reference(root: Path, assignment: str, **grader_options) -> CanaryResult:
     """Grade the source notebooks (the reference solutions) as a student of a scratch copy
     of the course, through the very pipeline the class goes through."""
-    import tempfile
-
     import nbformat
 
     from graders.authoring.release import copy_course, generate_release
