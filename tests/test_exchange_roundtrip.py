@@ -56,7 +56,7 @@ def course_command(name: str) -> list[str]:
     to another checkout)."""
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     module, function = scripts[name].split(":")
-    return [sys.executable, "-c", f"import sys; from {module} import {function}; sys.exit({function}())"]
+    return [sys.executable, "-c", f"# {name}\nimport sys; from {module} import {function}; sys.exit({function}())"]
 
 
 def nbgrader_command() -> list[str]:
@@ -78,7 +78,7 @@ def run(argv: list[str], cwd: Path, env: dict, timeout: float = 300) -> subproce
     """Run a command; fail the test, with its output, when it exits non-zero."""
     started = time.monotonic()
     result = subprocess.run(argv, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout)
-    shown = " ".join(argv[3:] if argv[1:2] == ["-c"] else argv[1:])
+    shown = " ".join([argv[2].splitlines()[0][2:], *argv[3:]] if argv[1:2] == ["-c"] else argv[1:])
     print(f"[{time.monotonic() - started:5.1f} s] exit {result.returncode}: {shown}  (in {cwd.name})")
     if result.returncode != 0:
         pytest.fail(f"{shown} (in {cwd}) exited {result.returncode}:\n"
