@@ -11,6 +11,21 @@ c.CourseDirectory.course_id = "hw5-cnn"
 c.CourseDirectory.db_url = os.environ.get(
     "HW5_DB_URL", "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
 )
+# The exchange (release_assignment, fetch_assignment, submit, collect, release_feedback,
+# fetch_feedback) lives in the course root, not in nbgrader's system-wide default, which
+# does not exist on a fresh machine ("Unwritable directory"). HW5_EXCHANGE overrides it
+# (e.g. a shared /srv/nbgrader/exchange on a multi-user server). nbgrader needs it to
+# exist and to be world-writable with the sticky bit (students write into it; none may
+# delete another's files): created here, on demand. Git ignores exchange/.
+EXCHANGE_ROOT = os.environ.get("HW5_EXCHANGE") or os.path.join(COURSE_ROOT, "exchange")
+c.Exchange.root = EXCHANGE_ROOT
+try:
+    if not os.path.isdir(EXCHANGE_ROOT):
+        os.makedirs(EXCHANGE_ROOT)
+        os.chmod(EXCHANGE_ROOT, 0o1777)  # after makedirs: its mode= is masked by the umask
+except OSError:  # e.g. a read-only checkout: nbgrader reports the unwritable exchange itself
+    pass
+
 # Never released nor copied into submissions: caches, checkpoints, local data.
 c.CourseDirectory.ignore = [
     ".ipynb_checkpoints",
