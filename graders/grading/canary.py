@@ -282,7 +282,7 @@ def grade_reference(root: Path, assignment: str, **grader_options) -> CanaryResu
                 os.environ.pop("HW5_DB_URL", None)
             else:
                 os.environ["HW5_DB_URL"] = saved
-        failing = [("canary", error) for error in report.errors]
+        failing = [("canary", line) for line in report.errors + report.flags]
         for path in sorted((course / "autograded" / "canary" / assignment).glob("*.ipynb")):
             for cell in nbformat.read(path, as_version=4).cells:
                 meta = cell.get("metadata", {}).get("nbgrader", {})

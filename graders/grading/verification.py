@@ -118,9 +118,7 @@ def run_verifier(*, trusted_notebook: str, requests: dict, artifacts_dir: str, k
                                         data_file, env)
         return Verification(_parse(stdout), seconds=time.monotonic() - started)
     except Exception as error:  # noqa: BLE001 - a verifier failure is "could not verify", never a crash
-        reason = f"{type(error).__name__}: {str(error)[:300]}"
-        detail = locals().get("detail") or ""
-        return Verification(None, failure=reason + (f" ({detail[-300:]})" if detail else ""),
+        return Verification(None, failure=f"{type(error).__name__}: {str(error)[:600]}",
                             seconds=time.monotonic() - started)
 
 
@@ -155,7 +153,7 @@ def _run_sandboxed(notebook_text, requests, artifacts_dir, kit_dir, support_file
         if run.timed_out:
             raise TimeoutError(f"the verifier ran over {VERIFIER_TIMEOUT_S} s")
         if rc != 0:
-            raise RuntimeError(f"the verifier exited with status {rc}")
+            raise RuntimeError(f"the verifier exited with status {rc}: {detail.strip()[-400:]}")
         return run.stdout_text(), detail
 
 
