@@ -193,7 +193,7 @@ class CanaryResult:
                          "unit tests (make test) and fix the import")
         if "lower than a correct solution reaches" in text or "history's last val_accuracy" in text:
             found.append("graders/checks/thresholds.json fails the reference: recalibrate "
-                         "(python -m graders.calibrate --write-thresholds) or restore the file")
+                         "(python -m graders.authoring.calibrate --write-thresholds) or restore the file")
         return found
 
     def refusal(self) -> str:
