@@ -18,8 +18,8 @@ How the cases are built, so that the points prove something:
   the files where the executed notebook once came back, or the kernel tries to take
   the executor's result pipe (``pidfd_getfd``, ``/proc/<pid>/fd``). Both get zero.
 * **In-kernel cheats** are graded with a *wrong* ``add``; each case records what really
-  happens (see :data:`OUTCOMES`): "stopped" (no points), "flagged" (points the code does
-  not deserve, but the report asks for a review), or "not stopped".
+  happens (see :data:`OUTCOMES`): "stopped" (no points). The real homework's tampering
+  corpus is tests/test_tampering_slow.py.
 
 After the batch the host must be unchanged: the course's ``source/`` tree and a sentinel
 file outside the course hash the same, nothing was written next to them or into the
@@ -407,7 +407,7 @@ CASES: dict[str, Case] = {
     "cell-rewriting-hook": Case(_solution(
         WRONG + "def _blank(lines):\n    return ['pass\\n'] if any('assert' in line for line in lines) else lines\n"
         "get_ipython().input_transformers_cleanup.append(_blank)\n"),
-        (1, 1), "input_transformers", outcome="flagged"),
+        (0, 0), "suspected tampering", outcome="stopped"),
     "assertion-error-redefined": Case(_solution(
         WRONG + "import builtins\nclass AssertionError(Exception):\n    pass\n"
         "builtins.AssertionError = AssertionError\n"),
@@ -418,7 +418,7 @@ CASES: dict[str, Case] = {
     "rigged-equality": Case(_solution(
         "class Anything:\n    def __eq__(self, other):\n        return True\n"
         "def add(a, b):\n    return Anything()\n"),
-        (1, 1), "__eq__", outcome="flagged"),
+        (0, 0), "suspected tampering", outcome="stopped"),
 }
 
 #: Outcome of the in-kernel cheats, as recorded by this test (see the module docstring):
@@ -426,13 +426,10 @@ CASES: dict[str, Case] = {
 #:   AssertionError whatever the name is bound to; the wrong add scores 0.
 #: - exceptions-hidden: STOPPED. The kernel's execute reply still says the cell raised;
 #:   the executor adds a HiddenError output where no traceback was shown.
-#: - cell-rewriting-hook, rigged-equality: NOT STOPPED, FLAGGED FOR
-#:   REVIEW. Inside the kernel the student controls what a test cell runs and what its
-#:   outputs show; the sandbox cannot see the difference (security.md). The wrong add
-#:   scores full marks; graders.grading.intake.suspicious_code (run on the student-editable
-#:   cells by hw5-autograde) flags the plainly written tricks; an obfuscated one would
-#:   not be flagged. The real defence is tests that re-check
-#:   results outside the student's kernel.
+#: - cell-rewriting-hook, rigged-equality: STOPPED. Inside the kernel the student controls
+#:   what a test cell runs and shows, so the kernel's verdict passes; the out-of-kernel
+#:   verifier re-runs each test cell on what the kernel exported (graders.verify) and fails
+#:   it, and the disagreement is flagged as suspected tampering. The wrong add scores 0.
 OUTCOMES = {name: case.outcome for name, case in CASES.items() if case.outcome}
 
 
@@ -528,8 +525,8 @@ def test_what_the_probes_got_is_nothing(batch):
 
 
 def test_in_kernel_cheats_are_recorded_honestly():
-    assert OUTCOMES == {"cell-rewriting-hook": "flagged", "assertion-error-redefined": "stopped",
-                        "exceptions-hidden": "stopped", "rigged-equality": "flagged"}
+    assert OUTCOMES == {"cell-rewriting-hook": "stopped", "assertion-error-redefined": "stopped",
+                        "exceptions-hidden": "stopped", "rigged-equality": "stopped"}
     for name, outcome in OUTCOMES.items():
         assert (CASES[name].points == (0, 0)) == (outcome == "stopped")
 

@@ -152,7 +152,12 @@ def _compile_item(model) -> dict | None:
     if optimizer is None:
         return None
     config = optimizer.get_config()
-    rate = config.get("learning_rate")
+    # The optimizer's own variables and attributes, not get_config(): a patched get_config
+    # is the cheapest lie about a learning rate (the kernel's checks read it).
+    variable = getattr(optimizer, "_learning_rate", None)
+    rate = float(np.asarray(variable)) if hasattr(variable, "numpy") else config.get("learning_rate")
+    momentum = getattr(optimizer, "momentum", None)
+    momentum = momentum if isinstance(momentum, (int, float)) else config.get("momentum", 0.0)
     loss = getattr(model, "loss", None)
     loss_name = loss if isinstance(loss, str) or loss is None else (
         getattr(loss, "name", None) or getattr(loss, "__name__", None))
@@ -161,8 +166,8 @@ def _compile_item(model) -> dict | None:
             "class_name": type(optimizer).__name__,
             # a schedule is named, never carried: the checks want a number
             "learning_rate": float(rate) if isinstance(rate, (int, float)) else {"schedule": _json_config(rate)},
-            "momentum": float(config.get("momentum", 0.0) or 0.0),
-            "nesterov": bool(config.get("nesterov", False)),
+            "momentum": float(momentum or 0.0),
+            "nesterov": bool(getattr(optimizer, "nesterov", config.get("nesterov", False))),
         },
         "loss": None if loss_name is None else str(loss_name),
         "loss_class": None if loss is None or isinstance(loss, str) else type(loss).__name__,

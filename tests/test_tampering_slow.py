@@ -1,0 +1,48 @@
+"""In-kernel tampering on the real homework: every trick earns exactly the honest grade.
+
+The corpus (tests/corpus/tampering.py) is lazy work plus one trick each: patched checks,
+a swapped module, import hooks, input and AST transformers, trace and profile hooks,
+lying Keras methods and subclasses, rigged values, a replaced test set, a canned builder,
+and exports truncated, padded or swapped for symlinks. With the judge inside the kernel
+most of them got every point. Graded as one class (sandboxed, fast budget), each must get
+exactly the honest grade of its work, and a trick that fooled the kernel is flagged.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from corpus.grading import grade_mocks
+from corpus.tampering import LAZY_HONEST, TAMPERING
+from graders.authoring.mock_submissions import autograded_max_points
+from graders.course import course_db_url
+from graders.gradebook import student_grades
+from graders.reporting.score_table import autograded_points
+
+pytestmark = [pytest.mark.slow, pytest.mark.needs_mnist,
+              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    return grade_mocks(tmp_path_factory.mktemp("tampering") / "course", TAMPERING, workers=2)
+
+
+@pytest.mark.parametrize("mock", TAMPERING, ids=lambda mock: mock.name)
+def test_each_trick_earns_exactly_the_honest_grade(graded, mock):
+    root, reports = graded
+    assert reports[mock.name]["status"] == "graded", reports[mock.name]
+    got = autograded_points(student_grades(course_db_url(root), mock.name))
+    assert got == mock.expected_points(autograded_max_points(root))
+
+
+def test_tricks_that_fooled_the_kernel_are_flagged(graded):
+    """Most tricks made the kernel's own tests pass: the disagreement is flagged for review."""
+    _, reports = graded
+    flagged = {name for name, report in reports.items()
+               if any("suspected tampering" in flag or "could not verify" in flag for flag in report["flags"])}
+    print("\nflagged:", sorted(flagged), "\nnot flagged:", sorted(set(reports) - flagged))
+    assert LAZY_HONEST.name not in flagged  # honest work is never suspected
+    assert len(flagged) >= 12, sorted(set(reports) - flagged)
