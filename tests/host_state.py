@@ -14,6 +14,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from graders.sandbox.cgroups import leftover_cgroups, pid_alive, run_owner
+from graders.grading.verification import VERIFIER_UID
 from graders.sandbox.limits import SandboxLimits
 from graders.sandbox.stale import leftover_mounts
 
@@ -31,8 +32,10 @@ def tree_hash(folder: Path) -> str:
 
 
 def sandbox_processes() -> Iterator[tuple[int, int | None, str, str]]:
-    """(pid, owning orchestrator pid or None, state letter, command) of each uid-65534 process."""
-    listing = subprocess.run(["pgrep", "-u", str(SANDBOX_UID)], capture_output=True, text=True).stdout
+    """(pid, owning orchestrator pid or None, state letter, command) of each process of the
+    sandbox's uid (65534) or the verifier's (65533)."""
+    uids = f"{SANDBOX_UID},{VERIFIER_UID}"
+    listing = subprocess.run(["pgrep", "-u", uids], capture_output=True, text=True).stdout
     for pid in listing.split():
         proc = Path("/proc") / pid
         try:

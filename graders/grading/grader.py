@@ -41,6 +41,7 @@ class StudentReport:
     seconds: float = 0.0
     score: float | None = None
     max_score: float | None = None
+    verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier's share
     errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
     flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
 
@@ -139,6 +140,7 @@ class Grader:
 
         if failure:
             report.errors.append(failure)
+        report.verify_seconds = sum(run.verify_seconds for run in result.runs.values()) if result else 0.0
         environment = [f"{name}: {line}" for name, run in (result.runs.items() if result else ())
                        if run.executed is not None for line in instructor_cell_failures(run.executed)]
         if environment:  # our cell raised before any student code ran: never the student's zero

@@ -155,9 +155,11 @@ def _plain_value(value, where: str, depth: int = 0) -> None:
     """A value item: str/int/float/bool/None, lists, and ``{"tuple": [...]}``."""
     if depth > 8:
         _fail(where, "is nested too deeply")
-    if value is None or isinstance(value, (bool, float)):
+    if value is None or isinstance(value, bool):
         return
-    if isinstance(value, int):
+    if isinstance(value, float):
+        _float(value, where)  # an answer is finite: NaN/inf is refused (histories and weights allow it)
+    elif isinstance(value, int):
         _int(value, where, -(2**63), 2**63)
     elif isinstance(value, str):
         _str(value, where, limit=100_000)
