@@ -143,8 +143,8 @@ def _graders_copy(tmp_path: Path, edit) -> Path:
 
 def _grade_with_graders_from(monkeypatch, copy: Path) -> None:
     """Build the kernels' kit and the verifier's kit from a (broken) copy of graders/."""
-    build_kit, build_verifier_kit = grader.build_kit, grader.build_verifier_kit
-    monkeypatch.setattr(grader, "build_kit", lambda target, _: build_kit(target, copy))
+    build_checks_kit, build_verifier_kit = grader.build_checks_kit, grader.build_verifier_kit
+    monkeypatch.setattr(grader, "build_checks_kit", lambda target, _: build_checks_kit(target, copy))
     monkeypatch.setattr(grader, "build_verifier_kit", lambda target, _: build_verifier_kit(target, copy))
 
 

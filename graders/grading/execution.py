@@ -6,7 +6,7 @@ never touches the gradebook; it returns executed notebooks and a status per note
 
 With ``sandbox=True`` (the default everywhere) each notebook runs in
 :mod:`graders.sandbox` (bubblewrap, an unprivileged uid, no network, cgroup limits),
-which sees only the notebook, the assignment's support files, the grading kit
+which sees only the notebook, the assignment's support files, the checks kit
 (``graders/checks``, no reference code) and the data file. ``sandbox=False`` runs the
 same executor, by the same rules, as a plain subprocess of the grading user
 (:mod:`graders.sandbox.plain`); the orchestrator only does that when told ``--no-sandbox``.
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import nbformat
 
-#: Where the grading kit and the data file appear inside the sandbox.
-KIT_INSIDE = "/opt/hw5-kit"
+#: Where the checks kit and the data file appear inside the sandbox.
+CHECKS_INSIDE = "/opt/hw5-kit"
 DATA_INSIDE = "/opt/hw5-data/mnist.npz"
 
 
@@ -35,7 +35,7 @@ class Job:
     student: str
     notebooks: dict[str, str]  # notebook file name -> sanitized notebook (JSON text)
     support_files: dict[str, str]  # file name -> host path (the source versions)
-    kit_dir: str  # host dir holding graders/__init__.py and graders/checks/
+    checks_dir: str  # host dir holding graders/__init__.py and graders/checks/ (what the kernel may import)
     data_file: str | None  # host path of mnist.npz, or None (the loader's own fallback)
     env: dict[str, str] = field(default_factory=dict)  # e.g. HW5_GRADING_BUDGET, thread counts
     sandbox: bool = True
@@ -63,13 +63,13 @@ class JobResult:
     host: str
 
 
-def build_kit(target: Path, graders_dir: Path) -> Path:
-    """The grading kit: ``graders/checks`` and a bare ``graders/__init__.py``, nothing else."""
+def build_checks_kit(target: Path, graders_dir: Path) -> Path:
+    """The checks kit: ``graders/checks`` and a bare ``graders/__init__.py``, nothing else."""
     package = target / "graders"
     if package.exists():
         shutil.rmtree(package)
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text('"""Grading kit: checks only."""\n')
+    (package / "__init__.py").write_text('"""Checks kit: checks only."""\n')
     shutil.copytree(graders_dir / "checks", package / "checks",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     for path in [target, *target.rglob("*")]:  # readable by the sandbox's unprivileged uid
@@ -121,7 +121,7 @@ def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRu
     from graders.sandbox import SandboxLimits, execute_notebook
 
     started = time.monotonic()
-    binds = [(job.kit_dir, KIT_INSIDE)]
+    binds = [(job.checks_dir, CHECKS_INSIDE)]
     if job.data_file:
         binds.append((job.data_file, DATA_INSIDE))
     result = execute_notebook(
@@ -129,7 +129,7 @@ def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRu
         notebook_name=name,
         support_files=job.support_files,
         ro_binds=binds,
-        env=_kernel_env(job, DATA_INSIDE if job.data_file else None, KIT_INSIDE),
+        env=_kernel_env(job, DATA_INSIDE if job.data_file else None, CHECKS_INSIDE),
         limits=SandboxLimits(**job.limits),
         export_requests=job.export_requests.get(name),
         artifacts_to=artifacts,
@@ -153,7 +153,7 @@ def _run_unsandboxed(job: Job, name: str, text: str, artifacts: str) -> Notebook
         nbformat.reads(text, as_version=4),
         notebook_name=name,
         support_files=job.support_files,
-        env=_kernel_env(job, job.data_file, job.kit_dir),
+        env=_kernel_env(job, job.data_file, job.checks_dir),
         limits=SandboxLimits(**job.limits),
         export_requests=job.export_requests.get(name),
         artifacts_to=artifacts,

@@ -24,7 +24,7 @@ import nbformat
 from graders import gradebook
 from graders.course import course_db_url, load_config, source_layout
 from graders.grading.environment import instructor_cell_failures
-from graders.grading.execution import Job, JobResult, build_kit, execute_job
+from graders.grading.execution import Job, JobResult, build_checks_kit, execute_job
 from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
 from graders.grading.verification import build_verifier_kit, export_requests_for
@@ -76,7 +76,7 @@ class Grader:
         self.staging = root / STAGING
         self.expected, self.support = source_layout(root, assignment)
         graders_dir = Path(__file__).resolve().parent.parent
-        self.kit = build_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), graders_dir)
+        self.checks_kit = build_checks_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), graders_dir)
         self.verifier_kit = build_verifier_kit(Path(tempfile.mkdtemp(prefix="hw5-verifier-")), graders_dir)
         self.env = {"HW5_GRADING_BUDGET": budget, "TF_NUM_INTRAOP_THREADS": str(threads),
                     "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
@@ -85,7 +85,7 @@ class Grader:
         self.manual_before = gradebook.manual_scores(self.db_url, assignment)  # before any student code runs
 
     def close(self):
-        shutil.rmtree(self.kit, ignore_errors=True)
+        shutil.rmtree(self.checks_kit, ignore_errors=True)
         shutil.rmtree(self.verifier_kit, ignore_errors=True)
 
     def sweep_forged(self, reports: dict[str, StudentReport]) -> None:
@@ -129,7 +129,7 @@ class Grader:
                 clean, seed_text=notebooks[name],
                 support_modules=frozenset(Path(f).stem for f in self.support if f.endswith(".py")))
         shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
-        return Job(student=student, notebooks=notebooks, support_files=self.support, kit_dir=str(self.kit),
+        return Job(student=student, notebooks=notebooks, support_files=self.support, checks_dir=str(self.checks_kit),
                    data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits,
                    export_requests=requests, verifier_kit_dir=str(self.verifier_kit))
 

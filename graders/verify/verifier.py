@@ -41,7 +41,7 @@ def use_support_dir(support_dir) -> None:
         del sys.modules["hw5_data"]
         from graders.checks import training_checks
 
-        training_checks._test_data.cache_clear()  # test data from the other copy
+        training_checks.forget_test_data()  # test data from the other copy
 
 
 def support_modules(support_dir) -> frozenset[str]:
