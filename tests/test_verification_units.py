@@ -116,3 +116,26 @@ def test_an_export_folder_that_is_a_symlink_is_refused(tmp_path):
 def test_no_exports_is_no_problem_here(tmp_path):
     """A missing export fails its cell in the verifier, which says why; nothing to copy."""
     assert collect_artifacts(str(tmp_path / "absent"), str(tmp_path / "copied")) == []
+
+
+# -- the export cells the executor inserts -----------------------------------------------------
+
+
+def test_an_export_cell_follows_each_requested_test_cell_and_maps_back():
+    from graders.sandbox.execute_inside import insert_export_cells
+
+    notebook = new_notebook(cells=[new_code_cell("x = 1"), _graded("passes"), _graded("not_requested"),
+                                   nbformat.v4.new_markdown_cell("text")])
+    origin = insert_export_cells(notebook, {"passes": {"names": ["x"], "calls": []}}, "/work/.hw5-exports")
+    assert origin == [0, 1, None, 2, 3]
+    export = notebook.cells[2].source
+    assert "graders.checks.export" in export and "'/work/.hw5-exports'" in export
+    assert '"grade_id": "passes"' in export and '"names": ["x"]' in export
+
+
+def test_no_export_cells_without_an_export_folder():
+    from graders.sandbox.execute_inside import insert_export_cells
+
+    notebook = new_notebook(cells=[_graded("passes")])
+    assert insert_export_cells(notebook, {"passes": {"names": []}}, "") == [0]
+    assert len(notebook.cells) == 1
