@@ -27,7 +27,11 @@ from graders.grading.environment import instructor_cell_failures
 from graders.grading.execution import Job, JobResult, build_checks_kit, execute_job
 from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
-from graders.grading.verification import build_verifier_kit, export_requests_for
+from graders.grading.verification import NOT_VERIFIED_ENAME, build_verifier_kit, export_requests_for
+from graders.sandbox.outputs import NOT_EXECUTED_ENAME, NOT_GRADED_ENAME, TIMEOUT_ENAME, TOO_LARGE_ENAME
+
+#: Error outputs that mean "this cell could not run (or be checked)", not "the test failed".
+COULD_NOT_RUN = (NOT_EXECUTED_ENAME, NOT_GRADED_ENAME, TIMEOUT_ENAME, TOO_LARGE_ENAME, NOT_VERIFIED_ENAME)
 
 #: The status of a submission that could not be graded because a cell of ours raised.
 ENVIRONMENT_FAILURE = "failed: grading environment"
@@ -59,6 +63,15 @@ def students_to_grade(root: Path, assignment: str, named: list[str] | None, forc
             (root / "autograded" / student / assignment).is_dir()
         (done if graded else todo).append(student)
     return todo, done
+
+
+def cells_that_could_not_run(executed_text: str) -> int:
+    """Code cells whose outputs say the executor or the verifier could not finish them:
+    counted from what happened in the notebook, not from the run's status alone."""
+    notebook = nbformat.reads(executed_text, as_version=4)
+    return sum(1 for cell in notebook.cells if cell.cell_type == "code" and any(
+        output.get("output_type") == "error" and output.get("ename") in COULD_NOT_RUN
+        for output in cell.get("outputs", [])))
 
 
 class EnvironmentBroken(Exception):
@@ -150,6 +163,9 @@ class Grader:
         for name, run in (result.runs.items() if result else ()):
             if run.status != "ok":
                 report.errors.append(f"{name}: {run.status}: {run.detail}")
+            elif run.executed is not None and (unfinished := cells_that_could_not_run(run.executed)):
+                report.errors.append(f"{name}: {unfinished} cell(s) did not run to completion or could not "
+                                     "be verified")
             report.flags += [f"{name}: {flag}" for flag in run.flags]
             if run.executed is not None:
                 target = executed_path(self.staging / "executed", report.student, Path(name).stem)
