@@ -139,3 +139,13 @@ def test_no_export_cells_without_an_export_folder():
     notebook = new_notebook(cells=[_graded("passes")])
     assert insert_export_cells(notebook, {"passes": {"names": []}}, "") == [0]
     assert len(notebook.cells) == 1
+
+
+def test_the_summary_counts_cells_that_could_not_run_from_the_notebook():
+    from graders.grading.grader import cells_that_could_not_run
+
+    notebook = _notebook()  # one passing cell, one failing test: nothing that could not run
+    assert cells_that_could_not_run(nbformat.writes(notebook)) == 0
+    apply_verdicts(notebook, Verification(None, failure="crashed"))
+    notebook.cells[0].outputs = [error_output("CellNotExecuted", "did not run")]
+    assert cells_that_could_not_run(nbformat.writes(notebook)) == 2
