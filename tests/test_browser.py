@@ -8,6 +8,7 @@ reason, where either or Selenium is missing. Screenshots are kept as test artifa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -145,6 +146,41 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serve_jupyter(app: str, root: Path, env: dict, log_path: Path, ready_path: str, *arguments: str):
+    """``jupyter APP`` on 127.0.0.1 serving ``root``, until ``ready_path`` answers; yields
+    (url, token). Stops the server and every kernel it started on the way out."""
+    token, port = "hw5-" + os.urandom(8).hex(), _free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser", f"--port={port}",
+             "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}",
+             f"--ServerApp.root_dir={root}", *arguments, *(["--allow-root"] if os.geteuid() == 0 else [])],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}{ready_path}?token={token}", timeout=2) as response:
+                        if response.status == 200:
+                            break
+                except OSError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"jupyter {app} did not start:\n{log_path.read_text()[-3000:]}")
+                time.sleep(0.5)
+            yield url, token
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)  # the server and the kernels it started
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait(5)
+
+
 @pytest.fixture
 def jupyter_lab(tmp_path):
     """JupyterLab serving a copy of release/hw5, as a student gets it; yields its URL and token."""
@@ -156,7 +192,6 @@ def jupyter_lab(tmp_path):
     settings.mkdir(parents=True)
     # Render every cell (JupyterLab 4 otherwise renders only the cells in view).
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    token, port = "hw5-e2e-" + os.urandom(8).hex(), _free_port()
     env = {**os.environ,
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
@@ -166,36 +201,9 @@ def jupyter_lab(tmp_path):
            "IPYTHONDIR": str(tmp_path / "ipython"),
            "TF_CPP_MIN_LOG_LEVEL": "3"}
     env.pop("NBGRADER_EXECUTION", None)
-    log = (tmp_path / "jupyter-lab.log").open("w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser", f"--port={port}",
-         "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}",
-         f"--ServerApp.root_dir={work}", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"jupyter lab did not start:\n{(tmp_path / 'jupyter-lab.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url, token
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)  # the server and the kernels it started
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
+    with serve_jupyter("lab", work, env, tmp_path / "jupyter-lab.log", "/api/status",
+                       "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate") as served:
+        yield served
 
 
 def _run_cell(driver, cell, timeout: float, until) -> str:

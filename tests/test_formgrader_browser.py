@@ -19,19 +19,14 @@ Skipped, with the reason, where Chromium, its driver or Selenium is missing
 from __future__ import annotations
 
 import csv
-import os
 import shutil
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from test_browser import _free_port, _missing, artifact_path, browser, full_page_screenshot  # noqa: F401 (fixture)
+from test_browser import _missing, artifact_path, browser, full_page_screenshot, serve_jupyter  # noqa: F401 (fixture)
 from test_exchange_roundtrip import (
     ASSIGNMENT, base_environment, course_command, course_config, needs_bwrap, run, scratch_course,
 )
@@ -71,41 +66,12 @@ def formgrader(graded_course, tmp_path):
     """``jupyter server`` in the course root (nbgrader's formgrader is a server extension,
     enabled by its package); yields its URL and token."""
     root, _, env = graded_course
-    token, port = "hw5-formgrader-" + os.urandom(8).hex(), _free_port()
     env = {**env,
            "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
            "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
            "IPYTHONDIR": str(tmp_path / "ipython")}
-    log_path = tmp_path / "jupyter-server.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("jupyter")), "server", "--no-browser", f"--port={port}",
-         "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}",
-         f"--ServerApp.root_dir={root}", *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/formgrader/api/assignments?token={token}", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the formgrader did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield url, token
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-        log.close()
+    with serve_jupyter("server", root, env, tmp_path / "jupyter-server.log", "/formgrader/api/assignments") as served:
+        yield served
 
 
 # -- what the gradebook, the export and the class report say --------------------------------------------

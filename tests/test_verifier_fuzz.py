@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import zipfile
-from pathlib import Path
 
 import nbformat
 import numpy as np
@@ -92,7 +91,7 @@ def verified(tmp_path_factory):
     for path in [base, *base.rglob("*")]:
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
-    cells = [new_code_cell(f"assert x == 1, 'x should be 1'", metadata={"nbgrader": {
+    cells = [new_code_cell("assert x == 1, 'x should be 1'", metadata={"nbgrader": {
         "grade": True, "grade_id": grade_id, "points": 1, "locked": True, "solution": False}})
         for grade_id in EXPORTS]
     trusted = nbformat.writes(new_notebook(cells=cells))

@@ -44,6 +44,7 @@ VERIFIER_UID = 65533
 VERIFIER_TIMEOUT_S = 300
 VERIFIER_MEMORY_MB = 4096
 MARKER = "HW5-VERDICTS "
+VERIFIER_SANDBOX_FILES = ("__init__.py", "errors.py", "hostfs.py")
 
 FAILED_ENAME = "OutOfKernelCheckFailed"
 NOT_VERIFIED_ENAME = "NotVerified"
@@ -60,14 +61,17 @@ class Verification:
 
 
 def build_verifier_kit(target: Path, graders_dir: Path) -> Path:
-    """``graders/checks`` and ``graders/verify`` with a bare ``graders/__init__.py``: the
-    verifier's code, which no student code ever ran with."""
+    """``graders/checks``, ``graders/verify`` and the sandbox's file reader, with a bare
+    ``graders/__init__.py``: the verifier's code, which no student code ever ran with."""
     package = target / "graders"
     shutil.rmtree(package, ignore_errors=True)
     package.mkdir(parents=True)
     (package / "__init__.py").write_text('"""Verifier kit: checks and verify only."""\n')
     for name in ("checks", "verify"):
         shutil.copytree(graders_dir / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (package / "sandbox").mkdir()  # the capped, link-refusing reader, and what it imports
+    for name in VERIFIER_SANDBOX_FILES:
+        shutil.copyfile(graders_dir / "sandbox" / name, package / "sandbox" / name)
     for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return target

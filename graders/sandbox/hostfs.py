@@ -95,12 +95,14 @@ class CappedReader(threading.Thread):
                 + bytes(self.tail).decode("utf-8", "replace"))
 
 
-def read_capped(path: str, cap: int) -> bytes | None:
-    """Read a file written by the sandbox: regular file, no symlink, at most ``cap``
-    bytes. ``None`` if absent. Raises :class:`OverflowError` if larger than ``cap`` and
-    :class:`ValueError` if not a regular file."""
+def read_capped(path: str, cap: int, *, dir_fd: int | None = None) -> bytes | None:
+    """Read a file written by untrusted code: regular file, no symlink, at most ``cap``
+    bytes (read to the cap, not to its size: it may grow meanwhile). ``path`` is relative
+    to the open folder ``dir_fd`` when given. ``None`` if absent. Raises
+    :class:`OverflowError` if larger than ``cap`` and :class:`ValueError` if it is a
+    link or not a regular file."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except FileNotFoundError:
         return None
     except OSError as exc:  # ELOOP: a symlink

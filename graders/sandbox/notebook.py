@@ -26,7 +26,7 @@ from .artifacts import EXPORT_FOLDER, collect_artifacts
 from .channel import FrameReader
 from .errors import SandboxError
 from .hostfs import read_capped
-from .limits import MiB, SandboxLimits
+from .limits import SandboxLimits
 from .outputs import mark_unfinished, merge_outputs
 from .run import SandboxRun
 

@@ -22,6 +22,8 @@ import zipfile
 
 import numpy as np
 
+from graders.sandbox.hostfs import read_capped
+
 FORMAT = "hw5-export/1"
 MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
 MAX_MANIFEST_BYTES = 1 << 20
@@ -42,28 +44,14 @@ class ArtifactError(ValueError):
 def _open_regular(folder_fd: int, name: str, cap: int) -> bytes:
     """The bytes of a regular file ``name`` in the folder, at most ``cap`` of them."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder_fd)
-    except OSError as error:
-        raise ArtifactError(f"{name} cannot be opened ({error.strerror}); a link is refused") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ArtifactError(f"{name} is not a regular file")
-        if info.st_size > cap:
-            raise ArtifactError(f"{name} is {info.st_size:,} bytes; the limit is {cap:,}")
-        chunks, left = [], cap + 1
-        while left > 0:  # read to the cap, not to st_size: the file may grow meanwhile
-            chunk = os.read(fd, min(left, 1 << 20))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            left -= len(chunk)
-        data = b"".join(chunks)
-        if len(data) > cap:
-            raise ArtifactError(f"{name} is larger than the limit of {cap:,} bytes")
-        return data
-    finally:
-        os.close(fd)
+        data = read_capped(name, cap, dir_fd=folder_fd)
+    except OverflowError as error:
+        raise ArtifactError(f"{name}: {error}; the limit is {cap:,} bytes") from None
+    except (ValueError, OSError) as error:
+        raise ArtifactError(f"{name} cannot be read ({error}); a link is refused") from None
+    if data is None:
+        raise ArtifactError(f"{name} cannot be opened (it does not exist)")
+    return data
 
 
 def _check_depth(text: str) -> None:
