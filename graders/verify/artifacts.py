@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import stat
 import zipfile
 
 import numpy as np
