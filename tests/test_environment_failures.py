@@ -183,3 +183,22 @@ def test_the_canary_refuses_when_the_thresholds_fail_the_reference(tmp_path, mon
     message = capsys.readouterr().err
     assert "test_todo4_training" in message and "thresholds.json" in message
     assert not (root / "autograded" / "alice").exists()
+
+
+def test_without_bubblewrap_the_refusal_names_the_fix(tmp_path, monkeypatch, capsys):
+    """bubblewrap missing (hidden from the tool search): refuse, naming the package,
+    `make setup`, and --no-sandbox."""
+    import shutil as shutil_module
+
+    from graders.sandbox import bwrap, selftest
+
+    real_which = shutil_module.which
+    monkeypatch.setattr(bwrap.shutil, "which",
+                        lambda name, *args, **kwargs: None if name == "bwrap" else real_which(name, *args, **kwargs))
+    monkeypatch.setattr(selftest, "_CACHE", {})  # no pass remembered from another test
+    root = make_toy_course(tmp_path / "course")
+    submit(root, "alice", CORRECT)
+    assert batch.main([ASSIGNMENT, "--course", str(root)]) == 2
+    message = capsys.readouterr().err
+    assert "bwrap not found (apt-get install -y bubblewrap)" in message
+    assert "make setup" in message and "--no-sandbox" in message
