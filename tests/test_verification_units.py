@@ -149,3 +149,32 @@ def test_the_summary_counts_cells_that_could_not_run_from_the_notebook():
     apply_verdicts(notebook, Verification(None, failure="crashed"))
     notebook.cells[0].outputs = [error_output("CellNotExecuted", "did not run")]
     assert cells_that_could_not_run(nbformat.writes(notebook)) == 2
+
+
+def test_a_model_that_changes_between_test_cells_fails_the_later_cell():
+    """A model's settings changed between its model cell and its training cell (the accuracy
+    floor applies only to a model with the run's settings): the later cell fails."""
+    import pytest
+
+    from graders.checks.failures import GradingFailure
+    from graders.verify.verifier import check_unchanged
+
+    def model(rate):
+        return {"kind": "model", "input_shape": [28, 28, 1], "layers": [{"class_name": "Dense", "config": {"units": 10}}],
+                "compile": {"optimizer": {"class_name": "SGD", "learning_rate": rate, "momentum": 0.9}}}
+
+    seen = {}
+    check_unchanged({"model_momentum": model(0.01), "history": {"kind": "history"}}, seen)
+    check_unchanged({"model_momentum": model(0.01)}, seen)  # the same model again: fine
+    with pytest.raises(GradingFailure, match="model_momentum changed between the test cells"):
+        check_unchanged({"model_momentum": model(0.02)}, seen)
+
+
+def test_an_export_that_cannot_be_read_is_ours_to_review_not_tampering():
+    notebook = _notebook()
+    flags = apply_verdicts(notebook, Verification({
+        "passes": {"passed": False, "message": "could not verify: layer class 'Lambda' is not allowed"},
+        "fails": {"passed": False, "message": "x"}}))
+    assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]
+    assert flags == ["passes: could not verify: layer class 'Lambda' is not allowed "
+                     "(zero until an instructor reviews it)"]

@@ -103,6 +103,10 @@ def test_rigged_learning_rate_and_update_count_fail(kernel_values, monkeypatch, 
     verdicts = verify_notebook(notebook, tmp_path, requests, support_dir=SUPPORT)
     assert not verdicts["test_todo4_model"]["passed"]
     assert not verdicts["test_todo4_training"]["passed"]
+    # The rigged learning rate makes the model differ from the one the training cell exports.
+    assert "changed between the test cells" in verdicts["test_todo4_training"]["message"]
+    (tmp_path / "test_todo4_model" / "manifest.json").unlink()  # now the update count speaks
+    verdicts = verify_notebook(notebook, tmp_path, requests, support_dir=SUPPORT)
     assert "optimizer updates" in verdicts["test_todo4_training"]["message"] or "SGD updates" in \
         verdicts["test_todo4_training"]["message"]
     (tmp_path / "test_todo3_architecture" / "manifest.json").unlink()

@@ -21,7 +21,8 @@ is graded through the same pipeline (the canary, :mod:`graders.grading.canary`).
 of ours is never a student's zero. Exit status: 0 when every student was graded, 1 when
 some failed (a submission, or a cell of ours for that submission), 2 when grading was
 refused (no data, no working sandbox, a canary that lost points, or an environment that
-broke every submission).
+broke every submission). A submission the verifier could not verify (a failure of ours)
+keeps zero for its unverified cells, is flagged, and makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
         args.report.write_text(json.dumps([asdict(r) for r in reports.values()], indent=2))
     if any(r.status == "not graded" for r in reports.values()):
         return 2  # the batch stopped: the environment broke every submission
-    return 0 if all(r.status == "graded" for r in reports.values()) else 1
+    return 0 if all(r.status == "graded" and not r.unverified for r in reports.values()) else 1
 
 
 def course_data_file(root: Path, assignment: str) -> str | None:

@@ -53,6 +53,7 @@ class NotebookRun:
     executed: str | None  # executed notebook (JSON text), None if nothing came back
     flags: list[str] = field(default_factory=list)  # out-of-kernel verification: review these
     verify_seconds: float = 0.0
+    unverified: str | None = None  # why the verifier itself failed (ours, not the student's)
 
 
 @dataclass
@@ -107,6 +108,7 @@ def _verify(job: Job, name: str, trusted_text: str, artifacts: str, run: Noteboo
     run.flags += apply_verdicts(executed, verification)
     run.executed = nbformat.writes(executed)
     run.verify_seconds = verification.seconds
+    run.unverified = verification.failure
 
 
 def _kernel_env(job: Job, data_path: str | None, kit_path: str) -> dict[str, str]:

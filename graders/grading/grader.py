@@ -46,6 +46,7 @@ class StudentReport:
     score: float | None = None
     max_score: float | None = None
     verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier's share
+    unverified: bool = False  # the verifier itself failed: a failure of ours, exit status 1
     errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
     flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
 
@@ -65,6 +66,12 @@ def students_to_grade(root: Path, assignment: str, named: list[str] | None, forc
     return todo, done
 
 
+def printable(text: str) -> str:
+    """One line without control characters: student text (exception messages in flags) must
+    not forge or erase lines of the terminal summary."""
+    return "".join(char if char.isprintable() else " " for char in text)
+
+
 def cells_that_could_not_run(executed_text: str) -> int:
     """Code cells whose outputs say the executor or the verifier could not finish them:
     counted from what happened in the notebook, not from the run's status alone."""
@@ -75,7 +82,8 @@ def cells_that_could_not_run(executed_text: str) -> int:
 
 
 class EnvironmentBroken(Exception):
-    """Every submission graded so far failed in a cell of ours: stop the batch."""
+    """Every submission graded so far failed in a cell of ours, or could not be verified:
+    stop the batch."""
 
 
 class Grader:
@@ -163,6 +171,10 @@ class Grader:
         for name, run in (result.runs.items() if result else ()):
             if run.status != "ok":
                 report.errors.append(f"{name}: {run.status}: {run.detail}")
+            if run.unverified:
+                report.unverified = True
+                report.errors.append(f"{name}: could not verify out of kernel (a failure of the grader, "
+                                     f"not of the student): {run.unverified}")
             elif run.executed is not None and (unfinished := cells_that_could_not_run(run.executed)):
                 report.errors.append(f"{name}: {unfinished} cell(s) did not run to completion or could not "
                                      "be verified")
@@ -247,7 +259,8 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             bar.set_postfix_str(f"{student}: {report.status}")
             bar.update()
             finished = [r for r in reports.values() if r.status not in ("pending", "skipped")]
-            if len(finished) >= min(2, len(futures)) and all(r.status == ENVIRONMENT_FAILURE for r in finished):
+            if len(finished) >= min(2, len(futures)) and all(
+                    r.status == ENVIRONMENT_FAILURE or r.unverified for r in finished):
                 raise EnvironmentBroken(finished[0].errors[0] if finished[0].errors else "a cell of ours raised")
     except EnvironmentBroken as broken:  # every submission so far: ours, not theirs
         for future in futures:
@@ -280,17 +293,19 @@ def summarize(reports: dict[str, StudentReport], skipped: list[str]) -> str:
         score = "-" if report.score is None else f"{report.score:g}/{report.max_score:g}"
         lines.append(f"  {report.student:30s} {report.status:8s} {score:>9s} {report.seconds:7.1f} s")
         for error in report.errors:
-            lines.append(f"      error: {error}")
+            lines.append(f"      error: {printable(error)}")
         for flag in report.flags:
-            lines.append(f"      review: {flag}")
+            lines.append(f"      review: {printable(flag)}")
     graded = sum(r.status == "graded" for r in reports.values())
     failed = sum(r.status != "graded" for r in reports.values())
     with_errors = sum(bool(r.errors) for r in reports.values() if r.status == "graded")
     ours = sum(r.status == ENVIRONMENT_FAILURE for r in reports.values())
+    unverified = sum(r.unverified for r in reports.values())
     lines.append(
         f"{graded} graded ({with_errors} with parts that scored zero because they could not run), "
         f"{failed} failed ({ours} because of the grading environment: nothing recorded for them), "
         f"{len(skipped)} skipped (already graded; --force regrades)"
+        + (f"; {unverified} could not be verified out of kernel (flagged: regrade them)" if unverified else "")
     )
     return "\n".join(lines)
 

@@ -48,10 +48,14 @@ def collect_artifacts(source: str, target: str) -> list[str]:
     if not _plain_dir(source):
         return [f"{EXPORT_FOLDER} is not a plain folder"]
     total = 0
-    names = sorted(os.listdir(source))
-    if len(names) > MAX_CELLS:
-        problems.append(f"{len(names)} entries in {EXPORT_FOLDER}; only the first {MAX_CELLS} were read")
-    for name in names[:MAX_CELLS]:
+    names = []
+    with os.scandir(source) as entries:  # a million entries must not all be listed
+        for entry in entries:
+            if len(names) == MAX_CELLS:
+                problems.append(f"more than {MAX_CELLS} entries in {EXPORT_FOLDER}; the rest were not read")
+                break
+            names.append(entry.name)
+    for name in sorted(names):
         folder = os.path.join(source, name)
         if not _GRADE_ID.match(name) or not _plain_dir(folder):
             problems.append(f"{EXPORT_FOLDER}/{name[:100]!r}: not a plain folder named by a grade_id")

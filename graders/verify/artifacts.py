@@ -54,15 +54,25 @@ def _open_regular(folder_fd: int, name: str, cap: int) -> bytes:
 
 
 def _check_depth(text: str) -> None:
-    """Reject JSON nested deeper than ``MAX_JSON_DEPTH`` before the parser recurses."""
-    depth = 0
-    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|[\[\]{}]', text):
-        token = match.group()
-        if token in "[{":
+    """Reject JSON nested deeper than ``MAX_JSON_DEPTH`` before the parser recurses.
+
+    One pass, no regular expression: a crafted string must not cost quadratic time."""
+    depth, in_string, escaped = 0, False, False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
             depth += 1
             if depth > MAX_JSON_DEPTH:
                 raise ArtifactError(f"{MANIFEST} is nested deeper than {MAX_JSON_DEPTH} levels")
-        elif token in "]}":
+        elif char in "]}":
             depth -= 1
 
 

@@ -57,6 +57,25 @@ def _pair(high):
     return check
 
 
+def _padding_2d(value, where):
+    """ZeroPadding2D's padding: an int, a pair, or a pair of pairs (all in 0..64)."""
+    items = [value] if isinstance(value, int) else value
+    if not isinstance(items, list) or len(items) not in (1, 2):
+        _fail(where, f"should be an integer, a pair or a pair of pairs, found {value!r}")
+    if all(isinstance(item, int) for item in items):
+        checked = [_int_in(0, 64)(item, where) for item in items]
+        return tuple(checked) if len(checked) == 2 else checked[0]
+    if len(items) != 2 or not all(isinstance(item, list) and len(item) == 2 for item in items):
+        _fail(where, f"should be an integer, a pair or a pair of pairs, found {value!r}")
+    return tuple(tuple(_int_in(0, 64)(side, where) for side in item) for item in items)
+
+
+def _target_shape(value, where):
+    if not isinstance(value, list) or not 1 <= len(value) <= 4:
+        _fail(where, f"should be a short shape, found {value!r}")
+    return tuple(-1 if item == -1 else _int_in(1, 1 << 20)(item, where) for item in value)
+
+
 def _optional(check):
     return lambda value, where: None if value is None else check(value, where)
 
@@ -147,6 +166,21 @@ LAYERS = {
     "ReLU": ("ReLU", {"max_value": _optional(_float_in(0.0, 1e6)), "negative_slope": _float_in(0.0, 1.0),
                       "threshold": _float_in(-1e6, 1e6)}),
     "Softmax": ("Softmax", {"axis": _int_in(-4, 4)}),
+    # Not the homework's layers, but a student's honest variation: rebuilt so that the
+    # checks (not the allowlist) say what is wrong with them.
+    "LeakyReLU": ("LeakyReLU", {"negative_slope": _float_in(0.0, 1.0)}),
+    "GlobalAveragePooling2D": ("GlobalAveragePooling2D", {"keepdims": _bool, **_DATA_FORMAT}),
+    "GlobalMaxPooling2D": ("GlobalMaxPooling2D", {"keepdims": _bool, **_DATA_FORMAT}),
+    "ZeroPadding2D": ("ZeroPadding2D", {"padding": _padding_2d, **_DATA_FORMAT}),
+    "Reshape": ("Reshape", {"target_shape": _target_shape}),
+    "Rescaling": ("Rescaling", {"scale": _float_in(-1e6, 1e6), "offset": _float_in(-1e6, 1e6)}),
+    "BatchNormalization": ("BatchNormalization", {
+        "axis": _int_in(-4, 4), "momentum": _float_in(0.0, 1.0), "epsilon": _float_in(0.0, 1.0),
+        "center": _bool, "scale": _bool, "synchronized": _choice(False), "renorm": _choice(False),
+        "renorm_clipping": _choice(None), "renorm_momentum": _float_in(0.0, 1.0),
+        **{f"{part}_{kind}": _ignored_object for part in ("beta", "gamma")
+           for kind in ("initializer", "regularizer", "constraint")},
+        "moving_mean_initializer": _ignored_object, "moving_variance_initializer": _ignored_object}),
 }
 
 

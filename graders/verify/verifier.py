@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import math
 import os
 import sys
@@ -144,12 +145,39 @@ def _fresh_checks(namespace: dict, request: dict | None) -> None:
         check_builder_optimizer(namespace.get(builder), builder, argument_sets)
 
 
-def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | None) -> dict:
-    """``{"passed": bool, "message": str}`` for one graded cell."""
+def _model_signature(item: dict) -> str:
+    """A model's layers, input and compile settings: what must not change between two test cells."""
+    return json.dumps({"input": item["input_shape"], "compile": item["compile"],
+                       "layers": [(layer["class_name"], layer["config"]) for layer in item["layers"]]},
+                      sort_keys=True, default=str)
+
+
+def check_unchanged(items: dict, seen: dict[str, str]) -> None:
+    """A model exported by several test cells is the same model each time (``seen``: name ->
+    signature from the earlier cells, updated here). Nothing honest runs between a TODO's
+    test cells; a model whose settings change there dodges a check (e.g. the accuracy floor,
+    which applies only to a model with the run's settings)."""
+    for name, item in items.items():
+        if item["kind"] != "model":
+            continue
+        signature = _model_signature(item)
+        if seen.setdefault(name, signature) != signature:
+            raise GradingFailure(
+                f"{name} changed between the test cells: its layers or optimizer settings differ from "
+                "those an earlier test saw. Test the model you built and trained, unchanged.")
+
+
+def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | None,
+                seen: dict[str, str] | None = None) -> dict:
+    """``{"passed": bool, "message": str}`` for one graded cell; ``seen``: see :func:`check_unchanged`."""
     try:
         exports = read_cell_exports(folder)
     except ArtifactError as error:
         return {"passed": False, "message": f"could not verify: {error}"}
+    try:
+        check_unchanged(exports["manifest"]["items"], {} if seen is None else seen)
+    except GradingFailure as failure:
+        return {"passed": False, "message": str(failure)}
     try:
         namespace = cell_namespace(setup_code, exports)
     except ArtifactError as error:
@@ -182,12 +210,12 @@ def verify_notebook(notebook, exports_dir, requests: dict | None = None,
     if support_dir is not None:
         use_support_dir(support_dir)
     setup_code = _setup_code(notebook, support_modules(support_dir))
-    verdicts = {}
+    verdicts, seen = {}, {}
     for grade_id, source in graded_cells(notebook):
         if grade_id in (".", "..") or "/" in grade_id or "\0" in grade_id:
             verdicts[grade_id] = {"passed": False, "message": "could not verify: unusable grade_id"}
             continue
         with contextlib.redirect_stdout(io.StringIO()):  # the checks print feedback lines
             verdicts[grade_id] = verify_cell(grade_id, source, os.path.join(os.fspath(exports_dir), grade_id),
-                                             setup_code, (requests or {}).get(grade_id))
+                                             setup_code, (requests or {}).get(grade_id), seen)
     return verdicts
