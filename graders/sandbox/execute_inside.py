@@ -115,7 +115,25 @@ def _read_requests(path: str) -> dict:
         return json.load(handle)
 
 
-def insert_export_cells(nb, requests: dict, export_dir: str) -> list[int | None]:
+def export_code(request: dict, export_dir: str, exporter_path: str = "") -> str:
+    """The code of one export cell. It loads the exporter from its file, so a student's
+    ``sys.modules`` entry or import hook for ``graders`` does not silence the export of
+    the cells their work honestly passes (what it exports is still only a claim)."""
+    call = f'export_cell(__import__("json").loads({json.dumps(request)!r}), {export_dir!r})'
+    if not exporter_path:
+        return f'__import__("graders.checks.export", fromlist=["export_cell"]).{call}'
+    return (
+        "def __hw5_export__():\n"
+        "    import importlib.util\n"
+        f'    spec = importlib.util.spec_from_file_location("hw5_export", {exporter_path!r})\n'
+        "    module = importlib.util.module_from_spec(spec)\n"
+        "    spec.loader.exec_module(module)\n"
+        f"    module.{call}\n"
+        "__hw5_export__()\n"
+        "del __hw5_export__\n")
+
+
+def insert_export_cells(nb, requests: dict, export_dir: str, exporter_path: str = "") -> list[int | None]:
     """After each graded test cell named in ``requests``, insert a cell that has the
     kernel write what the out-of-kernel verifier needs (``graders.checks.export``).
 
@@ -130,10 +148,8 @@ def insert_export_cells(nb, requests: dict, export_dir: str) -> list[int | None]
         origin.append(index)
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if cell.get("cell_type") == "code" and grade_id in requests and export_dir:
-            request = json.dumps({**requests[grade_id], "grade_id": grade_id})
-            cells.append(nbformat.v4.new_code_cell(
-                '__import__("graders.checks.export", fromlist=["export_cell"]).export_cell('
-                f'__import__("json").loads({request!r}), {export_dir!r})'))
+            request = {**requests[grade_id], "grade_id": grade_id}
+            cells.append(nbformat.v4.new_code_cell(export_code(request, export_dir, exporter_path)))
             origin.append(None)
     nb.cells = cells
     return origin
@@ -192,7 +208,9 @@ def run(args: argparse.Namespace) -> int:
             cell["execution_count"] = None
 
     # origin[i]: the sent notebook's index of executed cell i; None for an export cell.
-    origin = insert_export_cells(nb, _read_requests(args.export_requests), args.export_dir)
+    exporter = (os.path.join(args.kernel_pythonpath.split(os.pathsep)[0], "graders", "checks", "export.py")
+                if args.kernel_pythonpath else "")
+    origin = insert_export_cells(nb, _read_requests(args.export_requests), args.export_dir, exporter)
     executed: set[int] = set()
 
     def on_cell_executed(cell, cell_index, execute_reply, **_):
