@@ -5,7 +5,9 @@ a swapped module, import hooks, input and AST transformers, trace and profile ho
 lying Keras methods and subclasses, rigged values, a replaced test set, a canned builder,
 and exports truncated, padded or swapped for symlinks. With the judge inside the kernel
 most of them got every point. Graded as one class (sandboxed, fast budget), each must get
-exactly the honest grade of its work, and a trick that fooled the kernel is flagged.
+exactly the grade the corpus states: the honest grade of its work, less the honest cells
+a trick itself broke (tampering.LOSSES: fail closed). A trick that fooled the kernel is
+flagged.
 """
 
 from __future__ import annotations

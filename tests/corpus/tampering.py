@@ -38,25 +38,35 @@ HONEST = {"test_todo3_architecture": 0.5, "test_todo3_optimizer": 1, "test_todo5
 
 _NO_OP = "lambda *args, **kwargs: None"
 
-#: A background thread that rewrites what the kernel exported, once it is written.
+#: A hook that rewrites what the kernel exported, after every cell (the export cells
+#: included): deterministic, unlike a background thread racing the exports.
 _FORGER = """
-import os, threading, time
-def _forge_exports():
-    seen = set()
-    while True:
-        for root, _, files in os.walk(".hw5-exports"):
-            for name in files:
-                path = os.path.join(root, name)
-                if path not in seen and not os.path.islink(path):
-                    time.sleep(0.2)  # let the export finish
-                    try:
-                        FORGE(path)
-                    except OSError:
-                        pass
-                    seen.add(path)
-        time.sleep(0.05)
-threading.Thread(target=_forge_exports, daemon=True).start()
+import os
+def _forge_exports(*args):
+    for root, _, files in os.walk(".hw5-exports"):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path) and not path.endswith(".forged"):
+                try:
+                    FORGE(path)
+                except OSError:
+                    pass
+get_ipython().events.register("post_run_cell", _forge_exports)
 """
+
+#: A trick that breaks what the grader sees of the student's own, honest cells costs
+#: those cells (fail closed): it never gains a point, and it may lose some.
+BUILDER_CELLS = ("test_todo3_architecture", "test_todo3_optimizer", "test_todo5_architecture",
+                 "test_todo5_optimizer")
+LOSSES = {
+    # The multi-line check_builder_optimizer call loses its first line: a SyntaxError in the kernel.
+    "input-transformer-cleanup": ("test_todo3_optimizer",),
+    # Jumping over check lines derails the builder cells' own checks in the kernel.
+    "settrace-skips-checks": BUILDER_CELLS,
+    # Every export is destroyed, the builders' too: nothing of Part B can be verified.
+    "oversized-export": BUILDER_CELLS,
+    "symlinked-export": BUILDER_CELLS,
+}
 
 TRICKS = {
     "patched-check-functions": (
@@ -169,7 +179,7 @@ TRICKS = {
         "for _h in (history_eta_large, history_eta_small, history_momentum, history_2_layer):\n"
         "    _h.history = {k: [_Always(v) for v in values] for k, values in _h.history.items()}\n"),
     "truncated-export": (
-        "No-op checks, and a thread that truncates every exported arrays.npz.",
+        "No-op checks, and a hook that truncates every exported arrays.npz.",
         "import graders.checks as _checks\n"
         f"for _name in ('check_run_model', 'check_training', 'check_built_by'):\n"
         f"    setattr(_checks, _name, {_NO_OP})\n"
@@ -177,16 +187,16 @@ TRICKS = {
         "    if path.endswith('.npz'):\n"
         "        os.truncate(path, 100)\n" + _FORGER),
     "oversized-export": (
-        "No-op checks, and a thread that pads every exported manifest past its size cap.",
+        "No-op checks, and a hook that pads every exported manifest past its size cap.",
         "import graders.checks as _checks\n"
         f"for _name in ('check_run_model', 'check_training', 'check_built_by'):\n"
         f"    setattr(_checks, _name, {_NO_OP})\n"
         "def FORGE(path):\n"
-        "    if path.endswith('manifest.json'):\n"
+        "    if path.endswith('manifest.json') and os.path.getsize(path) < 2 * 1024 * 1024:\n"
         "        with open(path, 'a') as handle:\n"
         "            handle.write(' ' * (2 * 1024 * 1024))\n" + _FORGER),
     "symlinked-export": (
-        "No-op checks, and a thread that swaps every exported manifest for a symlink.",
+        "No-op checks, and a hook that swaps every exported manifest for a symlink.",
         "import graders.checks as _checks\n"
         f"for _name in ('check_run_model', 'check_training', 'check_built_by'):\n"
         f"    setattr(_checks, _name, {_NO_OP})\n"
@@ -278,11 +288,14 @@ PATCHED_PREDICT = MockSubmission(
 
 
 def _case(name: str, intent: str, trick: str) -> MockSubmission:
+    lost = LOSSES.get(name, ())
     return MockSubmission(
-        name=f"tamper-{name}", intent=intent + " Must get exactly the honest grade.",
+        name=f"tamper-{name}",
+        intent=intent + (" It breaks the grader's view of honest cells too, and loses them." if lost
+                         else " Must get exactly the honest grade."),
         cells={"todo1": FAKES + trick, "todo3": SOLUTION, "todo5": SOLUTION,
                "answer_1_1": SOLUTION, "answer_3": SOLUTION},
-        expected=HONEST)
+        expected={**HONEST, **{grade_id: 0 for grade_id in lost}})
 
 
 LAZY_HONEST = MockSubmission(
