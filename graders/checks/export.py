@@ -250,13 +250,19 @@ def _history_item(history, namespace: dict, names) -> dict:
             "epoch": [int(epoch) for epoch in history.epoch], "model": model_name}
 
 
-def _item(value, name: str, namespace: dict, names, writer: _Writer) -> dict:
-    import keras
+def _loaded_keras():
+    """The kernel's Keras when the kernel imported it, else None: a value cannot be a Keras
+    object otherwise, and importing TensorFlow here would cost seconds (a Part A kernel
+    never imports it; the first export could run past the cell's time limit)."""
+    return sys.modules.get("keras")
 
+
+def _item(value, name: str, namespace: dict, names, writer: _Writer) -> dict:
+    keras = _loaded_keras()
     try:
-        if isinstance(value, keras.Model):
+        if keras is not None and isinstance(value, keras.Model):
             return _model_item(value, name, writer)
-        if isinstance(value, keras.callbacks.History):
+        if keras is not None and isinstance(value, keras.callbacks.History):
             return _history_item(value, namespace, names)
         if isinstance(value, np.ndarray):
             return _array_item(value, name, writer)
@@ -293,13 +299,14 @@ def _short(error) -> str:
 
 
 def _call_item(function, args, name: str) -> dict:
-    import keras
-
+    keras = _loaded_keras()
     try:
-        if not callable(function) or isinstance(function, (type, keras.layers.Layer)):
+        if not callable(function) or isinstance(function, type) or (
+                keras is not None and isinstance(function, keras.layers.Layer)):
             return {"kind": "unsupported", "unsupported": type(function).__name__}
         result = function(*args)
-        if isinstance(result, keras.Model):
+        keras = _loaded_keras()  # the call may have imported it
+        if keras is not None and isinstance(result, keras.Model):
             return _model_item(result, name, None)
         if isinstance(result, np.generic):
             result = result.item()
