@@ -406,7 +406,7 @@ def _reference_lines(student_folder: Path, root: Path) -> set[str]:
     """Lines of graders/authoring/reference.py that neither the release nor the student wrote."""
     public = _release_text(root) + "\n" + _students_own_text(student_folder)
     lines = set()
-    for line in (COURSE_ROOT / "graders" / "reference.py").read_text().splitlines():
+    for line in (COURSE_ROOT / "graders" / "authoring" / "reference.py").read_text().splitlines():
         line = line.strip()
         if len(line) >= 10 and re.search(r"[A-Za-z]{3}", line) and line not in public:
             lines.add(line)

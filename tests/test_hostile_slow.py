@@ -311,7 +311,7 @@ CASES: dict[str, Case] = {
     # -- secrets and files -------------------------------------------------------------------
     "read-course-source": Case(_reads(_course_files), (1, 1)),
     "read-gradebook": Case(_reads(lambda ctx: [ctx.root / "gradebook.db", ctx.root / ".grading"]), (1, 1)),
-    "read-graders": Case(_reads(lambda ctx: [REPO / "graders" / "reference.py", REPO / "graders", REPO / "source",
+    "read-graders": Case(_reads(lambda ctx: [REPO / "graders" / "authoring" / "reference.py", REPO / "graders", REPO / "source",
                                              REPO / "gradebook.db", REPO]), (1, 1)),
     "read-other-students": Case(_reads(lambda ctx: [
         ctx.root / "submitted", ctx.root / "submitted" / "control-correct" / "toy" / NOTEBOOK,
