@@ -124,7 +124,7 @@ def test_a_submission_that_breaks_the_intake_fails_alone(tmp_path, monkeypatch, 
 
     monkeypatch.setattr(grade_class.Grader, "prepare", prepare_or_break)
     report = tmp_path / "report.json"
-    code = grade_class.main(["toy", "--course", str(root), "--workers", "1", "--report", str(report)])
+    code = grade_class.main(["toy", "--course", str(root), "--workers", "1", "--no-canary", "--report", str(report)])
     reports = report_of(report)
     assert code == 1
     assert reports["correct"]["status"] == "graded" and reports["correct"]["score"] == 2.0
@@ -175,7 +175,8 @@ def test_grading_is_refused_without_a_working_sandbox(graded, monkeypatch, capsy
 
 def test_no_sandbox_runs_only_when_asked_and_says_so(graded, capsys):
     root = graded[0]
-    code = grade_class.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox"])
+    code = grade_class.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox",
+                             "--no-canary"])
     assert code == 0
     assert "WITHOUT isolation" in capsys.readouterr().err
     assert points(root, "correct") == {"test_add": 1.0, "test_add_more": 1.0}

@@ -166,7 +166,8 @@ def course_data_file(root: Path, assignment: str) -> str | None:
 def check_canary(root: Path, assignment: str, options: dict) -> str | None:
     """Grade the reference solution first (cached by content); the refusal, or None."""
     cache = CanaryCache(canary.cache_home())
-    extra = {"assignment": assignment, **{k: v for k, v in options.items() if k != "data_file"}}
+    # The data file is hashed by content; the thread count changes no verdict.
+    extra = {"assignment": assignment, **{k: v for k, v in options.items() if k not in ("data_file", "threads")}}
     key = canary.course_key(root, assignment, extra, options["data_file"], cache)
     result = run_canary(lambda: canary.grade_reference(root, assignment, **options), cache, key)
     if result.ok:
