@@ -64,18 +64,29 @@ class JobResult:
     host: str
 
 
-def build_checks_kit(target: Path, graders_dir: Path) -> Path:
-    """The checks kit: ``graders/checks`` and a bare ``graders/__init__.py``, nothing else."""
+def build_kit(target: Path, graders_dir: Path, packages: tuple[str, ...],
+              files: dict[str, tuple[str, ...]] | None = None) -> Path:
+    """A copy of some of ``graders/`` under ``target/graders``: whole ``packages``, the
+    named ``files`` of others (package -> file names), and a bare ``__init__.py``;
+    readable by the sandboxes' unprivileged uids. Returns ``target``."""
     package = target / "graders"
-    if package.exists():
-        shutil.rmtree(package)
+    shutil.rmtree(package, ignore_errors=True)
     package.mkdir(parents=True)
-    (package / "__init__.py").write_text('"""Checks kit: checks only."""\n')
-    shutil.copytree(graders_dir / "checks", package / "checks",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for path in [target, *target.rglob("*")]:  # readable by the sandbox's unprivileged uid
+    (package / "__init__.py").write_text(f'"""Grading kit: {", ".join(packages)} only."""\n')
+    for name in packages:
+        shutil.copytree(graders_dir / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name, file_names in (files or {}).items():
+        (package / name).mkdir()
+        for file_name in file_names:
+            shutil.copyfile(graders_dir / name / file_name, package / name / file_name)
+    for path in [target, *target.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
     return target
+
+
+def build_checks_kit(target: Path, graders_dir: Path) -> Path:
+    """The kernel's kit: ``graders/checks`` and nothing else (no reference code)."""
+    return build_kit(target, graders_dir, ("checks",))
 
 
 def execute_job(job: Job) -> JobResult:

@@ -61,20 +61,12 @@ class Verification:
 
 
 def build_verifier_kit(target: Path, graders_dir: Path) -> Path:
-    """``graders/checks``, ``graders/verify`` and the sandbox's file reader, with a bare
-    ``graders/__init__.py``: the verifier's code, which no student code ever ran with."""
-    package = target / "graders"
-    shutil.rmtree(package, ignore_errors=True)
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text('"""Verifier kit: checks and verify only."""\n')
-    for name in ("checks", "verify"):
-        shutil.copytree(graders_dir / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    (package / "sandbox").mkdir()  # the capped, link-refusing reader, and what it imports
-    for name in VERIFIER_SANDBOX_FILES:
-        shutil.copyfile(graders_dir / "sandbox" / name, package / "sandbox" / name)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return target
+    """``graders/checks``, ``graders/verify`` and the sandbox's file reader (the capped,
+    link-refusing ``hostfs.read_capped`` and what it imports): the verifier's code, which
+    no student code ever ran with."""
+    from graders.grading.execution import build_kit
+
+    return build_kit(target, graders_dir, ("checks", "verify"), {"sandbox": VERIFIER_SANDBOX_FILES})
 
 
 def export_requests_for(notebook, seed_text: str, support_modules: frozenset[str] = frozenset()) -> dict[str, dict]:
