@@ -16,7 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from graders.course import COURSE_ROOT
-from graders.grading.verification import build_verifier_kit, run_verifier
+from graders.grading.verification import ToVerify, build_verifier_kit, verify_submission
 from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
@@ -99,8 +99,9 @@ def verified(tmp_path_factory):
     kit = build_verifier_kit(base / "kit", COURSE_ROOT / "graders")
     before = set(orphaned_sandbox_leftovers())
     exports_hash = tree_hash(exports)
-    verification = run_verifier(trusted_notebook=trusted, requests=requests, artifacts_dir=str(exports),
-                                kit_dir=str(kit), support_files={}, data_file=None, env={}, sandbox=True)
+    verifications, _ = verify_submission({"fuzz.ipynb": ToVerify(trusted, requests, str(exports))},
+                                         kit_dir=str(kit), support_files={}, data_file=None, env={}, sandbox=True)
+    verification = verifications["fuzz.ipynb"]
     return verification, before, exports_hash, exports
 
 

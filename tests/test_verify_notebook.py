@@ -136,18 +136,23 @@ def test_a_lookup_table_builder_fails_the_fresh_arguments(kernel_values, monkeyp
     assert verify_notebook(notebook, tmp_path, plain, support_dir=SUPPORT)["test_todo3_optimizer"]["passed"]
 
 
-def test_the_cli_prints_one_marked_json_line(kernel_values, monkeypatch, tmp_path):
+def test_the_cli_verifies_a_whole_submission_in_one_process(kernel_values, monkeypatch, tmp_path):
+    """One job, two notebooks: the good one gets its verdicts (read from plain JSON, whose
+    sources are lists of lines), the unreadable one alone gets a failure."""
     vh.kernel_namespace(monkeypatch, kernel_values)
     notebook = vh.read(vh.PART_A)
     requests = _export_all(notebook, tmp_path / "exports")
-    (tmp_path / "requests.json").write_text(json.dumps(requests))
+    (tmp_path / "broken.ipynb").write_text("{not json")
+    job = {"part_a.ipynb": {"notebook": str(vh.PART_A), "exports": str(tmp_path / "exports"), "requests": requests},
+           "broken.ipynb": {"notebook": str(tmp_path / "broken.ipynb"), "exports": str(tmp_path), "requests": {}}}
+    (tmp_path / "job.json").write_text(json.dumps(job))
     result = subprocess.run(
-        [sys.executable, "-m", "graders.verify", "--notebook", str(vh.PART_A), "--exports",
-         str(tmp_path / "exports"), "--requests", str(tmp_path / "requests.json"),
-         "--support-dir", str(SUPPORT)],
+        [sys.executable, "-m", "graders.verify", "--job", str(tmp_path / "job.json"), "--support-dir", str(SUPPORT)],
         capture_output=True, text=True, cwd=vh.ROOT, timeout=300)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("HW5-VERDICTS ")
-    verdicts = json.loads(lines[0][len("HW5-VERDICTS "):])
-    assert verdicts == {grade_id: {"passed": True, "message": ""} for grade_id in requests}
+    results = json.loads(lines[0][len("HW5-VERDICTS "):])
+    assert results["part_a.ipynb"] == {"verdicts": {grade_id: {"passed": True, "message": ""}
+                                                    for grade_id in requests}}
+    assert results["broken.ipynb"]["failure"].startswith("JSONDecodeError")

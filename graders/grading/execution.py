@@ -52,7 +52,6 @@ class NotebookRun:
     seconds: float
     executed: str | None  # executed notebook (JSON text), None if nothing came back
     flags: list[str] = field(default_factory=list)  # out-of-kernel verification: review these
-    verify_seconds: float = 0.0
     unverified: str | None = None  # why the verifier itself failed (ours, not the student's)
 
 
@@ -62,6 +61,7 @@ class JobResult:
     runs: dict[str, NotebookRun]
     seconds: float
     host: str
+    verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier (all notebooks at once)
 
 
 def build_kit(target: Path, graders_dir: Path, packages: tuple[str, ...],
@@ -92,34 +92,41 @@ def build_checks_kit(target: Path, graders_dir: Path) -> Path:
 def execute_job(job: Job) -> JobResult:
     started = time.monotonic()
     runs = {}
-    for name, text in job.notebooks.items():
-        artifacts = tempfile.mkdtemp(prefix="hw5-artifacts-")  # root's: the student's uid never had it
-        os.chmod(artifacts, 0o755)  # the verifier's uid reads it
-        try:
+    # Root's folder: the student's uid never had it; the verifier's uid reads it.
+    artifacts = tempfile.mkdtemp(prefix="hw5-artifacts-")
+    try:
+        os.chmod(artifacts, 0o755)
+        for index, (name, text) in enumerate(job.notebooks.items()):
+            exports = os.path.join(artifacts, str(index))
+            os.mkdir(exports, 0o755)
             runner = _run_sandboxed if job.sandbox else _run_unsandboxed
-            runs[name] = runner(job, name, text, artifacts)
-            if job.export_requests.get(name) and job.verifier_kit_dir:
-                _verify(job, name, text, artifacts, runs[name])
-        finally:
-            shutil.rmtree(artifacts, ignore_errors=True)
-    return JobResult(job.student, runs, time.monotonic() - started, os.uname().nodename)
+            runs[name] = runner(job, name, text, exports)
+        verify_seconds = _verify(job, runs, artifacts)
+    finally:
+        shutil.rmtree(artifacts, ignore_errors=True)
+    return JobResult(job.student, runs, time.monotonic() - started, os.uname().nodename, verify_seconds)
 
 
-def _verify(job: Job, name: str, trusted_text: str, artifacts: str, run: NotebookRun) -> None:
-    """Re-check the test cells out of kernel and fail those whose verdicts disagree."""
-    from graders.grading.verification import apply_verdicts, run_verifier
+def _verify(job: Job, runs: dict[str, NotebookRun], artifacts: str) -> float:
+    """Re-check every notebook's test cells out of kernel, in one verifier process, and
+    fail the cells whose verdicts disagree. Returns the verifier's seconds."""
+    from graders.grading.verification import ToVerify, apply_verdicts, verify_submission
 
-    if run.executed is None:
-        return  # nothing came back: every cell already scores zero
-    verification = run_verifier(
-        trusted_notebook=trusted_text, requests=job.export_requests[name], artifacts_dir=artifacts,
-        kit_dir=job.verifier_kit_dir, support_files=job.support_files, data_file=job.data_file,
+    if not job.verifier_kit_dir:
+        return 0.0
+    wanted = {name: ToVerify(job.notebooks[name], job.export_requests[name], os.path.join(artifacts, str(index)))
+              for index, name in enumerate(job.notebooks)
+              if job.export_requests.get(name) and runs[name].executed is not None}  # None: all zero already
+    verifications, seconds = verify_submission(
+        wanted, kit_dir=job.verifier_kit_dir, support_files=job.support_files, data_file=job.data_file,
         env=job.env, sandbox=job.sandbox, threads=int(job.limits.get("threads", 2)))
-    executed = nbformat.reads(run.executed, as_version=4)
-    run.flags += apply_verdicts(executed, verification)
-    run.executed = nbformat.writes(executed)
-    run.verify_seconds = verification.seconds
-    run.unverified = verification.failure
+    for name, verification in verifications.items():
+        run = runs[name]
+        executed = nbformat.reads(run.executed, as_version=4)
+        run.flags += apply_verdicts(executed, verification)
+        run.executed = nbformat.writes(executed)
+        run.unverified = verification.failure
+    return seconds
 
 
 def _kernel_env(job: Job, data_path: str | None, kit_path: str) -> dict[str, str]:

@@ -161,7 +161,7 @@ class Grader:
 
         if failure:
             report.errors.append(failure)
-        report.verify_seconds = sum(run.verify_seconds for run in result.runs.values()) if result else 0.0
+        report.verify_seconds = result.verify_seconds if result else 0.0
         environment = [f"{name}: {line}" for name, run in (result.runs.items() if result else ())
                        if run.executed is not None for line in instructor_cell_failures(run.executed)]
         if environment:  # our cell raised before any student code ran: never the student's zero

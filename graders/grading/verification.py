@@ -9,7 +9,8 @@ kernel only *exports* plain data (:mod:`graders.checks.export`), and here, on th
    from a seed only this submission's own text determines;
 2. after the run, every process dead, the exports are copied out
    (:mod:`graders.sandbox.artifacts`);
-3. :func:`run_verifier` starts ``python -m graders.verify`` in a FRESH sandbox under
+3. :func:`verify_submission` starts ``python -m graders.verify`` (one process for all the
+   submission's notebooks) in a FRESH sandbox under
    another uid (no network, read-only inputs, time and memory limits) that never ran
    student code: it rebuilds the models from the exports with its own code and re-runs
    each trusted test cell with the unchanged ``graders.checks``;
@@ -80,15 +81,33 @@ def export_requests_for(notebook, seed_text: str, support_modules: frozenset[str
     return fresh_calls(export_requests(notebook, support_modules), random.Random(seed))
 
 
-def _parse(stdout: str) -> dict[str, dict]:
+@dataclass
+class ToVerify:
+    """One notebook of a submission, as the verifier needs it."""
+
+    trusted_notebook: str  # JSON text: locked cells restored, hidden tests in
+    requests: dict  # grade_id -> export request (export_requests_for)
+    artifacts_dir: str  # the exports copied out of the dead sandbox
+
+
+def _parse(stdout: str, names) -> dict[str, Verification]:
     lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
     if len(lines) != 1:
         raise ValueError("the verifier printed no verdicts")
-    verdicts = json.loads(lines[0][len(MARKER):])
-    if not isinstance(verdicts, dict) or not all(
-            isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in verdicts.values()):
-        raise ValueError("the verifier's verdicts are malformed")
-    return verdicts
+    results = json.loads(lines[0][len(MARKER):])
+    if not isinstance(results, dict) or set(results) != set(names):
+        raise ValueError("the verifier's verdicts do not name the notebooks it was given")
+    parsed = {}
+    for name, result in results.items():
+        verdicts = result.get("verdicts") if isinstance(result, dict) else None
+        if isinstance(verdicts, dict) and all(
+                isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in verdicts.values()):
+            parsed[name] = Verification(verdicts)
+        elif isinstance(result, dict) and isinstance(result.get("failure"), str):
+            parsed[name] = Verification(None, failure=result["failure"])
+        else:
+            raise ValueError("the verifier's verdicts are malformed")
+    return parsed
 
 
 def _verifier_env(budget_env: dict[str, str], data_path: str | None, kit: str) -> dict[str, str]:
@@ -100,30 +119,34 @@ def _verifier_env(budget_env: dict[str, str], data_path: str | None, kit: str) -
     return env
 
 
-def run_verifier(*, trusted_notebook: str, requests: dict, artifacts_dir: str, kit_dir: str,
-                 support_files: dict[str, str], data_file: str | None, env: dict[str, str],
-                 sandbox: bool, threads: int = 2) -> Verification:
-    """Verify one notebook's exports; never raises for a failure of the verifier itself."""
+def verify_submission(notebooks: dict[str, ToVerify], *, kit_dir: str, support_files: dict[str, str],
+                      data_file: str | None, env: dict[str, str], sandbox: bool,
+                      threads: int = 2) -> tuple[dict[str, Verification], float]:
+    """Verify every notebook of one submission in ONE verifier process (one TensorFlow
+    import, one sandbox). Returns a :class:`Verification` per notebook name and the
+    seconds it took; never raises for a failure of the verifier itself: then every
+    notebook gets that failure ("could not verify")."""
     started = time.monotonic()
+    if not notebooks:
+        return {}, 0.0
     try:
-        if sandbox:
-            stdout, detail = _run_sandboxed(trusted_notebook, requests, artifacts_dir, kit_dir, support_files,
-                                            data_file, env, threads)
-        else:
-            stdout, detail = _run_plain(trusted_notebook, requests, artifacts_dir, kit_dir, support_files,
-                                        data_file, env)
-        return Verification(_parse(stdout), seconds=time.monotonic() - started)
+        runner = _run_sandboxed if sandbox else _run_plain
+        stdout = runner(notebooks, kit_dir, support_files, data_file, env, threads)
+        results = _parse(stdout, notebooks)
     except Exception as error:  # noqa: BLE001 - a verifier failure is "could not verify", never a crash
-        return Verification(None, failure=f"{type(error).__name__}: {str(error)[:600]}",
-                            seconds=time.monotonic() - started)
+        failure = f"{type(error).__name__}: {str(error)[:600]}"
+        results = {name: Verification(None, failure=failure) for name in notebooks}
+    seconds = time.monotonic() - started
+    for verification in results.values():
+        verification.seconds = seconds
+    return results, seconds
 
 
-def _verifier_argv(python: str, notebook: str, artifacts: str, requests: str, support: str) -> list[str]:
-    return [python, "-P", "-m", "graders.verify", "--notebook", notebook, "--exports", artifacts,
-            "--requests", requests, "--support-dir", support]
+def _verifier_argv(python: str, job: str, support: str) -> list[str]:
+    return [python, "-P", "-m", "graders.verify", "--job", job, "--support-dir", support]
 
 
-def _run_sandboxed(notebook_text, requests, artifacts_dir, kit_dir, support_files, data_file, env, threads):
+def _run_sandboxed(notebooks, kit_dir, support_files, data_file, env, threads) -> str:
     from graders.sandbox import SandboxLimits, bwrap as bw
     from graders.sandbox.run import SandboxRun
 
@@ -131,46 +154,51 @@ def _run_sandboxed(notebook_text, requests, artifacts_dir, kit_dir, support_file
                            notebook_timeout_s=VERIFIER_TIMEOUT_S)
     exe, _ = bw.python_inside()
     with SandboxRun(limits) as run:
-        notebook = run.add_file("trusted.ipynb", notebook_text.encode("utf-8"))
-        requests_path = run.add_file("requests.json", json.dumps(requests).encode("utf-8"))
-        support = os.path.dirname(notebook)
+        job = {}
+        for index, (name, item) in enumerate(notebooks.items()):
+            run.add_ro_bind(item.artifacts_dir, f"{ARTIFACTS_INSIDE}/{index}")
+            notebook = run.add_file(f"trusted-{index}.ipynb", item.trusted_notebook.encode("utf-8"))
+            job[name] = {"notebook": notebook, "exports": f"{ARTIFACTS_INSIDE}/{index}", "requests": item.requests}
+        job_path = run.add_file("job.json", json.dumps(job).encode("utf-8"))
+        inside = os.path.dirname(job_path)  # the run's own folder, where hw5_data.py goes
         for name, host in support_files.items():
             if name.endswith(".py"):  # the trusted hw5_data.py, never the student's copy
                 run.add_file(name, source=host)
         run.add_ro_bind(kit_dir, VERIFIER_KIT_INSIDE)
-        run.add_ro_bind(artifacts_dir, ARTIFACTS_INSIDE)
         if data_file:
             run.add_ro_bind(data_file, DATA_INSIDE)
         inside_env = bw.base_env(limits, os.path.dirname(exe))
         inside_env.update(_verifier_env(env, DATA_INSIDE if data_file else None, VERIFIER_KIT_INSIDE))
-        run.start(_verifier_argv(exe, notebook, ARTIFACTS_INSIDE, requests_path, support), inside_env)
+        run.start(_verifier_argv(exe, job_path, inside), inside_env)
         rc = run.wait(VERIFIER_TIMEOUT_S)
         detail = run.stderr_text()
         if run.timed_out:
             raise TimeoutError(f"the verifier ran over {VERIFIER_TIMEOUT_S} s")
         if rc != 0:
             raise RuntimeError(f"the verifier exited with status {rc}: {detail.strip()[-400:]}")
-        return run.stdout_text(), detail
+        return run.stdout_text()
 
 
-def _run_plain(notebook_text, requests, artifacts_dir, kit_dir, support_files, data_file, env):
+def _run_plain(notebooks, kit_dir, support_files, data_file, env, threads) -> str:
     with tempfile.TemporaryDirectory(prefix="hw5-verify-") as scratch:
-        notebook = Path(scratch, "trusted.ipynb")
-        notebook.write_text(notebook_text, encoding="utf-8")
-        requests_path = Path(scratch, "requests.json")
-        requests_path.write_text(json.dumps(requests))
+        job = {}
+        for index, (name, item) in enumerate(notebooks.items()):
+            notebook = Path(scratch, f"trusted-{index}.ipynb")
+            notebook.write_text(item.trusted_notebook, encoding="utf-8")
+            job[name] = {"notebook": str(notebook), "exports": item.artifacts_dir, "requests": item.requests}
+        job_path = Path(scratch, "job.json")
+        job_path.write_text(json.dumps(job))
         for name, host in support_files.items():
             if name.endswith(".py"):
                 shutil.copyfile(host, Path(scratch, name))
         run_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         run_env.update(_verifier_env(env, data_file, kit_dir))
-        proc = subprocess.run(_verifier_argv(sys.executable, str(notebook), artifacts_dir, str(requests_path),
-                                             scratch),
+        proc = subprocess.run(_verifier_argv(sys.executable, str(job_path), scratch),
                               capture_output=True, text=True, env=run_env, cwd=scratch,
                               timeout=VERIFIER_TIMEOUT_S)
         if proc.returncode != 0:
             raise RuntimeError(f"the verifier exited with status {proc.returncode}: {proc.stderr[-300:]}")
-        return proc.stdout, proc.stderr
+        return proc.stdout
 
 
 def _graded_cells(notebook):

@@ -1,9 +1,16 @@
-"""CLI: ``python -m graders.verify --notebook TRUSTED.ipynb --exports DIR --requests REQ.json
-[--support-dir DIR]``.
+"""CLI: ``python -m graders.verify --job JOB.json [--support-dir DIR]``.
+
+``JOB.json`` names every notebook of one submission, so that one process (one
+TensorFlow import) verifies them all::
+
+    {"hw5_part_b_cnn.ipynb": {"notebook": "TRUSTED.ipynb", "exports": "DIR",
+                              "requests": {grade_id: request, ...}}, ...}
 
 Prints exactly one line on stdout: ``HW5-VERDICTS `` followed by the JSON of
-``{grade_id: {"passed": bool, "message": str}}``. Everything else (Keras logs,
-check feedback) goes to stderr or is swallowed. Exit status 0 when verdicts
+``{notebook name: {"verdicts": {grade_id: {"passed": bool, "message": str}}}}``, or
+``{"failure": str}`` in place of ``verdicts`` for a notebook whose verification
+itself broke (that notebook alone: "could not verify"). Everything else (Keras
+logs, check feedback) goes to stderr or is swallowed. Exit status 0 when verdicts
 were printed, 2 on a usage or input error.
 """
 
@@ -17,12 +24,35 @@ import sys
 MARKER = "HW5-VERDICTS "
 
 
+def _read_notebook(path: str) -> dict:
+    """The trusted notebook as plain JSON (nbformat's import alone costs 2 s here; the
+    verifier reads only cell types, sources and nbgrader metadata)."""
+    with open(path, encoding="utf-8") as handle:
+        notebook = json.load(handle)
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+        raise ValueError(f"{path} is not a notebook")
+    return notebook
+
+
+def verify_job(job: dict, support_dir: str | None) -> dict[str, dict]:
+    from graders.verify.verifier import verify_notebook
+
+    results = {}
+    for name, entry in job.items():
+        try:
+            notebook = _read_notebook(entry["notebook"])
+            support = support_dir or os.path.dirname(os.path.abspath(entry["notebook"]))
+            results[name] = {"verdicts": verify_notebook(notebook, entry["exports"], entry.get("requests") or {},
+                                                         support_dir=support)}
+        except Exception as error:  # noqa: BLE001 - this notebook could not be verified; go on
+            results[name] = {"failure": f"{type(error).__name__}: {str(error)[:600]}"}
+    return results
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m graders.verify", description=__doc__)
-    parser.add_argument("--notebook", required=True, help="the TRUSTED notebook with hidden tests")
-    parser.add_argument("--exports", required=True, help="folder of <grade_id>/ exports")
-    parser.add_argument("--requests", required=True, help="JSON {grade_id: request} (with fresh calls)")
-    parser.add_argument("--support-dir", help="folder of the trusted hw5_data.py (default: the notebook's)")
+    parser = argparse.ArgumentParser(prog="python -m graders.verify", description=__doc__.splitlines()[0])
+    parser.add_argument("--job", required=True, help="JSON {notebook name: {notebook, exports, requests}}")
+    parser.add_argument("--support-dir", help="folder of the trusted hw5_data.py (default: each notebook's)")
     options = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -31,21 +61,17 @@ def main(argv=None) -> int:
     stdout = sys.stdout
     sys.stdout = sys.stderr  # only the verdict line goes to the real stdout
     try:
-        import nbformat
-
-        from graders.verify.verifier import verify_notebook
-
-        notebook = nbformat.read(options.notebook, as_version=4)
-        with open(options.requests, encoding="utf-8") as handle:
-            requests = json.load(handle)
-        support = options.support_dir or os.path.dirname(os.path.abspath(options.notebook))
-        verdicts = verify_notebook(notebook, options.exports, requests, support_dir=support)
+        with open(options.job, encoding="utf-8") as handle:
+            job = json.load(handle)
+        if not isinstance(job, dict) or not all(isinstance(entry, dict) for entry in job.values()):
+            raise ValueError(f"{options.job} is not a verifier job")
+        results = verify_job(job, options.support_dir)
     except (OSError, ValueError) as error:
         print(f"graders.verify: {error}", file=sys.stderr)
         return 2
     finally:
         sys.stdout = stdout
-    stdout.write(MARKER + json.dumps(verdicts, sort_keys=False) + "\n")
+    stdout.write(MARKER + json.dumps(results, sort_keys=False) + "\n")
     stdout.flush()
     return 0
 

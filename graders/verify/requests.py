@@ -37,13 +37,21 @@ def _nbgrader(cell) -> dict:
     return (cell.get("metadata") or {}).get("nbgrader") or {}
 
 
+def cell_source(cell) -> str:
+    """A cell's source as one string: nbformat joins it, a notebook read as plain JSON
+    (the verifier does, to skip nbformat's 2 s import) may hold a list of lines."""
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
 def graded_cells(notebook) -> list[tuple[str, str]]:
-    """``(grade_id, source)`` of every graded code cell, in notebook order."""
+    """``(grade_id, source)`` of every graded code cell, in notebook order. ``notebook``:
+    an nbformat node or the same notebook as plain JSON dicts."""
     cells = []
-    for cell in notebook.cells:
+    for cell in notebook["cells"]:
         meta = _nbgrader(cell)
-        if cell.cell_type == "code" and meta.get("grade") is True and meta.get("grade_id"):
-            cells.append((str(meta["grade_id"]), cell.source))
+        if cell.get("cell_type") == "code" and meta.get("grade") is True and meta.get("grade_id"):
+            cells.append((str(meta["grade_id"]), cell_source(cell)))
     return cells
 
 
@@ -84,12 +92,12 @@ def setup_statements(notebook, support_modules: frozenset[str] = frozenset()) ->
     """
     kept: list[ast.stmt] = []
     numpy_names: set[str] = set()
-    for cell in notebook.cells:
+    for cell in notebook["cells"]:
         meta = _nbgrader(cell)
-        if cell.cell_type != "code" or not meta.get("locked") or meta.get("grade"):
+        if cell.get("cell_type") != "code" or not meta.get("locked") or meta.get("grade"):
             continue
         try:
-            tree = ast.parse(cell.source)
+            tree = ast.parse(cell_source(cell))
         except SyntaxError:
             continue
         for statement in tree.body:
@@ -104,7 +112,8 @@ def setup_statements(notebook, support_modules: frozenset[str] = frozenset()) ->
     return kept
 
 
-def _bound_by(statement) -> set[str]:
+def bound_by(statement) -> set[str]:
+    """The names an import or a data assignment (a setup statement) binds."""
     if isinstance(statement, (ast.Import, ast.ImportFrom)):
         return {(alias.asname or alias.name).split(".")[0] for alias in statement.names}
     return {target.id for target in statement.targets}
@@ -114,7 +123,7 @@ def setup_names(notebook, support_modules: frozenset[str] = frozenset()) -> set[
     """Names that :func:`setup_statements` binds."""
     names: set[str] = set()
     for statement in setup_statements(notebook, support_modules):
-        names |= _bound_by(statement)
+        names |= bound_by(statement)
     return names
 
 
