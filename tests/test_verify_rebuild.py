@@ -173,3 +173,24 @@ def test_an_answer_written_as_rows_of_arrays_is_exported_as_its_numbers(monkeypa
         item = exports["manifest"]["items"][name]
         assert item["kind"] == "array", item
         np.testing.assert_array_equal(exports["arrays"][item["key"]], np.array(rows, dtype=float))
+
+
+def test_a_model_two_cells_export_alike_is_rebuilt_once(data, monkeypatch, tmp_path):
+    """The rebuild cache is keyed by the whole content: the same model twice is one object,
+    the same model with one weight changed is another."""
+    from graders.authoring import reference
+    from graders.verify.verifier import cell_namespace
+
+    model = reference.define_model_with_momentum(0.01, 0.9)
+    vh.train_tiny(model, *data)
+    first = _export_and_read(monkeypatch, tmp_path / "first", {"model": model})
+    again = _export_and_read(monkeypatch, tmp_path / "again", {"model": model})
+    model.layers[-1].kernel.assign(model.layers[-1].kernel + 1.0)
+    changed = _export_and_read(monkeypatch, tmp_path / "changed", {"model": model})
+    setup = compile("", "<setup>", "exec")
+    rebuilt: dict = {}
+    one = cell_namespace(setup, first, rebuilt)["model"]
+    assert cell_namespace(setup, again, rebuilt)["model"] is one
+    other = cell_namespace(setup, changed, rebuilt)["model"]
+    assert other is not one and len(rebuilt) == 2
+    np.testing.assert_allclose(other.layers[-1].kernel.numpy(), one.layers[-1].kernel.numpy() + 1.0, rtol=1e-6)

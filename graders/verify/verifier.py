@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import hashlib
 import io
 import json
 import math
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from graders.checks.failures import GradingFailure
 from graders.verify import crosscheck, rebuild
@@ -115,18 +118,46 @@ def make_standin(name: str, calls: list[dict], arrays: dict):
     return standin
 
 
-def cell_namespace(setup_code, exports: dict) -> dict:
-    """Setup names, rebuilt objects and builder stand-ins for one cell."""
+def _strings(value):
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def model_digest(item: dict, arrays: dict) -> str:
+    """A model item's whole content: its JSON and every array it names (weights, optimizer
+    variables). Two cells exporting the same trained model get the same digest."""
+    digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode("utf-8"))
+    for key in sorted({text for text in _strings(item) if text in arrays}):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode("utf-8"))
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def cell_namespace(setup_code, exports: dict, rebuilt: dict | None = None) -> dict:
+    """Setup names, rebuilt objects and builder stand-ins for one cell. ``rebuilt``: digest
+    -> model, shared by the cells of one notebook, so that the model a TODO's two test
+    cells both export is rebuilt once (in the kernel, too, both cells see one object)."""
     namespace: dict = {"__name__": "__main__"}
     exec(setup_code, namespace)  # only allowlisted imports and literal data (see requests)
     manifest, arrays = exports["manifest"], exports["arrays"]
     items = manifest["items"]
+    rebuilt = {} if rebuilt is None else rebuilt
     models = {}
     for name, item in items.items():
         if item["kind"] == "error":
             raise GradingFailure(f"Checking your work raised an error while exporting {name}: {item['error']}")
         if item["kind"] == "model":
-            models[name] = namespace[name] = rebuild.rebuild_model(item, arrays, name)
+            digest = model_digest(item, arrays)
+            if digest not in rebuilt:
+                rebuilt[digest] = rebuild.rebuild_model(item, arrays, name)
+            models[name] = namespace[name] = rebuilt[digest]
     for name, item in items.items():
         kind = item["kind"]
         if kind == "history":
@@ -185,7 +216,7 @@ def check_unchanged(items: dict, seen: dict[str, str]) -> None:
 
 
 def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | None,
-                seen: dict[str, str] | None = None) -> dict:
+                seen: dict[str, str] | None = None, rebuilt: dict | None = None) -> dict:
     """``{"passed": bool, "message": str}`` for one graded cell; ``seen``: see :func:`check_unchanged`."""
     try:
         exports = read_cell_exports(folder)
@@ -196,7 +227,7 @@ def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | 
     except GradingFailure as failure:
         return {"passed": False, "message": str(failure)}
     try:
-        namespace = cell_namespace(setup_code, exports)
+        namespace = cell_namespace(setup_code, exports, rebuilt)
     except ArtifactError as error:
         return {"passed": False, "message": f"could not verify: {error}"}
     except GradingFailure as failure:
@@ -227,12 +258,12 @@ def verify_notebook(notebook, exports_dir, requests: dict | None = None,
     if support_dir is not None:
         use_support_dir(support_dir)
     setup_code = _setup_code(notebook, support_modules(support_dir))
-    verdicts, seen = {}, {}
+    verdicts, seen, rebuilt = {}, {}, {}
     for grade_id, source in graded_cells(notebook):
         if grade_id in (".", "..") or "/" in grade_id or "\0" in grade_id:
             verdicts[grade_id] = {"passed": False, "message": "could not verify: unusable grade_id"}
             continue
         with contextlib.redirect_stdout(io.StringIO()):  # the checks print feedback lines
             verdicts[grade_id] = verify_cell(grade_id, source, os.path.join(os.fspath(exports_dir), grade_id),
-                                             setup_code, (requests or {}).get(grade_id), seen)
+                                             setup_code, (requests or {}).get(grade_id), seen, rebuilt)
     return verdicts
