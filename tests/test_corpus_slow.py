@@ -24,11 +24,22 @@ CORPUS = (REFERENCE, *CORRECT_STYLES, *MUTANTS)
 WORKERS = 2
 
 
+def selected_mocks(session) -> tuple:
+    """The corpus, or only the submissions whose tests were selected (``-k NAME``): the
+    mutation score needs them all, one submission's own test only itself."""
+    chosen = {item.callspec.params["mock"].name for item in session.items
+              if hasattr(item, "callspec") and "mock" in item.callspec.params}
+    if any(item.name == "test_mutation_score_is_100_percent" for item in session.items):
+        return CORPUS
+    return tuple(mock for mock in CORPUS if mock.name in chosen) or CORPUS
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    root, outcomes = grade_mocks(tmp_path_factory.mktemp("corpus"), CORPUS, workers=WORKERS)
+def graded(tmp_path_factory, request):
+    mocks = selected_mocks(request.session)
+    root, outcomes = grade_mocks(tmp_path_factory.mktemp("corpus"), mocks, workers=WORKERS)
     db_url = course_db_url(root)
-    points = {mock.name: autograded_points(student_grades(db_url, mock.name)) for mock in CORPUS}
+    points = {mock.name: autograded_points(student_grades(db_url, mock.name)) for mock in mocks}
     return autograded_max_points(root), outcomes, points
 
 

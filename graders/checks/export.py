@@ -215,8 +215,46 @@ def _optimizer_state(model, layers, name: str, writer: _Writer) -> dict | None:
     }
 
 
+_MAX_FITS = 16
+
+
+def _sample_item(sample, key: str, writer: _Writer) -> dict:
+    """One side of a fit record (``hw5_data``'s sample) as plain data, arrays by key."""
+    kind = sample.get("kind") if isinstance(sample, dict) else None
+    if kind == "data":
+        images, labels = np.asarray(sample["images"]), np.asarray(sample["labels"])
+        if images.dtype != np.int64 or labels.dtype != np.int64 or images.shape != labels.shape \
+                or images.ndim != 1:
+            return {"kind": "unknown", "reason": "a malformed fingerprint"}
+        rows = sample.get("full_rows")
+        return {"kind": "data", "images": writer.add(f"{key}/images", images),
+                "labels": writer.add(f"{key}/labels", labels),
+                "full_rows": None if rows is None else int(rows)}
+    if kind == "split":
+        return {"kind": "split", "fraction": float(sample["fraction"])}
+    if kind == "none":
+        return {"kind": "none"}
+    return {"kind": "unknown", "reason": _short(sample.get("reason", "")) if kind == "unknown"
+            else "a malformed fingerprint"}
+
+
+def _fits_item(model, name: str, writer: _Writer) -> list | None:
+    """The fit records the grading setup left on the model (``hw5_data.fit_records``), or None."""
+    hw5_data = sys.modules.get("hw5_data")
+    records = None if hw5_data is None else hw5_data.fit_records(model)
+    if records is None:
+        return None
+    return [{"train": _sample_item(record.get("train"), f"{name}/fit{number}/train", writer),
+             "validation": _sample_item(record.get("validation"), f"{name}/fit{number}/validation", writer)}
+            for number, record in enumerate(records[:_MAX_FITS])]
+
+
 def _model_item(model, name: str, writer: _Writer | None) -> dict:
-    """Layers as [{"class_name", "config", "weights": [key, ...]}]; weights only with a writer."""
+    """Layers as [{"class_name", "config", "weights": [key, ...]}]; weights only with a writer.
+
+    With a writer, ``"fits"`` carries the model's fit records (what each ``fit`` call
+    trained and validated on, see ``graders.checks.data_checks``), or null.
+    """
     layers = _linear_layers(model)
     entries = []
     for index, layer in enumerate(layers):
@@ -227,7 +265,7 @@ def _model_item(model, name: str, writer: _Writer | None) -> dict:
                 for position, weight in enumerate(layer.get_weights())
             ]
         entries.append(entry)
-    return {
+    item = {
         "kind": "model",
         "model_class": "Sequential" if type(model).__name__ == "Sequential" else "Functional",
         "input_shape": _input_shape(model),
@@ -235,6 +273,9 @@ def _model_item(model, name: str, writer: _Writer | None) -> dict:
         "compile": _compile_item(model),
         "optimizer_state": None if writer is None else _optimizer_state(model, layers, name, writer),
     }
+    if writer is not None:
+        item["fits"] = _fits_item(model, name, writer)
+    return item
 
 
 def _history_item(history, namespace: dict, names) -> dict:

@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from graders.checks.data_checks import budget_arrays, check_fit_data, forget_budget_data
 from graders.checks.failures import GradingFailure, public_check
 from graders.checks.describe import steps_per_epoch
 from graders.checks.expectations import expected, thresholds
@@ -22,7 +23,7 @@ def _test_data(budget_name: str):
     import hw5_data
 
     budget = hw5_data.BUDGETS[budget_name]
-    _, (images, labels) = hw5_data.load_mnist(budget)
+    _, (images, labels) = budget_arrays(budget)
     x_test, _ = hw5_data.preprocess(images, labels)
     return x_test, np.asarray(labels, dtype=int)
 
@@ -30,6 +31,7 @@ def _test_data(budget_name: str):
 def forget_test_data() -> None:
     """Drop the cached test data (after another ``hw5_data`` module was put in place)."""
     _test_data.cache_clear()
+    forget_budget_data()
 
 
 def _active_budget():
@@ -94,7 +96,9 @@ def check_training(history, model, run: str) -> None:
     """The model was trained as the homework says, and ``history`` records that training.
 
     Checks, in order: the history's epochs; that the history belongs to this model;
-    the number of SGD updates (10 epochs x ceil(n_train / 32) batches: this catches a
+    what each ``fit`` call trained and validated on, where the grading setup recorded
+    it (``data_checks.check_fit_data``: x_train/y_train and x_test/y_test, in any
+    order); the number of SGD updates (10 epochs x ceil(n_train / 32) batches: this catches a
     wrong batch size, epoch count or training set); the accuracy recomputed on the
     test data against the history's last ``val_accuracy``; and, for a model whose
     architecture and optimizer are right, a calibrated accuracy floor.
@@ -108,6 +112,7 @@ def check_training(history, model, run: str) -> None:
             "the same model's fit(...) call (history = model.fit(...))."
         )
     budget = _active_budget()
+    check_fit_data(model, budget)
     n_train = budget.n_train
     updates = int(np.asarray(model.optimizer.iterations))
     wanted_updates = settings["epochs"] * steps_per_epoch(n_train, settings["batch_size"])

@@ -32,6 +32,7 @@ MAX_JSON_DEPTH = 32
 MAX_DIMS, MAX_ELEMENTS = 4, 10_000_000
 DTYPES = frozenset({"float16", "float32", "float64", "int32", "int64", "bool"})
 MAX_LAYERS, MAX_CALLS, MAX_LIST = 64, 64, 10_000
+MAX_FITS = 16
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 _KEY = re.compile(r"[A-Za-z0-9_/]{1,200}\Z")
 
@@ -171,8 +172,39 @@ def _plain_value(value, where: str, depth: int = 0) -> None:
         _fail(where, f"holds a {type(value).__name__}")
 
 
+def _sample(sample, where: str, keys: set) -> None:
+    """One side of a fit record: data (two arrays by key; their dtype and shape are checked
+    where they are used, ``rebuild.fit_records``), a split, none, or unknown."""
+    kind = sample.get("kind") if isinstance(sample, dict) else None
+    if kind == "data":
+        _object(sample, where, {"kind", "images", "labels", "full_rows"})
+        for field in ("images", "labels"):
+            keys.add(_str(sample[field], f"{where}.{field}", _KEY))
+        _optional(sample["full_rows"], _int, where + ".full_rows", 0, MAX_ELEMENTS)
+    elif kind == "split":
+        fraction = _float(_object(sample, where, {"kind", "fraction"})["fraction"], where + ".fraction")
+        if not 0 < fraction < 1:
+            _fail(where + ".fraction", f"should lie between 0 and 1, found {fraction!r}")
+    elif kind == "none":
+        _object(sample, where, {"kind"})
+    elif kind == "unknown":
+        _str(_object(sample, where, {"kind", "reason"})["reason"], where + ".reason", None, 1000)
+    else:
+        _fail(where, "is not a fit sample of a known kind")
+
+
+def _fits(fits, where: str, keys: set) -> None:
+    for index, record in enumerate(_list(fits, where, MAX_FITS)):
+        _object(record, f"{where}[{index}]", {"train", "validation"})
+        _sample(record["train"], f"{where}[{index}].train", keys)
+        _sample(record["validation"], f"{where}[{index}].validation", keys)
+
+
 def _model(item: dict, where: str, keys: set) -> None:
-    _object(item, where, {"kind", "model_class", "input_shape", "layers", "compile", "optimizer_state"})
+    _object(item, where, {"kind", "model_class", "input_shape", "layers", "compile", "optimizer_state"},
+            {"fits"})
+    if item.get("fits") is not None:
+        _fits(item["fits"], where + ".fits", keys)
     if item["model_class"] not in ("Sequential", "Functional"):
         _fail(where, f"model_class {item['model_class']!r} is not Sequential or Functional")
     shape = item["input_shape"]
@@ -261,6 +293,8 @@ def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool 
         if not weights_allowed and (item.get("optimizer_state") is not None or any(
                 "weights" in layer for layer in item.get("layers") or [] if isinstance(layer, dict))):
             _fail(where, "a builder's result is exported without weights")
+        if not weights_allowed and item.get("fits") is not None:
+            _fail(where, "a builder's result is exported without fit records")
         _model(item, where, keys)
     else:
         _history(item, where)

@@ -107,5 +107,45 @@ FUNCTIONAL_STYLE = MockSubmission(
     default_points="full",
 )
 
-ALL = (KERAS2_STYLE, FUNCTIONAL_STYLE)
+DATA_STYLES = MockSubmission(
+    name="correct-data-styles",
+    intent=(
+        "The training data passed other ways (issue 12): a tf.data.Dataset of the same arrays "
+        "with batch 32 (TODO 1), copies (TODO 2), x=/y= keywords (TODO 4), a shuffled copy "
+        "(TODO 6): full marks."
+    ),
+    cells={
+        "todo1": (
+            "import tensorflow as tf\n"
+            "\n"
+            "train_ds = tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(len(x_train), seed=1).batch(32)\n"
+            "model_eta_large = define_model(1)\n"
+            "history_eta_large = model_eta_large.fit(train_ds, epochs=10, validation_data=(x_test, y_test))\n"
+        ),
+        "todo2": (
+            "x_copy, y_copy = x_train.copy(), y_train.copy()\n"
+            "model_eta_small = define_model(0.00001)\n"
+            "history_eta_small = model_eta_small.fit(x_copy, y_copy, batch_size=32, epochs=10,\n"
+            "                                        validation_data=(x_test.copy(), y_test.copy()))\n"
+        ),
+        "todo3": SOLUTION,
+        "todo4": (
+            "model_momentum = define_model_with_momentum(0.01, 0.9)\n"
+            "history_momentum = model_momentum.fit(x=x_train, y=y_train, batch_size=32, epochs=10,\n"
+            "                                      validation_data=(x_test, y_test))\n"
+        ),
+        "todo5": SOLUTION,
+        "todo6": (
+            "order = np.random.default_rng(0).permutation(len(x_train))\n"
+            "x_shuffled, y_shuffled = x_train[order], y_train[order]\n"
+            "model_2_layer = define_model_2_conv(0.01)\n"
+            "history_2_layer = model_2_layer.fit(x_shuffled, y_shuffled, batch_size=32, epochs=10,\n"
+            "                                    validation_data=(x_test, y_test))\n"
+        ),
+        **_PART_A,
+    },
+    default_points="full",
+)
+
+ALL = (KERAS2_STYLE, FUNCTIONAL_STYLE, DATA_STYLES)
 assert set(CODE_SOLUTIONS) >= set(KERAS2_STYLE.cells)

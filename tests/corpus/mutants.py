@@ -193,6 +193,38 @@ MUTANTS = (
             "validation_data=(x_test, y_test)\n)\nhistory_2_layer.history[\"val_accuracy\"] = [0.99] * 10",
         ),
     ),
+    # Training on the wrong data (issue 12): the data passed to fit is fingerprinted.
+    mutant(
+        "subset-larger-than-fast-budget",
+        "TODO 4 trains on x_train[:10000], a sixth of the real data; under the fast budget the "
+        "slice is all of x_train, so only the fingerprint's record of the slice shows it.",
+        ("test_todo4_training",),
+        todo4="model_momentum = define_model_with_momentum(0.01, 0.9)\n"
+        + _fit("model_momentum", "history_momentum", x="x_train[:10000]", y="y_train[:10000]"),
+    ),
+    mutant(
+        "one-class-removed",
+        "TODO 6 trains without the images of the digit 3.",
+        ("test_todo6_training",),
+        todo6="model_2_layer = define_model_2_conv(0.01)\n"
+        "keep = y_train.argmax(axis=1) != 3\n"
+        + _fit("model_2_layer", "history_2_layer", x="x_train[keep]", y="y_train[keep]"),
+    ),
+    mutant(
+        "labels-shifted-by-one",
+        "TODO 1 trains on labels shifted by one row: each image carries its neighbour's label.",
+        ("test_todo1_training",),
+        todo1="model_eta_large = define_model(1)\n"
+        + _fit("model_eta_large", "history_eta_large", y="np.roll(y_train, 1, axis=0)"),
+    ),
+    mutant(
+        "validation-on-another-test-slice",
+        "TODO 2 validates on the second half of the test set only.",
+        ("test_todo2_training",),
+        todo2="model_eta_small = define_model(0.00001)\n"
+        + _fit("model_eta_small", "history_eta_small",
+               validation_data="(x_test[len(x_test) // 2:], y_test[len(y_test) // 2:])"),
+    ),
     mutant(
         "part-a-wrong-choice-and-flipped-kernel",
         "Part A: a wrong letter for 1.1, and a true convolution (flipped kernel) for Problem 3.",
