@@ -80,12 +80,12 @@ def test_rootless_command_shape(spec, monkeypatch):
     """Rootless: no setpriv; bwrap's own user namespace maps this uid to the sandbox uid,
     drops every capability, reports its pid 1, and the process limit is set inside."""
     monkeypatch.setattr(bw, "find_tool", lambda name: f"/usr/bin/{name}")
-    spec.info_fd = 7
+    spec.info_fd, spec.block_fd = 7, 8
     argv = bw.build_command(spec, bwrap="/usr/bin/bwrap")
     assert argv[0] == "/usr/bin/bwrap" and "/usr/bin/setpriv" not in argv
     pairs = list(zip(argv, argv[1:]))
     for pair in (("--uid", "65534"), ("--gid", "65534"), ("--cap-drop", "ALL"),
-                 ("--info-fd", "7"), ("--remount-ro", "/")):
+                 ("--info-fd", "7"), ("--block-fd", "8"), ("--remount-ro", "/")):
         assert pair in pairs
     for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
                  "--clearenv", "--disable-userns"):

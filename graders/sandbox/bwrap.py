@@ -83,6 +83,7 @@ class SandboxSpec:
     env: dict[str, str] = field(default_factory=dict)  # the complete inside environment
     chdir: str = INSIDE_WORK
     info_fd: int | None = None  # rootless mode: bwrap's --info-fd (None: root mode)
+    block_fd: int | None = None  # rootless mode: bwrap's --block-fd
 
 
 def find_tool(name: str) -> str:
@@ -240,6 +241,8 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
             "--cap-drop", "ALL",
             "--info-fd", str(spec.info_fd),  # the namespace's pid 1, for pidns
         ]
+        if spec.block_fd is not None:  # wait until the grader holds that pid 1
+            argv += ["--block-fd", str(spec.block_fd)]
         command = inside_prefix(lim, find_tool("prlimit")) + command
     if version >= (0, 8):
         argv += ["--disable-userns"]  # no nested user namespaces for the student

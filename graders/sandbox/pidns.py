@@ -7,8 +7,8 @@ and reaped *before* pid 1 itself finishes exiting (``zap_pid_ns_processes``). Th
 bwrap waits for that pid 1 and exits only after it. So:
 
 * to kill everything: SIGKILL the namespace's pid 1 (bwrap reports its host pid on
-  ``--info-fd``; it runs as the grader's uid, so the grader may signal it), then the
-  outer bwrap;
+  ``--info-fd`` and waits on ``--block-fd`` until the grader holds a pidfd of it; it
+  runs as the grader's uid, so the grader may signal it), then the outer bwrap;
 * to know that everything is dead: the outer bwrap has exited *and* that pid 1 has
   exited (watched through a pidfd, so a reused pid number can never be mistaken for it).
 
@@ -22,64 +22,79 @@ import json
 import os
 import select
 import signal
-import threading
+import time
+
+from .errors import SandboxError
+
+MAX_INFO_BYTES = 64 * 1024
 
 
-class InfoReader(threading.Thread):
-    """Read bwrap's ``--info-fd`` JSON (``{"child-pid": N, ...}``) from ``fd`` (closed at
-    the end) and hold a pidfd of that pid 1, checked to be a child of the outer bwrap
-    ``parent``: a pidfd names that very process, never a later one with the same number."""
+class Pid1:
+    """The pid namespace's pid 1 of one rootless run, held as a pidfd (a pidfd names that
+    very process, never a later one with the same number)."""
 
-    MAX_BYTES = 64 * 1024
+    def __init__(self, pid: int, pidfd: int) -> None:
+        self.pid, self.pidfd = pid, pidfd
 
-    def __init__(self, fd: int, parent: int) -> None:
-        super().__init__(daemon=True)
-        self.fd = fd
-        self.parent = parent
-        self.child_pid: int | None = None
-        self.pidfd: int | None = None
-        self.error = ""
+    def exited(self) -> bool:
+        """Whether pid 1 has exited. A pidfd turns readable only once the process is a
+        zombie, which for a namespace's pid 1 is after every other process of the
+        namespace has been killed and reaped."""
+        if self.pidfd is None:
+            return True
+        ready, _, _ = select.select([self.pidfd], [], [], 0)
+        return bool(ready)
 
-    def run(self) -> None:
-        data = b""
-        try:
-            while len(data) < self.MAX_BYTES:
-                chunk = os.read(self.fd, 4096)
-                if not chunk:
-                    break
-                data += chunk
-                try:  # bwrap may keep the fd open: stop at the first whole object
-                    info, _ = json.JSONDecoder().raw_decode(data.decode("utf-8").lstrip())
-                except ValueError:
-                    continue
-                pid = info.get("child-pid") if isinstance(info, dict) else None
-                if isinstance(pid, int) and not isinstance(pid, bool) and pid > 1:
-                    self._open(pid)
-                else:
-                    self.error = f"no child-pid in bwrap's info: {data[:200]!r}"
-                return
-            self.error = "bwrap wrote no info (it failed before starting the sandbox)"
-        except OSError as exc:
-            self.error = f"reading bwrap's info: {exc}"
-        finally:
-            os.close(self.fd)
-
-    def _open(self, pid: int) -> None:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
-            self.error = f"the sandbox's pid 1 ({pid}) was gone before it could be watched"
-            return
-        if parent_pid(pid) != self.parent:  # checked after opening: the pidfd is the one
-            os.close(pidfd)
-            self.error = f"pid {pid} is not a child of bwrap {self.parent}"
-            return
-        self.child_pid, self.pidfd = pid, pidfd
+    def kill(self) -> None:
+        """SIGKILL pid 1: the kernel then kills the rest of the namespace."""
+        if self.pidfd is not None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def close(self) -> None:
         if self.pidfd is not None:
             os.close(self.pidfd)
             self.pidfd = None
+
+
+def hold_pid1(info_fd: int, block_fd: int, parent: int, timeout: float = 60.0) -> Pid1:
+    """Read bwrap's ``--info-fd`` (``{"child-pid": N, ...}``), take a pidfd of pid N (a
+    child of the outer bwrap ``parent``), and only then let the sandbox start its
+    command by writing to its ``--block-fd``: pid 1 cannot be gone before it is held.
+    Closes both fds. Raises SandboxError when bwrap reports no pid 1."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while len(data) < MAX_INFO_BYTES:
+            left = deadline - time.monotonic()
+            ready, _, _ = select.select([info_fd], [], [], max(0.0, left))
+            if not ready:
+                raise SandboxError(f"bwrap reported no pid 1 within {timeout:.0f} s")
+            chunk = os.read(info_fd, 4096)
+            if not chunk:
+                raise SandboxError("bwrap exited before starting the sandbox")
+            data += chunk
+            try:  # bwrap may keep the fd open: stop at the first whole object
+                info, _ = json.JSONDecoder().raw_decode(data.decode("utf-8").lstrip())
+            except ValueError:
+                continue
+            pid = info.get("child-pid") if isinstance(info, dict) else None
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+                raise SandboxError(f"no child-pid in bwrap's info: {data[:200]!r}")
+            pidfd = os.pidfd_open(pid)  # blocked on block-fd: it is alive
+            if parent_pid(pid) != parent:  # checked after opening: the pidfd is the one
+                os.close(pidfd)
+                raise SandboxError(f"pid {pid} is not a child of bwrap {parent}")
+            os.write(block_fd, b"x")
+            return Pid1(pid, pidfd)
+        raise SandboxError("bwrap's info is too long")
+    except OSError as exc:
+        raise SandboxError(f"cannot hold the sandbox's pid 1: {exc}") from exc
+    finally:
+        os.close(info_fd)
+        os.close(block_fd)
 
 
 def parent_pid(pid: int) -> int | None:
@@ -92,20 +107,3 @@ def parent_pid(pid: int) -> int | None:
     # the command name (field 2) may hold spaces or ')': split after its last ')'
     fields = text[text.rfind(")") + 2:].split()
     return int(fields[1]) if len(fields) > 1 else None
-
-
-def exited(pidfd: int) -> bool:
-    """Whether the process of ``pidfd`` has exited. A pidfd turns readable only once the
-    process is a zombie, which for a namespace's pid 1 is after every other process of
-    the namespace has been killed and reaped."""
-    ready, _, _ = select.select([pidfd], [], [], 0)
-    return bool(ready)
-
-
-def kill_namespace(pidfd: int | None) -> None:
-    """SIGKILL the namespace's pid 1 (the kernel then kills the rest of the namespace)."""
-    if pidfd is not None:
-        try:
-            signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        except ProcessLookupError:
-            pass

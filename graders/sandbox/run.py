@@ -72,7 +72,7 @@ class SandboxRun:
     def __init__(self, limits: SandboxLimits, *, base_dir: str | None = None) -> None:
         self.limits = limits
         self.rootless = rootless.is_rootless()
-        self.info: pidns.InfoReader | None = None  # rootless: the pid namespace's pid 1
+        self.pid1: pidns.Pid1 | None = None  # rootless: the pid namespace's pid 1
         self.watch: ScratchWatch | None = None  # rootless: the scratch's size
         self.limit_exceeded = ""  # rootless: why the run was killed early (scratch size)
         self.base_dir = base_dir or os.environ.get("HW5_SANDBOX_BASE") or tempfile.gettempdir()
@@ -253,12 +253,12 @@ class SandboxRun:
         return preexec
 
     def command(self, inside_argv: list[str], env: Mapping[str, str],
-                info_fd: int | None = None) -> list[str]:
+                info_fd: int | None = None, block_fd: int | None = None) -> list[str]:
         spec = bw.SandboxSpec(
             limits=self.limits, work_dir=self.host("work"),
             kit_dir=self.host("kit"), etc_dir=self.host("etc"), command=list(inside_argv),
             python_binds=self.python_binds, extra_binds=self.extra_binds, env=dict(env),
-            info_fd=info_fd,
+            info_fd=info_fd, block_fd=block_fd,
         )
         return bw.build_command(spec)
 
@@ -267,11 +267,12 @@ class SandboxRun:
         """Start the sandbox; ``pass_fds`` are kept open in it at the same numbers."""
         if self.proc is not None:
             raise SandboxError("a SandboxRun runs one command")
-        info_read = info_write = None
-        if self.rootless:
+        info_read = info_write = block_read = block_write = None
+        if self.rootless:  # bwrap reports its pid 1, then waits until we hold it
             info_read, info_write = os.pipe()
-            pass_fds = tuple(pass_fds) + (info_write,)
-        argv = self.command(inside_argv, env, info_write)
+            block_read, block_write = os.pipe()
+            pass_fds = tuple(pass_fds) + (info_write, block_read)
+        argv = self.command(inside_argv, env, info_write, block_read)
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
@@ -282,15 +283,16 @@ class SandboxRun:
                 preexec_fn=self._preexec(),
             )
         except (OSError, subprocess.SubprocessError) as exc:
-            if info_read is not None:
-                os.close(info_read)
+            for fd in (info_read, block_write):
+                if fd is not None:
+                    os.close(fd)
             raise SandboxUnavailable(f"cannot start the sandbox: {exc}") from exc
         finally:
-            if info_write is not None:
-                os.close(info_write)  # bwrap holds the only write end
-        if info_read is not None:
-            self.info = pidns.InfoReader(info_read, self.proc.pid)
-            self.info.start()
+            for fd in (info_write, block_read):  # bwrap holds these ends alone
+                if fd is not None:
+                    os.close(fd)
+        if info_read is not None and block_write is not None:
+            self.pid1 = pidns.hold_pid1(info_read, block_write, self.proc.pid)
             self.watch = ScratchWatch(self.host("work"), self.limits.scratch_mb * MiB,
                                       self._scratch_full)
             self.watch.start()
@@ -302,9 +304,8 @@ class SandboxRun:
     def _scratch_full(self) -> None:
         """Rootless: the scratch went over its size (called by the watch thread)."""
         self.limit_exceeded = self.watch.exceeded if self.watch else "scratch over its size"
-        if self.info is not None:
-            self.info.join(timeout=5)
-            pidns.kill_namespace(self.info.pidfd)
+        if self.pid1 is not None:
+            self.pid1.kill()
 
     def wait(self, timeout: float) -> int | None:
         """Wait for the sandbox; past ``timeout`` s kill everything in the cgroup (or,
@@ -340,10 +341,9 @@ class SandboxRun:
             return bool(self.cgroup.pids())
         if not self.rootless or self.proc is None:
             return self.proc is not None
-        if self.proc.poll() is None or self.info is None:
+        if self.proc.poll() is None or self.pid1 is None:
             return True
-        self.info.join(timeout=5)
-        return self.info.pidfd is None or not pidns.exited(self.info.pidfd)
+        return not self.pid1.exited()
 
     def _kill(self) -> None:
         if self.cgroup is not None:
@@ -351,10 +351,9 @@ class SandboxRun:
                 self.cgroup.kill_all()
             except CgroupError:
                 pass
-        if self.info is not None and self.proc is not None:
+        if self.pid1 is not None and self.proc is not None:
             # the namespace's pid 1 first: the outer bwrap then exits once it is reaped
-            self.info.join(timeout=5)
-            pidns.kill_namespace(self.info.pidfd)
+            self.pid1.kill()
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -405,8 +404,8 @@ class SandboxRun:
             r.join(timeout=1)
         if self.watch is not None:
             self.watch.stop()
-        if self.info is not None:
-            self.info.close()
+        if self.pid1 is not None:
+            self.pid1.close()
         if self.root is not None and self.rootless:
             try:
                 remove_tree(self.root)

@@ -246,8 +246,7 @@ def self_test(limits: SandboxLimits | None = None,
             rc = run.wait(min(60, limits.notebook_timeout_s))
             if is_rootless:
                 check("nothing of the run left alive", not run.processes_left(),
-                      f"pid 1 of the namespace: {run.info.child_pid if run.info else None}"
-                      f" {run.info.error if run.info else ''}")
+                      f"pid 1 of the namespace: {run.pid1.pid if run.pid1 else None}")
             else:
                 peak = cg.peak_memory_bytes() if cg else None
                 check("probe charged to the cgroup", bool(peak), f"peak {peak}")
