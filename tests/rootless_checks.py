@@ -79,10 +79,10 @@ def main(sleep_arg: str) -> dict:
     }
     results = {"selftest": report.summary()}
     for name, (nb, limits) in cases.items():
-        artifacts = tempfile.mkdtemp(prefix="hw5-rootless-artifacts-")
         started = time.monotonic()
-        # artifacts_to: the exports are read only once every process of the run is dead
-        result = execute_notebook(nb, limits=limits, artifacts_to=artifacts)
+        with tempfile.TemporaryDirectory(prefix="hw5-rootless-artifacts-") as artifacts:
+            # artifacts_to: the exports are read only once every process of the run is dead
+            result = execute_notebook(nb, limits=limits, artifacts_to=artifacts)
         results[name] = {"status": result.status, "detail": result.detail,
                          "texts": texts(result), "seconds": round(time.monotonic() - started, 2)}
     return results

@@ -66,10 +66,10 @@ def view_script(uid: int, home: str, stash: str, env: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def user_env(home: str) -> dict[str, str]:
+def user_env(home: str, tmp: str) -> dict[str, str]:
     env = {
         "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": home, "USER": "hw5-rootless", "LOGNAME": "hw5-rootless", "LANG": "C.UTF-8",
+        "HOME": home, "TMPDIR": tmp, "USER": "hw5-rootless", "LOGNAME": "hw5-rootless", "LANG": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     if os.environ.get("HW5_MNIST_PATH"):
@@ -87,13 +87,15 @@ class Runner:
         self.base = tempfile.mkdtemp(prefix="hw5-rootless-")
         os.chmod(self.base, 0o755)
         self.home = os.path.join(self.base, "home")
-        os.mkdir(self.home, 0o700)
+        self.tmp = os.path.join(self.base, "tmp")  # the sandboxes' trees, cleaned with the rest
+        for folder in (self.home, self.tmp):
+            os.mkdir(folder, 0o700)
+            if self.root:
+                os.chown(folder, self.uid, self.uid)
         os.mkdir(os.path.join(self.base, "stash"), 0o700)
-        if self.root:
-            os.chown(self.home, self.uid, self.uid)
         self.script = os.path.join(self.base, "as-user.sh")
         Path(self.script).write_text(view_script(
-            self.uid, self.home, os.path.join(self.base, "stash"), user_env(self.home)))
+            self.uid, self.home, os.path.join(self.base, "stash"), user_env(self.home, self.tmp)))
 
     def own(self, path: str | os.PathLike) -> None:
         """Give ``path`` (a tree) to the unprivileged uid."""
@@ -106,7 +108,7 @@ class Runner:
         return ["unshare", "--mount", "--propagation", "private", "sh", self.script, *argv]
 
     def __call__(self, argv: list[str], timeout: float = 600, **kw) -> subprocess.CompletedProcess:
-        env = None if self.root else {**os.environ, **user_env(self.home)}
+        env = None if self.root else {**os.environ, **user_env(self.home, self.tmp)}
         return subprocess.run(self.argv(argv), cwd=REPO, capture_output=True, text=True,
                               timeout=timeout, env=env, **kw)
 

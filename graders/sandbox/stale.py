@@ -48,13 +48,13 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
             cleaned.append(path)
         except OSError:
             # a rootless run's tree is a plain folder with its files still in it
-            if (not any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts())
-                    and os.lstat(path).st_uid == os.geteuid()):
-                try:
+            try:
+                if (not any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts())
+                        and os.lstat(path).st_uid == os.geteuid()):
                     remove_tree(path)
                     cleaned.append(path)
-                except OSError:
-                    pass
+            except OSError:
+                pass
     if not is_rootless():  # rootless runs have no cgroups (and may not touch root's)
         cleaned += [str(p) for p in cleanup_stale_cgroups()]
     return cleaned
