@@ -63,7 +63,10 @@ def hold_pid1(info_fd: int, block_fd: int, parent: int, timeout: float = 60.0) -
     """Read bwrap's ``--info-fd`` (``{"child-pid": N, ...}``), take a pidfd of pid N (a
     child of the outer bwrap ``parent``), and only then let the sandbox start its
     command by writing to its ``--block-fd``: pid 1 cannot be gone before it is held.
-    Closes both fds. Raises SandboxError when bwrap reports no pid 1."""
+    Closes ``info_fd``, and ``block_fd`` once written. Raises SandboxError when bwrap
+    reports no pid 1: ``block_fd`` is left open then (closing it would let bwrap start
+    the command), for the caller to kill bwrap first."""
+
     data = b""
     deadline = time.monotonic() + timeout
     try:
@@ -88,13 +91,13 @@ def hold_pid1(info_fd: int, block_fd: int, parent: int, timeout: float = 60.0) -
                 os.close(pidfd)
                 raise SandboxError(f"pid {pid} is not a child of bwrap {parent}")
             os.write(block_fd, b"x")
+            os.close(block_fd)
             return Pid1(pid, pidfd)
         raise SandboxError("bwrap's info is too long")
     except OSError as exc:
         raise SandboxError(f"cannot hold the sandbox's pid 1: {exc}") from exc
     finally:
         os.close(info_fd)
-        os.close(block_fd)
 
 
 def parent_pid(pid: int) -> int | None:

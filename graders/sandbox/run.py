@@ -292,7 +292,13 @@ class SandboxRun:
                 if fd is not None:
                     os.close(fd)
         if info_read is not None and block_write is not None:
-            self.pid1 = pidns.hold_pid1(info_read, block_write, self.proc.pid)
+            try:
+                self.pid1 = pidns.hold_pid1(info_read, block_write, self.proc.pid)
+            except SandboxError:
+                self.proc.kill()  # before it may run: it still waits on the block fd
+                self.proc.wait()
+                os.close(block_write)
+                raise
             self.watch = ScratchWatch(self.host("work"), self.limits.scratch_mb * MiB,
                                       self._scratch_full)
             self.watch.start()
