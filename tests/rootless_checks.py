@@ -85,7 +85,26 @@ def main(sleep_arg: str) -> dict:
             result = execute_notebook(nb, limits=limits, artifacts_to=artifacts)
         results[name] = {"status": result.status, "detail": result.detail,
                          "texts": texts(result), "seconds": round(time.monotonic() - started, 2)}
+    results["stale"] = stale_tree_removed()
     return results
+
+
+def stale_tree_removed() -> bool:
+    """A run tree left by a dead orchestrator (its files, a folder the student locked) is
+    removed by the next start-up cleanup."""
+    import os
+    import subprocess
+
+    from graders.sandbox.run import RUN_PREFIX
+    from graders.sandbox.stale import cleanup_stale
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tree = Path(tempfile.gettempdir()) / f"{RUN_PREFIX}{dead.pid}-leftover"
+    (tree / "work" / "locked").mkdir(parents=True)
+    (tree / "work" / "locked" / "file").write_text("x")
+    os.chmod(tree / "work" / "locked", 0)
+    return str(tree) in cleanup_stale() and not tree.exists()
 
 
 if __name__ == "__main__":

@@ -81,6 +81,7 @@ def test_hostile_notebooks_rootless(user):
     refused = got["forks"]["texts"][0].split()
     assert refused[:2] == ["refused", "after"] and int(refused[2]) < 96, got["forks"]  # RLIMIT_NPROC
     assert got["disk"]["status"] != "ok" and "scratch folder went over" in got["disk"]["detail"], got["disk"]
+    assert got["stale"], "a dead orchestrator's rootless tree was not cleaned up"
 
 
 def grade_rootless(user, students, *options: str) -> float:
