@@ -100,6 +100,12 @@ def test_rootless_limits_described():
     assert rootless.address_space_bytes(SandboxLimits(memory_mb=6000)) == 6000 << 20
 
 
+def test_rootless_says_why_there_is_no_cgroup(tmp_path):
+    assert "cgroup v1" in rootless.why_no_cgroup(tmp_path)
+    (tmp_path / "cgroup.controllers").write_text("memory pids\n")
+    assert "not used yet" in rootless.why_no_cgroup(tmp_path)
+
+
 def test_base_env():
     env = bw.base_env(SandboxLimits(threads=2), "/opt/venv/bin")
     for k in ("HOME", "KERAS_HOME", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR",

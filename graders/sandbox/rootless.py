@@ -83,9 +83,16 @@ def inside_prefix(limits: SandboxLimits, prlimit: str = "/usr/bin/prlimit") -> l
     return [prlimit, f"--nproc={limits.pids}:{limits.pids}", "--"]
 
 
+def why_no_cgroup(root: Path = Path("/sys/fs/cgroup")) -> str:
+    """Why rootless runs use rlimits, not a cgroup, on this machine."""
+    if not (root / "cgroup.controllers").exists():
+        return "cgroup v1 here, so no delegated subtree"
+    return "cgroup v2 here, but delegated subtrees (systemd-run --user --scope) are not used yet"
+
+
 def describe(limits: SandboxLimits) -> str:
     """One line: which limits are in force in rootless mode (for the self-test and logs)."""
-    return (f"rootless (bubblewrap user namespace, no cgroup): processes+threads "
+    return (f"rootless (bubblewrap user namespace; no cgroup: {why_no_cgroup()}): processes+threads "
             f"RLIMIT_NPROC={limits.pids} inside the namespace; memory RLIMIT_AS="
             f"{address_space_bytes(limits) // MiB} MiB per process; scratch "
             f"{limits.scratch_mb} MiB by polling; RLIMIT_FSIZE={limits.fsize_bytes // MiB} MiB "
