@@ -7,6 +7,11 @@ anything of the host's. Only an allow-list of host paths is bound, read-only, at
 same paths; the scratch and output directories are bound read-write; ``/tmp``,
 ``/dev/shm`` and ``/run`` are fresh sized tmpfs; ``/`` is remounted read-only.
 
+Rootless (the grader is not root; :mod:`graders.sandbox.rootless`) the same bwrap runs
+without ``setpriv``: its own user namespace maps the grader's uid to the sandbox uid
+(``--uid``/``--gid``), ``--cap-drop ALL``, ``--info-fd``/``--block-fd`` hand its pid 1 to
+the host before the command starts, and ``prlimit`` sets RLIMIT_NPROC inside.
+
 Every host path handed to :func:`build_command` must already be reachable by the
 unprivileged uid (bwrap resolves bind sources after dropping privileges); the runner
 mirrors unreachable ones (for example the pyenv base under ``/root``) first.
