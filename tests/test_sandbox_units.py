@@ -11,7 +11,7 @@ import pytest
 
 from graders.sandbox import SandboxLimits, SandboxUnavailable
 from graders.sandbox import bwrap as bw
-from graders.sandbox import cgroups, channel, hostfs, notebook, outputs, selftest
+from graders.sandbox import cgroups, channel, hostfs, notebook, outputs, quota, rootless, selftest
 from graders.sandbox import run as sandbox_run
 
 PKG = Path(notebook.__file__).resolve().parent
@@ -74,6 +74,36 @@ def test_command_shape(spec):
     # /etc is an allow-list: generated passwd, never the host's shadow
     assert not any(a.startswith("/etc/shadow") for a in argv)
     assert ("--ro-bind", str(Path(spec.etc_dir) / "passwd"), "/etc/passwd") in pairs
+
+
+def test_rootless_command_shape(spec, monkeypatch):
+    """Rootless: no setpriv; bwrap's own user namespace maps this uid to the sandbox uid,
+    drops every capability, reports its pid 1, and the process limit is set inside."""
+    monkeypatch.setattr(bw, "find_tool", lambda name: f"/usr/bin/{name}")
+    spec.info_fd, spec.block_fd = 7, 8
+    argv = bw.build_command(spec, bwrap="/usr/bin/bwrap")
+    assert argv[0] == "/usr/bin/bwrap" and "/usr/bin/setpriv" not in argv
+    pairs = list(zip(argv, argv[1:]))
+    for pair in (("--uid", "65534"), ("--gid", "65534"), ("--cap-drop", "ALL"),
+                 ("--info-fd", "7"), ("--block-fd", "8"), ("--remount-ro", "/")):
+        assert pair in pairs
+    for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
+                 "--clearenv", "--disable-userns"):
+        assert flag in argv
+    assert ("--ro-bind", "/", "/") not in list(zip(argv, argv[1:], argv[2:]))
+    assert argv[-8:] == ["--", "/usr/bin/prlimit", "--nproc=512:512", "--", "/py", "-P", "-m", "x"]
+
+
+def test_rootless_limits_described():
+    text = rootless.describe(SandboxLimits(memory_mb=2048, pids=300))
+    assert "RLIMIT_NPROC=300" in text and "RLIMIT_AS=4096 MiB" in text  # never under 4 GiB
+    assert rootless.address_space_bytes(SandboxLimits(memory_mb=6000)) == 6000 << 20
+
+
+def test_rootless_says_why_there_is_no_cgroup(tmp_path):
+    assert "cgroup v1" in rootless.why_no_cgroup(tmp_path)
+    (tmp_path / "cgroup.controllers").write_text("memory pids\n")
+    assert "not used yet" in rootless.why_no_cgroup(tmp_path)
 
 
 def test_base_env():
@@ -317,13 +347,35 @@ def test_detect_cgroup_version(tmp_path):
 
 
 # -- fail closed ----------------------------------------------------------------------
-def test_not_root_is_unavailable(monkeypatch):
+def test_not_root_without_user_namespaces_is_unavailable(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(rootless, "userns_problem",
+                        lambda bwrap: "user namespaces are disabled (sysctl user.max_user_namespaces=0)")
     monkeypatch.setattr(selftest, "_CACHE", {})
-    with pytest.raises(SandboxUnavailable, match="root"):
+    with pytest.raises(SandboxUnavailable, match="not root, and user namespaces are disabled"):
         selftest.require_sandbox(refresh=True)
     with pytest.raises(SandboxUnavailable):
         notebook.execute_notebook(_nb("print(1)"))
+
+
+def test_scratch_watch_kills_on_going_over(tmp_path):
+    fired = []
+    watch = quota.ScratchWatch(str(tmp_path), 1 << 20, lambda: fired.append(1), poll_s=0.02)
+    watch.start()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "big").write_bytes(os.urandom(2 << 20))
+    watch.join(timeout=5)
+    assert fired == [1] and "over its limit" in watch.exceeded
+    assert quota.usage(str(tmp_path))[0] >= 2 << 20
+
+
+def test_remove_tree_undoes_the_students_permissions(tmp_path):
+    locked = tmp_path / "tree" / "a" / "b"
+    locked.mkdir(parents=True)
+    (locked / "f").write_text("x")
+    (tmp_path / "tree" / "a").chmod(0)
+    hostfs.remove_tree(str(tmp_path / "tree"))
+    assert not (tmp_path / "tree").exists()
 
 
 def test_missing_bwrap_is_unavailable(monkeypatch):

@@ -1,6 +1,6 @@
 """Fail-closed sandbox that executes one untrusted Jupyter notebook.
 
-Host API (trusted orchestrator, runs as root)::
+Host API (trusted orchestrator; root, or rootless: see ``rootless``)::
 
     from graders.sandbox import execute_notebook, SandboxLimits, require_sandbox
     require_sandbox()                       # raises SandboxUnavailable if it does not hold

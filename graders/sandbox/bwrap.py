@@ -7,6 +7,11 @@ anything of the host's. Only an allow-list of host paths is bound, read-only, at
 same paths; the scratch and output directories are bound read-write; ``/tmp``,
 ``/dev/shm`` and ``/run`` are fresh sized tmpfs; ``/`` is remounted read-only.
 
+Rootless (the grader is not root; :mod:`graders.sandbox.rootless`) the same bwrap runs
+without ``setpriv``: its own user namespace maps the grader's uid to the sandbox uid
+(``--uid``/``--gid``), ``--cap-drop ALL``, ``--info-fd``/``--block-fd`` hand its pid 1 to
+the host before the command starts, and ``prlimit`` sets RLIMIT_NPROC inside.
+
 Every host path handed to :func:`build_command` must already be reachable by the
 unprivileged uid (bwrap resolves bind sources after dropping privileges); the runner
 mirrors unreachable ones (for example the pyenv base under ``/root``) first.
@@ -25,6 +30,7 @@ from pathlib import PurePosixPath
 
 from .errors import SandboxError
 from .limits import MiB, SandboxLimits
+from .rootless import inside_prefix
 
 # fixed paths inside the sandbox
 INSIDE_WORK = "/home/student/work"  # per-run scratch tmpfs, the kernel's cwd
@@ -81,6 +87,8 @@ class SandboxSpec:
     extra_binds: list[Bind] = field(default_factory=list)  # the caller's read-only binds
     env: dict[str, str] = field(default_factory=dict)  # the complete inside environment
     chdir: str = INSIDE_WORK
+    info_fd: int | None = None  # rootless mode: bwrap's --info-fd (None: root mode)
+    block_fd: int | None = None  # rootless mode: bwrap's --block-fd
 
 
 def find_tool(name: str) -> str:
@@ -211,21 +219,36 @@ def write_etc(etc_dir: str, limits: SandboxLimits) -> None:
 
 def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
                   setpriv: str | None = None) -> list[str]:
-    """The full argv (``setpriv ... bwrap ... -- command``) for ``subprocess.Popen``."""
+    """The full argv for ``subprocess.Popen``: ``setpriv ... bwrap ... -- command`` as
+    root; ``bwrap --uid ... --info-fd N ... -- prlimit ... command`` rootless
+    (``spec.info_fd`` set; see :mod:`graders.sandbox.rootless`)."""
     lim = spec.limits
     bwrap = bwrap or find_tool("bwrap")
-    setpriv = setpriv or find_tool("setpriv")
     if not spec.command:
         raise BwrapError("empty command")
     version = bwrap_version(bwrap)
+    command = list(spec.command)
 
-    argv = [
-        setpriv,
-        f"--reuid={lim.uid}", f"--regid={lim.gid}", "--clear-groups",
-        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
-        bwrap,
-        "--unshare-all", "--unshare-user",  # user, ipc, pid, net (own lo only), uts, cgroup
-    ]
+    if spec.info_fd is None:  # root: drop to the sandbox uid before bwrap starts
+        setpriv = setpriv or find_tool("setpriv")
+        argv = [
+            setpriv,
+            f"--reuid={lim.uid}", f"--regid={lim.gid}", "--clear-groups",
+            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+            bwrap,
+            "--unshare-all", "--unshare-user",  # user, ipc, pid, net (own lo only), uts, cgroup
+        ]
+    else:  # rootless: bwrap's own user namespace maps this uid to the sandbox uid
+        argv = [
+            bwrap,
+            "--unshare-all", "--unshare-user",
+            "--uid", str(lim.uid), "--gid", str(lim.gid),
+            "--cap-drop", "ALL",
+            "--info-fd", str(spec.info_fd),  # the namespace's pid 1, for pidns
+        ]
+        if spec.block_fd is not None:  # wait until the grader holds that pid 1
+            argv += ["--block-fd", str(spec.block_fd)]
+        command = inside_prefix(lim, find_tool("prlimit")) + command
     if version >= (0, 8):
         argv += ["--disable-userns"]  # no nested user namespaces for the student
     argv += [
@@ -257,7 +280,7 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
     ]
     for k, v in check_env(spec.env).items():
         argv += ["--setenv", k, v]
-    argv += ["--"] + list(spec.command)
+    argv += ["--"] + command
     return argv
 
 

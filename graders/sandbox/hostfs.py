@@ -8,6 +8,7 @@ tail of a pipe.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import threading
@@ -144,3 +145,20 @@ def chown_tree(path: str, uid: int, gid: int) -> None:
         for dirpath, dirnames, filenames in os.walk(path):
             for n in dirnames + filenames:
                 os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+def remove_tree(path: str) -> None:
+    """Remove a rootless run's tree. Its files are this uid's, but the student may have
+    taken the permissions off its folders: give them back first (never following links)."""
+    if not os.path.lexists(path):
+        return
+    os.chmod(path, 0o700)
+    for dirpath, dirnames, _ in os.walk(path):  # top-down: chmod a folder, then enter it
+        for name in dirnames:
+            sub = os.path.join(dirpath, name)
+            if not os.path.islink(sub):
+                try:
+                    os.chmod(sub, 0o700)
+                except OSError:
+                    pass
+    shutil.rmtree(path)

@@ -212,7 +212,7 @@ def execute_notebook(
         cg = run.cgroup
         artifact_problems = []
         if artifacts_to:
-            if cg is None or cg.pids():  # nothing may write the exports while they are read
+            if run.processes_left():  # nothing may write the exports while they are read
                 raise SandboxError("processes of the run are still alive; its exports are not read")
             artifact_problems = collect_artifacts(run.host("work", EXPORT_FOLDER), artifacts_to)
         oom = cg.oom_kills() if cg else 0
@@ -221,7 +221,10 @@ def execute_notebook(
             None, CRASHED, "", run.wall_s, peak_memory_bytes=peak, oom_kills=oom,
             returncode=rc, stdout=run.stdout_text(), stderr=run.stderr_text(),
             run_id=run.run_id, artifact_problems=artifact_problems)
-        return read_result(result, reader, sent, limits, timed_out=run.timed_out)
+        result = read_result(result, reader, sent, limits, timed_out=run.timed_out)
+        if run.limit_exceeded and result.status != OK:  # rootless: killed for its scratch
+            result.detail = f"{run.limit_exceeded}; everything in the sandbox was killed"
+        return result
 
 
 def read_result(result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits,

@@ -14,6 +14,11 @@ RLIMITs and mounts as a notebook run) and checks, from both sides:
   absent or unreadable;
 * a separate pid namespace; RLIMITs applied; the cgroup limits applied and charged.
 
+Rootless (:mod:`graders.sandbox.rootless`) the same probe runs, as this uid mapped to the
+sandbox uid; in place of the cgroup checks it checks the RLIMITs that stand in for them
+(RLIMIT_NPROC inside the namespace, RLIMIT_AS), that the scratch is watched, and that
+nothing of the run is left once it ended. The report's ``mode`` says which limits hold.
+
 :func:`require_sandbox` raises :class:`SandboxUnavailable` when anything is missing or
 any check fails. Nothing in this package falls back to running code unsandboxed.
 """
@@ -32,6 +37,7 @@ from typing import Iterable
 
 from . import bwrap as bw
 from .errors import SandboxError, SandboxUnavailable
+from . import rootless
 from .limits import MiB, SandboxLimits
 from .run import SandboxRun, require_host
 from .stale import cleanup_stale
@@ -94,7 +100,8 @@ rc = libc.unshare(0x10000000)  # CLONE_NEWUSER
 r["unshare_user"] = "allowed" if rc == 0 else "denied errno %d" % ctypes.get_errno()
 r["pids"] = sorted(int(x) for x in os.listdir("/proc") if x.isdigit())
 r["rlimits"] = {n: list(resource.getrlimit(getattr(resource, n)))
-                for n in ("RLIMIT_CORE", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_AS")}
+                for n in ("RLIMIT_CORE", "RLIMIT_NOFILE", "RLIMIT_FSIZE", "RLIMIT_AS",
+                          "RLIMIT_NPROC")}
 def size(p):
     s = os.statvfs(p)
     return s.f_blocks * s.f_frsize
@@ -124,15 +131,19 @@ class SelfTestReport:
     wall_s: float = 0.0
     probe: dict = field(default_factory=dict)
     stderr: str = ""
+    mode: str = ""  # how the sandbox runs, and which limits are in force
+
 
     @property
     def failures(self) -> list[str]:
         return [f"{name}: {detail}" for name, good, detail in self.checks if not good]
 
     def summary(self) -> str:
+        mode = f"\n  mode: {self.mode}" if self.mode else ""
         if self.ok:
-            return f"sandbox self-test passed ({len(self.checks)} checks, {self.wall_s:.1f} s)"
-        return "sandbox self-test FAILED:\n  " + "\n  ".join(self.failures)
+            return (f"sandbox self-test passed ({len(self.checks)} checks, "
+                    f"{self.wall_s:.1f} s){mode}")
+        return "sandbox self-test FAILED:\n  " + "\n  ".join(self.failures) + mode
 
 
 def default_sentinels() -> list[str]:
@@ -150,9 +161,13 @@ def default_sentinels() -> list[str]:
         "/root/.cache", "/root/.pyenv/shims", "/work", "/var/lib",
         "/run/docker.sock", "/var/run/docker.sock", "/sys/fs/cgroup",
     ]
+    # the grading user's own secrets (rootless, the student runs as that very uid)
+    home = os.path.expanduser("~")
+    if home not in ("", "/"):
+        paths += [os.path.join(home, name) for name in (".ssh", ".cache", ".bash_history")]
     extra = os.environ.get("HW5_SANDBOX_SENTINELS", "")
     paths += [p for p in extra.split(os.pathsep) if p]
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def _host_addresses() -> list[str]:
@@ -177,6 +192,7 @@ def self_test(limits: SandboxLimits | None = None,
     limits = limits or SandboxLimits()
     report = SelfTestReport(ok=False)
     t0 = time.monotonic()
+    is_rootless = rootless.is_rootless()
 
     def check(name: str, good: bool, detail: str = "") -> None:
         report.checks.append((name, bool(good), detail))
@@ -210,17 +226,30 @@ def self_test(limits: SandboxLimits | None = None,
     try:
         with SandboxRun(limits) as run:
             cg = run.cgroup
-            check("cgroup memory limit", cg is not None
-                  and int(cg.read_limit("memory")) == limits.memory_bytes,
-                  cg.read_limit("memory") if cg else "no cgroup")
-            check("cgroup pids limit", cg is not None
-                  and cg.read_limit("pids") == str(limits.pids),
-                  cg.read_limit("pids") if cg else "no cgroup")
+            if is_rootless:
+                report.mode = rootless.describe(limits)
+            else:
+                report.mode = (f"root: setpriv to uid {limits.uid}, cgroup {cg.version if cg else '?'} "
+                               f"memory {limits.memory_mb} MiB + pids {limits.pids}, "
+                               f"tmpfs scratch {limits.scratch_mb} MiB")
+                check("cgroup memory limit", cg is not None
+                      and int(cg.read_limit("memory")) == limits.memory_bytes,
+                      cg.read_limit("memory") if cg else "no cgroup")
+                check("cgroup pids limit", cg is not None
+                      and cg.read_limit("pids") == str(limits.pids),
+                      cg.read_limit("pids") if cg else "no cgroup")
             env = bw.base_env(limits, os.path.dirname(exe))
             run.start([exe, "-P", "-I", "-c", _PROBE, json.dumps(cfg)], env)
+            if is_rootless:
+                check("scratch size watched", run.watch is not None and run.watch.is_alive(),
+                      "watching" if run.watch is not None else "no watch thread")
             rc = run.wait(min(60, limits.notebook_timeout_s))
-            peak = cg.peak_memory_bytes() if cg else None
-            check("probe charged to the cgroup", bool(peak), f"peak {peak}")
+            if is_rootless:
+                check("nothing of the run left alive", not run.processes_left(),
+                      f"pid 1 of the namespace: {run.pid1.pid if run.pid1 else None}")
+            else:
+                peak = cg.peak_memory_bytes() if cg else None
+                check("probe charged to the cgroup", bool(peak), f"peak {peak}")
             report.stderr = run.stderr_text()
             out = run.stdout_text()
             check("probe exit status", rc == 0, f"rc={rc} stderr={report.stderr[-500:]!r}")
@@ -252,13 +281,13 @@ def self_test(limits: SandboxLimits | None = None,
     if not probe:
         check("probe result", False, "no probe result came back")
     else:
-        _judge(probe, cfg, limits, check)
+        _judge(probe, cfg, limits, check, is_rootless)
     report.wall_s = time.monotonic() - t0
     report.ok = all(good for _, good, _ in report.checks)
     return report
 
 
-def _judge(p: dict, cfg: dict, limits: SandboxLimits, check) -> None:
+def _judge(p: dict, cfg: dict, limits: SandboxLimits, check, is_rootless: bool = False) -> None:
     check("uid unprivileged", p.get("uid") == p.get("euid") == limits.uid != 0,
           f"uid={p.get('uid')} euid={p.get('euid')}")
     check("gid unprivileged", p.get("gid") == p.get("egid") == limits.gid != 0
@@ -295,12 +324,19 @@ def _judge(p: dict, cfg: dict, limits: SandboxLimits, check) -> None:
           str(rl.get("RLIMIT_NOFILE")))
     check("RLIMIT_FSIZE", rl.get("RLIMIT_FSIZE") == [limits.fsize_bytes] * 2,
           str(rl.get("RLIMIT_FSIZE")))
-    if limits.address_space_mb is not None:
+    if is_rootless:  # the rlimits that stand in for the cgroup
+        check("RLIMIT_AS", rl.get("RLIMIT_AS") == [rootless.address_space_bytes(limits)] * 2,
+              str(rl.get("RLIMIT_AS")))
+        check("RLIMIT_NPROC", rl.get("RLIMIT_NPROC") == [limits.pids] * 2,
+              str(rl.get("RLIMIT_NPROC")))
+    elif limits.address_space_mb is not None:
         check("RLIMIT_AS", rl.get("RLIMIT_AS") == [limits.address_space_mb * MiB] * 2,
               str(rl.get("RLIMIT_AS")))
     fs = p.get("fs_bytes", {})
-    for path, want in (("/tmp", limits.tmp_mb * MiB), ("/dev/shm", limits.shm_mb * MiB),
-                       (bw.INSIDE_WORK, limits.scratch_mb * MiB)):
+    sized = [("/tmp", limits.tmp_mb * MiB), ("/dev/shm", limits.shm_mb * MiB)]
+    if not is_rootless:  # rootless, the scratch is a watched host folder, not a tmpfs
+        sized.append((bw.INSIDE_WORK, limits.scratch_mb * MiB))
+    for path, want in sized:
         got = fs.get(path, -1)
         check(f"size of {path}", 0 < got <= want + MiB, f"{got} (limit {want})")
     channel = str(p.get("channel", "missing"))
@@ -327,7 +363,7 @@ def require_sandbox(limits: SandboxLimits | None = None,
         require_host()
         from .cgroups import detect_version
 
-        if detect_version() is None:
+        if not rootless.is_rootless() and detect_version() is None:
             raise SandboxUnavailable(
                 "sandbox unavailable: no cgroup memory+pids controllers under "
                 "/sys/fs/cgroup (refusing to run notebooks unsandboxed)")

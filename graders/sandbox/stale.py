@@ -8,6 +8,8 @@ import tempfile
 from pathlib import Path
 
 from .cgroups import cleanup_stale_cgroups, pid_alive, run_owner
+from .hostfs import remove_tree
+from .rootless import is_rootless
 from .run import RUN_PREFIX
 
 
@@ -45,6 +47,14 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
             os.rmdir(path)
             cleaned.append(path)
         except OSError:
-            pass
-    cleaned += [str(p) for p in cleanup_stale_cgroups()]
+            # a rootless run's tree is a plain folder with its files still in it
+            try:
+                if (not any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts())
+                        and os.lstat(path).st_uid == os.geteuid()):
+                    remove_tree(path)
+                    cleaned.append(path)
+            except OSError:
+                pass
+    if not is_rootless():  # rootless runs have no cgroups (and may not touch root's)
+        cleaned += [str(p) for p in cleanup_stale_cgroups()]
     return cleaned
