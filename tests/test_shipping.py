@@ -132,3 +132,19 @@ def test_a_worker_without_the_package_gets_one_line_naming_what_to_install(tmp_p
 def test_a_worker_with_the_package_passes_and_shares_the_orchestrators_code():
     answer = eval(worker_check.remote_expression(sandbox=False))  # noqa: S307 - as a worker does
     assert answer == {"problem": None, "digest": worker_check.code_digest(GRADERS)}
+
+
+def test_byte_code_left_in_a_cached_kit_is_removed_before_use(tmp_path, course_files):
+    """An unsandboxed kernel may write __pycache__ into the kit it imported: a forged .pyc
+    would outlive the hash check, so it goes."""
+    job = course_files[0]
+    shipment = shipping.Shipment.of(shipping.job_paths(job))
+    addressed = shipment.address(job)
+    cache = BlobCache(tmp_path / "worker-cache")
+    for sha, blob in shipment.blobs.items():
+        cache.put(blob, expected=sha)
+    forged = cache.entry(blobs.sha_of(addressed.checks_dir)) / "graders" / "checks" / "__pycache__"
+    forged.mkdir()
+    (forged / "model_checks.cpython-311.pyc").write_bytes(b"forged")
+    local = shipping.materialize(addressed, cache)
+    assert not forged.exists() and Path(local.checks_dir, "graders", "checks", "model_checks.py").is_file()

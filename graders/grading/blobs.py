@@ -134,6 +134,9 @@ class BlobCache:
         """The path of verified content for ``sha256``. A missing or corrupted entry is
         (re)written from ``shipped`` (itself checked against the hash) or refused."""
         path = self.entry(sha256)
+        if path.is_dir() and not path.is_symlink():
+            for stale in list(path.rglob("__pycache__")):  # byte code an unsandboxed run wrote: not hashed, so not kept
+                shutil.rmtree(stale, ignore_errors=True)
         if hash_entry(path) == sha256:
             return path
         if path.exists() or path.is_symlink():

@@ -259,7 +259,11 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
                 bar.update()
                 continue
             if shipment is None:  # the kits, support files and data: once per batch, by content
-                shipment = ship(client, job)
+                try:
+                    shipment = ship(client, job)
+                except Exception as error:  # no worker could grade anyone: refuse the batch
+                    raise WorkersUnfit([f"could not ship the grading content to the workers: "
+                                        f"{type(error).__name__}: {str(error)[:300]}"]) from error
             job = shipment.address(job)
             started[student] = time.monotonic()
             futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student
