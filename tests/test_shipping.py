@@ -148,3 +148,27 @@ def test_byte_code_left_in_a_cached_kit_is_removed_before_use(tmp_path, course_f
     (forged / "model_checks.cpython-311.pyc").write_bytes(b"forged")
     local = shipping.materialize(addressed, cache)
     assert not forged.exists() and Path(local.checks_dir, "graders", "checks", "model_checks.py").is_file()
+
+
+def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monkeypatch, capsys):
+    """Every job refused by the worker's cache: nothing is recorded for anyone (exit 1).
+    The worker runs in this process (threads), so the refusal can be forced here."""
+    from distributed import LocalCluster
+
+    from graders.grading import batch as grade_class
+    from toy_course import CORRECT, make_toy_course, points, submit
+
+    root = make_toy_course(tmp_path / "course")
+    for student in ("alice", "bob"):
+        submit(root, student, CORRECT)
+
+    def refuse(self, sha256, shipped=None):
+        raise BlobError(f"content sha256:{sha256[:16]}... does not verify")
+
+    monkeypatch.setattr(BlobCache, "get", refuse)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        code = grade_class.main(["toy", "--course", str(root), "--no-sandbox", "--no-canary",
+                                 "--scheduler", cluster.scheduler_address])
+    out = capsys.readouterr().out
+    assert code == 1 and "could not use the grading content" in out, out  # ours: exit 1, nothing recorded
+    assert points(root, "alice") == {} and points(root, "bob") == {}

@@ -23,6 +23,7 @@ import nbformat
 
 from graders import gradebook
 from graders.course import course_db_url, load_config, source_layout
+from graders.grading.blobs import BlobError
 from graders.grading.environment import instructor_cell_failures
 from graders.grading.execution import Job, JobResult, build_checks_kit, execute_job
 from graders.grading.intake import read_submission, suspicious_code
@@ -272,10 +273,15 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             report = reports[student]
             try:
                 result, failure = future.result(), None
+            except BlobError as error:  # the worker's kit or data did not verify: ours, never the student's zero
+                result, failure = None, None
+                report.status = ENVIRONMENT_FAILURE
+                report.errors.append(f"the worker could not use the grading content: {str(error)[:300]}")
             except Exception as error:  # the worker died, or the sandbox refused the job
                 result, failure = None, f"execution failed: {type(error).__name__}: {str(error)[:300]}"
             try:
-                grader.record(result, report, failure)
+                if report.status != ENVIRONMENT_FAILURE:
+                    grader.record(result, report, failure)
             except Exception as error:
                 report.status = "failed"
                 report.errors.append(f"grading failed: {type(error).__name__}: {str(error)[:300]}")
