@@ -43,6 +43,7 @@ from graders.grading.grader import (  # noqa: F401  (re-exported: the batch's bu
     STAGING,
     Grader,
     StudentReport,
+    WorkersUnfit,
     default_workers,
     run_batch,
     students_to_grade,
@@ -144,6 +145,10 @@ def main(argv=None) -> int:
     grader = Grader(root, args.assignment, **options)
     try:
         reports = run_batch(grader, students, workers, args.scheduler)
+    except WorkersUnfit as unfit:
+        print("hw5-autograde: refusing to grade: " + "\n  ".join(["some workers cannot grade:", *unfit.problems]),
+              file=sys.stderr)
+        return 2
     finally:
         grader.close()
     print(summarize(reports, skipped))

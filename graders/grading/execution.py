@@ -23,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 
+from graders.grading.shipping import materialize
+
 #: Where the checks kit and the data file appear inside the sandbox.
 CHECKS_INSIDE = "/opt/hw5-kit"
 DATA_INSIDE = "/opt/hw5-data/mnist.npz"
@@ -90,6 +92,7 @@ def build_checks_kit(target: Path, graders_dir: Path) -> Path:
 
 
 def execute_job(job: Job) -> JobResult:
+    job = materialize(job)  # content references (a cluster worker) -> verified paths of this worker's cache
     started = time.monotonic()
     runs = {}
     # Root's folder: the student's uid never had it; the verifier's uid reads it.

@@ -23,11 +23,14 @@ import nbformat
 
 from graders import gradebook
 from graders.course import course_db_url, load_config, source_layout
+from graders.grading.blobs import BlobError
 from graders.grading.environment import instructor_cell_failures
 from graders.grading.execution import Job, JobResult, build_checks_kit, execute_job
 from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
+from graders.grading.shipping import ship, unship
 from graders.grading.verification import NOT_VERIFIED_ENAME, build_verifier_kit, export_requests_for
+from graders.grading.worker_check import check_workers
 from graders.sandbox.outputs import NOT_EXECUTED_ENAME, NOT_GRADED_ENAME, TIMEOUT_ENAME, TOO_LARGE_ENAME
 
 #: Error outputs that mean "this cell could not run (or be checked)", not "the test failed".
@@ -84,6 +87,15 @@ def cells_that_could_not_run(executed_text: str) -> int:
 class EnvironmentBroken(Exception):
     """Every submission graded so far failed in a cell of ours, or could not be verified:
     stop the batch."""
+
+
+class WorkersUnfit(Exception):
+    """Some Dask worker cannot grade (the package, bubblewrap or root missing): refuse the
+    batch before anyone is graded. ``problems``: one line per worker."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("; ".join(problems))
+        self.problems = problems
 
 
 class Grader:
@@ -226,6 +238,13 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                memory_limit=0, dashboard_address=":0")
         client = Client(cluster)
+    problems = check_workers(client, grader.sandbox)
+    if problems:  # before any student: a worker that cannot grade would fail them all
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        raise WorkersUnfit(problems)
+    shipment = None
     bar = tqdm(total=len(students), unit="student", disable=not progress, file=sys.stderr,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
     try:
@@ -240,6 +259,13 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
                     f"could not read the submission: {type(error).__name__}: {str(error)[:300]}")
                 bar.update()
                 continue
+            if shipment is None:  # the kits, support files and data: once per batch, by content
+                try:
+                    shipment = ship(client, job)
+                except Exception as error:  # no worker could grade anyone: refuse the batch
+                    raise WorkersUnfit([f"could not ship the grading content to the workers: "
+                                        f"{type(error).__name__}: {str(error)[:300]}"]) from error
+            job = shipment.address(job)
             started[student] = time.monotonic()
             futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student
         for future in as_completed(futures):
@@ -247,10 +273,15 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             report = reports[student]
             try:
                 result, failure = future.result(), None
+            except BlobError as error:  # the worker's kit or data did not verify: ours, never the student's zero
+                result, failure = None, None
+                report.status = ENVIRONMENT_FAILURE
+                report.errors.append(f"the worker could not use the grading content: {str(error)[:300]}")
             except Exception as error:  # the worker died, or the sandbox refused the job
                 result, failure = None, f"execution failed: {type(error).__name__}: {str(error)[:300]}"
             try:
-                grader.record(result, report, failure)
+                if report.status != ENVIRONMENT_FAILURE:
+                    grader.record(result, report, failure)
             except Exception as error:
                 report.status = "failed"
                 report.errors.append(f"grading failed: {type(error).__name__}: {str(error)[:300]}")
@@ -277,6 +308,8 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
         print("\ninterrupted: finished grades are saved; run again to grade the rest", file=sys.stderr)
     finally:
         bar.close()
+        if shipment is not None:
+            unship(client, shipment)
         client.close()
         if cluster is not None:
             cluster.close()

@@ -1,0 +1,174 @@
+"""Jobs that carry content: packing, the worker's sha256 cache, and refusing what does
+not verify (graders/grading/blobs.py, shipping.py, worker_check.py). Fast: no Dask
+cluster, no kernel."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from graders.grading import blobs, shipping, worker_check
+from graders.grading.blobs import Blob, BlobCache, BlobError
+from graders.grading.execution import Job, build_checks_kit
+
+GRADERS = Path(__file__).resolve().parents[1] / "graders"
+
+
+@pytest.fixture
+def course_files(tmp_path):
+    kit = build_checks_kit(tmp_path / "kit", GRADERS)
+    support = tmp_path / "hw5_data.py"
+    support.write_text("LOADER = 'trusted'\n")
+    data = tmp_path / "mnist.npz"
+    data.write_bytes(os.urandom(4096))
+    job = Job(student="s", notebooks={}, support_files={"hw5_data.py": str(support)}, checks_dir=str(kit),
+              data_file=str(data), verifier_kit_dir=str(kit))
+    return job, kit, support, data
+
+
+def _shipped_to(monkeypatch, shipment):
+    """Pretend the batch's plugin reached this process (what a Dask worker holds)."""
+    plugin = shipping.BlobShipment(shipment.blobs)
+    monkeypatch.setattr(shipping, "_shipped", lambda sha: plugin.blobs.get(sha))
+    return plugin
+
+
+def test_a_folder_packs_to_the_same_hash_wherever_and_whenever_it_is_built(tmp_path):
+    first = build_checks_kit(tmp_path / "a", GRADERS)
+    os.utime(first / "graders" / "checks" / "export.py", (1, 1))
+    second = build_checks_kit(tmp_path / "b", GRADERS)
+    assert blobs.pack(first).sha256 == blobs.pack(second).sha256
+    (second / "graders" / "checks" / "export.py").write_text("# changed\n")
+    assert blobs.pack(first).sha256 != blobs.pack(second).sha256
+
+
+def test_a_shipped_job_names_no_host_path_and_materializes_to_the_same_content(tmp_path, course_files, monkeypatch):
+    job, kit, support, data = course_files
+    shipment = shipping.Shipment.of(shipping.job_paths(job))
+    addressed = shipment.address(job)
+    assert all(blobs.is_ref(value) for value in shipping.job_paths(addressed))
+    assert str(tmp_path) not in repr(addressed)
+    plugin = _shipped_to(monkeypatch, shipment)
+    monkeypatch.setenv("HW5_BLOB_CACHE", str(tmp_path / "worker-cache"))
+    plugin.setup()  # the plugin's arrival fills the worker's cache
+    local = shipping.materialize(addressed)
+    assert Path(local.data_file).read_bytes() == data.read_bytes()
+    assert Path(local.support_files["hw5_data.py"]).read_text() == "LOADER = 'trusted'\n"
+    assert (Path(local.checks_dir) / "graders" / "checks" / "model_checks.py").read_bytes() == \
+        (kit / "graders" / "checks" / "model_checks.py").read_bytes()
+    assert all(str(tmp_path / "worker-cache") in value for value in shipping.job_paths(local))
+    assert oct(Path(local.data_file).stat().st_mode & 0o777) == "0o644"  # the sandbox uid reads it
+
+
+def test_a_job_of_plain_paths_is_left_as_it_is(course_files):
+    job = course_files[0]
+    assert shipping.materialize(job) is job
+
+
+@pytest.mark.parametrize("what", ["data_file", "checks_dir"])
+def test_a_corrupted_cached_blob_is_fetched_again_never_used(tmp_path, course_files, monkeypatch, what):
+    job = course_files[0]
+    shipment = shipping.Shipment.of(shipping.job_paths(job))
+    addressed = shipment.address(job)
+    cache = BlobCache(tmp_path / "worker-cache")
+    for sha, blob in shipment.blobs.items():
+        cache.put(blob, expected=sha)
+    entry = cache.entry(blobs.sha_of(getattr(addressed, what)))
+    if what == "data_file":
+        entry.write_bytes(b"not mnist")  # a corrupted disk, a half-copied file
+    else:
+        (entry / "graders" / "checks" / "model_checks.py").write_text("def check_run_model(*a): return True\n")
+    _shipped_to(monkeypatch, shipment)
+    local = shipping.materialize(addressed, cache)
+    original = getattr(job, what)
+    assert blobs.pack(getattr(local, what)).sha256 == blobs.pack(original).sha256  # written again, intact
+
+
+def test_a_corrupted_cached_blob_with_nothing_shipped_is_refused(tmp_path, course_files):
+    job = course_files[0]
+    shipment = shipping.Shipment.of(shipping.job_paths(job))
+    addressed = shipment.address(job)
+    cache = BlobCache(tmp_path / "worker-cache")
+    for sha, blob in shipment.blobs.items():
+        cache.put(blob, expected=sha)
+    entry = cache.entry(blobs.sha_of(addressed.data_file))
+    entry.write_bytes(b"not mnist")
+    with pytest.raises(BlobError, match="not in this worker's cache"):
+        shipping.materialize(addressed, cache)  # outside a Dask worker: nothing shipped
+    assert not entry.exists()  # and the corrupted entry is gone, not left for the next job
+
+
+def test_shipped_bytes_that_do_not_match_the_reference_are_refused(tmp_path):
+    cache = BlobCache(tmp_path / "cache")
+    good, evil = Blob(blobs.FILE, b"kit"), Blob(blobs.FILE, b"tampered")
+    with pytest.raises(BlobError, match="refused"):
+        cache.get(good.sha256, evil)
+    assert not cache.entry(good.sha256).exists() and not cache.entry(evil.sha256).exists()
+
+
+def test_a_folder_with_a_symlink_is_not_shipped(tmp_path):
+    (tmp_path / "kit").mkdir()
+    (tmp_path / "kit" / "link").symlink_to("/etc/passwd")
+    with pytest.raises(BlobError, match="symbolic link"):
+        blobs.pack(tmp_path / "kit")
+
+
+def test_a_worker_without_the_package_gets_one_line_naming_what_to_install(tmp_path):
+    """The probe runs from its source text in a Python that cannot import graders."""
+    expression = worker_check.remote_expression(sandbox=True)
+    code = f"import sys; sys.path = [p for p in sys.path if 'site-packages' not in p]; print(repr({expression}))"
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         check=True).stdout
+    answer = eval(out)  # noqa: S307 - our own repr of a dict of strings
+    assert answer["digest"] is None
+    assert "\n" not in answer["problem"] and "pip install hw5-cnn-course" in answer["problem"]
+
+
+def test_a_worker_with_the_package_passes_and_shares_the_orchestrators_code():
+    answer = eval(worker_check.remote_expression(sandbox=False))  # noqa: S307 - as a worker does
+    assert answer == {"problem": None, "digest": worker_check.code_digest(GRADERS)}
+
+
+def test_byte_code_left_in_a_cached_kit_is_removed_before_use(tmp_path, course_files):
+    """An unsandboxed kernel may write __pycache__ into the kit it imported: a forged .pyc
+    would outlive the hash check, so it goes."""
+    job = course_files[0]
+    shipment = shipping.Shipment.of(shipping.job_paths(job))
+    addressed = shipment.address(job)
+    cache = BlobCache(tmp_path / "worker-cache")
+    for sha, blob in shipment.blobs.items():
+        cache.put(blob, expected=sha)
+    forged = cache.entry(blobs.sha_of(addressed.checks_dir)) / "graders" / "checks" / "__pycache__"
+    forged.mkdir()
+    (forged / "model_checks.cpython-311.pyc").write_bytes(b"forged")
+    local = shipping.materialize(addressed, cache)
+    assert not forged.exists() and Path(local.checks_dir, "graders", "checks", "model_checks.py").is_file()
+
+
+def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monkeypatch, capsys):
+    """Every job refused by the worker's cache: nothing is recorded for anyone (exit 1).
+    The worker runs in this process (threads), so the refusal can be forced here."""
+    from distributed import LocalCluster
+
+    from graders.grading import batch as grade_class
+    from toy_course import CORRECT, make_toy_course, points, submit
+
+    root = make_toy_course(tmp_path / "course")
+    for student in ("alice", "bob"):
+        submit(root, student, CORRECT)
+
+    def refuse(self, sha256, shipped=None):
+        raise BlobError(f"content sha256:{sha256[:16]}... does not verify")
+
+    monkeypatch.setattr(BlobCache, "get", refuse)
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        code = grade_class.main(["toy", "--course", str(root), "--no-sandbox", "--no-canary",
+                                 "--scheduler", cluster.scheduler_address])
+    out = capsys.readouterr().out
+    assert code == 1 and "could not use the grading content" in out, out  # ours: exit 1, nothing recorded
+    assert points(root, "alice") == {} and points(root, "bob") == {}
