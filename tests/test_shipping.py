@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -132,6 +133,19 @@ def test_a_worker_without_the_package_gets_one_line_naming_what_to_install(tmp_p
 def test_a_worker_with_the_package_passes_and_shares_the_orchestrators_code():
     answer = eval(worker_check.remote_expression(sandbox=False))  # noqa: S307 - as a worker does
     assert answer == {"problem": None, "digest": worker_check.code_digest(GRADERS)}
+
+
+def test_a_worker_that_is_not_root_grades_rootless_or_says_why_not(monkeypatch):
+    """Not root: the worker needs bwrap, prlimit and user namespaces (the rootless sandbox)."""
+    from graders.sandbox import rootless
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    monkeypatch.setattr(rootless, "userns_problem", lambda bwrap: None)
+    assert worker_check.probe(sandbox=True)["problem"] is None
+    monkeypatch.setattr(rootless, "userns_problem", lambda bwrap: "user namespaces are disabled (sysctl x=0)")
+    problem = worker_check.probe(sandbox=True)["problem"]
+    assert "rootless sandbox cannot start: user namespaces are disabled" in problem and "\n" not in problem
 
 
 def test_byte_code_left_in_a_cached_kit_is_removed_before_use(tmp_path, course_files):

@@ -49,14 +49,20 @@ def probe(sandbox: bool) -> dict:
                            + INSTALL_HINT, "digest": None}
     digest = code_digest(os.path.dirname(graders.__file__))
     if sandbox:
-        missing = [tool for tool in ("bwrap", "setpriv") if shutil.which(tool) is None]
+        rootless = os.geteuid() != 0  # then bwrap's own user namespace, rlimits set by prlimit
+        tools = ("bwrap", "prlimit") if rootless else ("bwrap", "setpriv")
+        missing = [tool for tool in tools if shutil.which(tool) is None]
         if missing:
             return {"problem": f"{' and '.join(missing)} not found: install bubblewrap and util-linux "
                                "(Debian: apt-get install -y bubblewrap util-linux), or grade with --no-sandbox",
                     "digest": digest}
-        if os.geteuid() != 0:
-            return {"problem": "the sandbox needs root (cgroups and mounts): run `dask worker` as root, "
-                               "or grade with --no-sandbox", "digest": digest}
+        if rootless:
+            from graders.sandbox.rootless import userns_problem
+
+            problem = userns_problem(shutil.which("bwrap"))
+            if problem:
+                return {"problem": f"not root, and the rootless sandbox cannot start: {problem}; run "
+                                   "`dask worker` as root, or grade with --no-sandbox", "digest": digest}
     return {"problem": None, "digest": digest}
 
 
