@@ -91,11 +91,25 @@ def _raise_exported_error(text: str):
     raise type(name, (Exception,), {})(message if name == kind else text)
 
 
-def make_standin(name: str, calls: list[dict], arrays: dict):
+def rebuilt_model(item: dict, arrays: dict, where: str, rebuilt: dict | None):
+    """The model an item describes, rebuilt once per content (``rebuilt``: digest -> model,
+    shared by a notebook's cells; ``None``: always a fresh one). The trusted test cells
+    only inspect, train-free, the models they are given, so one object per content is
+    safe, and the kernel's builders gave the same content for the same call."""
+    if rebuilt is None:
+        return rebuild.rebuild_model(item, arrays, where)
+    digest = model_digest(item, arrays)
+    if digest not in rebuilt:
+        rebuilt[digest] = rebuild.rebuild_model(item, arrays, where)
+    return rebuilt[digest]
+
+
+def make_standin(name: str, calls: list[dict], arrays: dict, rebuilt: dict | None = None):
     """A function standing in for the student's builder ``name``.
 
-    Each call returns a freshly rebuilt model for arguments that were exported
-    (compared as floats), and raises ``GradingFailure`` for any others.
+    Each call returns the model rebuilt from the result exported for those arguments
+    (compared as floats; see :func:`rebuilt_model` for ``rebuilt``), and raises
+    ``GradingFailure`` for any others.
     """
     def standin(*args, **kwargs):
         if not kwargs:
@@ -103,7 +117,7 @@ def make_standin(name: str, calls: list[dict], arrays: dict):
                 if _same_args(args, call["args"]):
                     result = call["result"]
                     if result["kind"] == "model":
-                        return rebuild.rebuild_model(result, arrays, f"{name}{tuple(args)}")
+                        return rebuilt_model(result, arrays, f"{name}{tuple(args)}", rebuilt)
                     if result["kind"] == "value":
                         return rebuild.rebuild_value(result, arrays)
                     if result["kind"] == "error":
@@ -148,16 +162,12 @@ def cell_namespace(setup_code, exports: dict, rebuilt: dict | None = None) -> di
     exec(setup_code, namespace)  # only allowlisted imports and literal data (see requests)
     manifest, arrays = exports["manifest"], exports["arrays"]
     items = manifest["items"]
-    rebuilt = {} if rebuilt is None else rebuilt
     models = {}
     for name, item in items.items():
         if item["kind"] == "error":
             raise GradingFailure(f"Checking your work raised an error while exporting {name}: {item['error']}")
         if item["kind"] == "model":
-            digest = model_digest(item, arrays)
-            if digest not in rebuilt:
-                rebuilt[digest] = rebuild.rebuild_model(item, arrays, name)
-            models[name] = namespace[name] = rebuilt[digest]
+            models[name] = namespace[name] = rebuilt_model(item, arrays, name, rebuilt)
     for name, item in items.items():
         kind = item["kind"]
         if kind == "history":
@@ -168,7 +178,7 @@ def cell_namespace(setup_code, exports: dict, rebuilt: dict | None = None) -> di
             namespace[name] = rebuild.placeholder(item["unsupported"])
         elif kind == "callable":
             calls = [call for call in manifest["calls"] if call["builder"] == name]
-            namespace[name] = make_standin(name, calls, arrays)
+            namespace[name] = make_standin(name, calls, arrays, rebuilt)
         elif kind == "missing":
             namespace.pop(name, None)  # the cell meets a NameError, as in the kernel
     return namespace
