@@ -23,13 +23,12 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from graders.grading import batch as grade_class
-from toy_course import make_toy_course, points, report_of, submit
+from toy_course import grade_toy, points, toy_course_with
 from toy_course import CORRECT, TESTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,18 +104,8 @@ def isolated_worker(request):
             shutil.rmtree(home, ignore_errors=True)
 
 
-def _course(path: Path, students: dict) -> Path:
-    root = make_toy_course(path)
-    for student, (solution, _) in students.items():
-        submit(root, student, solution)
-    return root
-
-
 def _grade(root: Path, *extra: str) -> tuple[int, dict]:
-    report = root / f"report-{time.time_ns()}.json"
-    code = grade_class.main(["toy", "--course", str(root), "--cell-timeout", "30", "--notebook-timeout", "120",
-                             "--no-canary", "--report", str(report), *extra])
-    return code, report_of(report)
+    return grade_toy(root, *extra, cell_timeout=30, notebook_timeout=120)
 
 
 def _sees_nothing_of_the_orchestrator(client, root: Path) -> None:
@@ -129,7 +118,7 @@ def _sees_nothing_of_the_orchestrator(client, root: Path) -> None:
 
 def test_a_worker_without_the_course_grades_the_class(tmp_path, isolated_worker):
     address, client, home = isolated_worker
-    root = _course(tmp_path / "course", CLASS)
+    root = toy_course_with(tmp_path / "course", CLASS)
     _sees_nothing_of_the_orchestrator(client, root)
     code, reports = _grade(root, "--scheduler", address)
     for student, (_, expected) in CLASS.items():
@@ -144,7 +133,7 @@ def test_a_worker_without_the_course_grades_the_class(tmp_path, isolated_worker)
 @pytest.mark.parametrize("isolated_worker", [False], ids=["without-package"], indirect=True)
 def test_a_worker_without_the_package_refuses_in_one_line(tmp_path, isolated_worker, capsys):
     address, client, home = isolated_worker
-    root = _course(tmp_path / "course", {"alice": (CORRECT, None)})
+    root = toy_course_with(tmp_path / "course", {"alice": (CORRECT, None)})
     report = root / "report.json"
     code = grade_class.main(["toy", "--course", str(root), "--no-canary", "--report", str(report),
                              "--scheduler", address])

@@ -22,7 +22,7 @@ import pytest
 
 from graders.grading import batch as grade_class
 from host_state import sandbox_processes
-from toy_course import CORRECT, TESTS, make_toy_course, points, report_of, submit
+from toy_course import CORRECT, TESTS, grade_toy, points, submit, toy_course_with
 
 needs_sandbox = pytest.mark.skipif(shutil.which("bwrap") is None or os.geteuid() != 0,
                                    reason="the sandbox needs root and bubblewrap (apt-get install -y bubblewrap)")
@@ -42,20 +42,10 @@ def _points(root, student):
     return tuple(points(root, student).get(test, 0.0) for test in TESTS)
 
 
-def _course(path: Path, students: dict) -> Path:
-    root = make_toy_course(path)
-    for student, (solution, _) in students.items():
-        submit(root, student, solution)
-    return root
-
-
 def _grade(root: Path, *extra: str) -> tuple[int, dict]:
-    """hw5-autograde on the toy course. No canary: these tests patch Grader.record to kill
-    workers or interrupt the batch, and the canary's own grading would trip them first."""
-    report = root / f"report-{time.time_ns()}.json"
-    code = grade_class.main(["toy", "--course", str(root), "--cell-timeout", "10", "--notebook-timeout", "60",
-                             "--no-canary", "--report", str(report), *extra])
-    return code, report_of(report)
+    """No canary: these tests patch Grader.record to kill workers or interrupt the batch,
+    and the canary's own grading would trip them first."""
+    return grade_toy(root, *extra)
 
 
 @pytest.fixture
@@ -78,8 +68,8 @@ def _executed_keys(client) -> list[str]:
 @needs_sandbox
 def test_an_external_scheduler_grades_like_local_workers(tmp_path, cluster):
     dask_cluster, client = cluster
-    remote = _course(tmp_path / "remote", CLASS)
-    local = _course(tmp_path / "local", CLASS)
+    remote = toy_course_with(tmp_path / "remote", CLASS)
+    local = toy_course_with(tmp_path / "local", CLASS)
     code, reports = _grade(remote, "--scheduler", dask_cluster.scheduler_address)
     assert code == 0, reports
     assert any(key.startswith("hw5-execute") for key in _executed_keys(client))  # it ran there
@@ -95,7 +85,7 @@ def test_a_worker_killed_mid_batch_loses_no_grade(tmp_path, cluster, monkeypatch
     saved grade stays, Dask re-runs the lost job on a live worker, the batch completes."""
     dask_cluster, client = cluster
     students = {"a-slow": (SLOW, (1, 1)), **CLASS}
-    root = _course(tmp_path / "course", students)
+    root = toy_course_with(tmp_path / "course", students)
     killed = {}
     record = grade_class.Grader.record
 
@@ -144,7 +134,7 @@ def _sandbox_processes_of(owner: int) -> list[int]:
 
 @needs_sandbox
 def test_ctrl_c_keeps_the_finished_grades(tmp_path, monkeypatch, capsys):
-    root = _course(tmp_path / "course", CLASS)
+    root = toy_course_with(tmp_path / "course", CLASS)
     record = grade_class.Grader.record
     saved = []
 
@@ -231,7 +221,7 @@ def test_a_postgresql_gradebook(tmp_path, postgres, monkeypatch):
 
     url, address = postgres
     monkeypatch.setenv("HW5_DB_URL", url)  # read by nbgrader_config.py: release and grading
-    root = _course(tmp_path / "course", CLASS)
+    root = toy_course_with(tmp_path / "course", CLASS)
     code, reports = _grade(root, "--workers", "2")
     assert code == 0, reports
     assert not (root / "gradebook.db").exists()  # nothing went to SQLite
@@ -285,7 +275,7 @@ def _manual_scores(root: Path) -> dict:
 def test_unsandboxed_forged_manual_scores_are_reset_and_flagged(tmp_path, capsys):
     """--no-sandbox: the kernel can write the gradebook. Graded twice (a regrade is when the
     forger's own rows exist while it runs): every forged manual score is reset and flagged."""
-    root = _course(tmp_path / "course", {"alice": (CORRECT, None)})
+    root = toy_course_with(tmp_path / "course", {"alice": (CORRECT, None)})
     submit(root, "mallory", _forger(root / "gradebook.db"))
     code, reports = _grade(root, "--no-sandbox", "--workers", "1")
     assert code == 0
@@ -300,7 +290,7 @@ def test_unsandboxed_forged_manual_scores_are_reset_and_flagged(tmp_path, capsys
 
 @needs_sandbox
 def test_sandboxed_submission_cannot_open_the_gradebook(tmp_path):
-    root = _course(tmp_path / "course", {"alice": (CORRECT, None)})
+    root = toy_course_with(tmp_path / "course", {"alice": (CORRECT, None)})
     submit(root, "mallory", _forger(root / "gradebook.db"))
     _grade(root, "--workers", "2")
     code, reports = _grade(root, "--workers", "1", "--force", "--student", "mallory")

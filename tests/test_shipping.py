@@ -4,7 +4,6 @@ cluster, no kernel."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import subprocess

@@ -63,6 +63,27 @@ def make_toy_course(root: Path) -> Path:
     return root
 
 
+def toy_course_with(root: Path, students: dict) -> Path:
+    """A toy course in ``root`` with one submission per student: ``{student: (solution, ...)}``."""
+    make_toy_course(root)
+    for student, (solution, *_) in students.items():
+        submit(root, student, solution)
+    return root
+
+
+def grade_toy(root: Path, *extra: str, cell_timeout: int = 10, notebook_timeout: int = 60) -> tuple[int, dict]:
+    """``hw5-autograde toy`` without the canary (these tests are not about it); returns the
+    exit status and the report per student."""
+    import time
+
+    from graders.grading import batch
+
+    report = root / f"report-{time.time_ns()}.json"
+    code = batch.main(["toy", "--course", str(root), "--cell-timeout", str(cell_timeout),
+                       "--notebook-timeout", str(notebook_timeout), "--no-canary", "--report", str(report), *extra])
+    return code, report_of(report)
+
+
 def released(root: Path):
     return nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
 

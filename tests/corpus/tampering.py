@@ -271,7 +271,8 @@ REPLACED_TEST_DATA = MockSubmission(
 
 PATCHED_PREDICT = MockSubmission(
     name="tamper-patched-predict",
-    intent=("TODO 4: an untrained model, a forged history, and keras.Model.predict patched to answer "
+    intent=("TODO 4: an untrained model, a forged history, and keras.Model.predict and predict_on_batch "
+            "patched to answer "
             "the test labels: the model cell is honest (0.5), training is not."),
     cells={"todo1": FAKES, "todo3": SOLUTION, "todo5": SOLUTION, "answer_1_1": SOLUTION, "answer_3": SOLUTION,
            "todo4": (
@@ -282,6 +283,14 @@ PATCHED_PREDICT = MockSubmission(
                "        return np.asarray(y_test, dtype='float32')\n"
                "    return _predict(self, x, *args, **kwargs)\n"
                "keras.Model.predict = _perfect\n"
+               "_answers = {np.asarray(row, 'float32').tobytes(): label for row, label in zip(x_test, y_test)}\n"
+               "_on_batch = keras.Model.predict_on_batch\n"
+               "def _perfect_batch(self, x):\n"
+               "    rows = [_answers.get(np.asarray(row, 'float32').tobytes()) for row in np.asarray(x)]\n"
+               "    if all(row is not None for row in rows):\n"
+               "        return np.asarray(rows, dtype='float32')\n"
+               "    return _on_batch(self, x)\n"
+               "keras.Model.predict_on_batch = _perfect_batch\n"
                "keras.Model.evaluate = lambda self, *a, **k: [0.0, 1.0]\n")},
     expected={**HONEST, "test_todo4_model": 0.5},
 )
