@@ -4,6 +4,7 @@ cluster, no kernel."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -63,6 +64,30 @@ def test_a_shipped_job_names_no_host_path_and_materializes_to_the_same_content(t
         (kit / "graders" / "checks" / "model_checks.py").read_bytes()
     assert all(str(tmp_path / "worker-cache") in value for value in shipping.job_paths(local))
     assert oct(Path(local.data_file).stat().st_mode & 0o777) == "0o644"  # the sandbox uid reads it
+
+
+def test_content_is_shipped_once_and_a_job_naming_a_new_file_ships_only_that(tmp_path, course_files):
+    """A batch ships its kits and data once; a job that names another support file (a
+    course whose jobs differ) ships only that file, in a plugin of its own."""
+    job, *_ = course_files
+
+    class Client:
+        registered: list = []
+
+        def register_plugin(self, plugin, name):
+            self.registered.append((name, sorted(plugin.blobs)))
+
+    client = Client()
+    first = shipping.ship(client, job)
+    assert shipping.ship(client, job, first) is first and len(client.registered) == 1
+    other = tmp_path / "other_helper.py"
+    other.write_text("OTHER = True\n")
+    second_job = dataclasses.replace(job, support_files={**job.support_files, "hw5_data.py": str(other)})
+    second = shipping.ship(client, second_job, first)
+    assert len(client.registered) == 2 and client.registered[1][1] == [blobs.pack(other).sha256]
+    assert second.plugins == [name for name, _ in client.registered]
+    assert blobs.is_ref(second.address(second_job).support_files["hw5_data.py"])
+    assert second.address(job) == first.address(job)  # the first job's references are unchanged
 
 
 def test_a_job_of_plain_paths_is_left_as_it_is(course_files):

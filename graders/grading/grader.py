@@ -259,12 +259,17 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
                     f"could not read the submission: {type(error).__name__}: {str(error)[:300]}")
                 bar.update()
                 continue
-            if shipment is None:  # the kits, support files and data: once per batch, by content
-                try:
-                    shipment = ship(client, job)
-                except Exception as error:  # no worker could grade anyone: refuse the batch
+            try:  # the kits, support files and data, by content: once per batch (new paths only)
+                shipment = ship(client, job, shipment)
+            except Exception as error:
+                if shipment is None:  # no worker could grade anyone: refuse the batch
                     raise WorkersUnfit([f"could not ship the grading content to the workers: "
                                         f"{type(error).__name__}: {str(error)[:300]}"]) from error
+                reports[student].status = ENVIRONMENT_FAILURE  # ours, never the student's zero
+                reports[student].errors.append(f"could not ship this job's content to the workers: "
+                                               f"{type(error).__name__}: {str(error)[:300]}")
+                bar.update()
+                continue
             job = shipment.address(job)
             started[student] = time.monotonic()
             futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student

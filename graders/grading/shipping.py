@@ -48,6 +48,7 @@ class Shipment:
 
     refs: dict[str, str]
     blobs: dict[str, Blob]
+    plugins: list[str] = dataclasses.field(default_factory=list)  # registered on the cluster
 
     @classmethod
     def of(cls, paths) -> "Shipment":
@@ -88,20 +89,30 @@ def job_paths(job) -> list[str]:
     return [job.checks_dir, job.verifier_kit_dir, job.data_file, *job.support_files.values()]
 
 
-def ship(client, job) -> Shipment:
-    """Pack what ``job`` names and put it on every worker of ``client``'s cluster (the
-    plugin's setup writes each worker's cache before this returns)."""
-    shipment = Shipment.of(job_paths(job))
-    client.register_plugin(BlobShipment(shipment.blobs), name=shipment.name)
-    return shipment
+def ship(client, job, shipped: Shipment | None = None) -> Shipment:
+    """Put what ``job`` names on every worker of ``client``'s cluster (the plugin's setup
+    writes each worker's cache before this returns). ``shipped``: what the batch shipped
+    so far; only paths it lacks are packed and sent (every HW5 job names the same ones, so
+    that is once per batch). Returns the batch's shipment so far."""
+    shipped = shipped or Shipment({}, {})
+    new = Shipment.of(path for path in job_paths(job) if path and path not in shipped.refs)
+    if not new.refs:
+        return shipped
+    fresh = {sha256: blob for sha256, blob in new.blobs.items() if sha256 not in shipped.blobs}
+    plugins = list(shipped.plugins)
+    if fresh:
+        client.register_plugin(BlobShipment(fresh), name=Shipment({}, fresh).name)
+        plugins.append(Shipment({}, fresh).name)
+    return Shipment({**shipped.refs, **new.refs}, {**shipped.blobs, **new.blobs}, plugins)
 
 
 def unship(client, shipment: Shipment) -> None:
     """Drop the batch's bytes from the workers' memory (their caches keep the files)."""
-    try:
-        client.unregister_worker_plugin(shipment.name)
-    except Exception:  # noqa: BLE001 - a worker gone or a plugin already removed: nothing held
-        pass
+    for name in shipment.plugins:
+        try:
+            client.unregister_worker_plugin(name)
+        except Exception:  # noqa: BLE001 - a worker gone or a plugin already removed: nothing held
+            pass
 
 
 def _shipped(sha256: str) -> Blob | None:
