@@ -57,7 +57,6 @@ class Verification:
 
     verdicts: dict[str, dict] | None
     failure: str | None = None
-    seconds: float = 0.0
     problems: list[str] = field(default_factory=list)  # exports refused while copying
 
 
@@ -136,10 +135,7 @@ def verify_submission(notebooks: dict[str, ToVerify], *, kit_dir: str, support_f
     except Exception as error:  # noqa: BLE001 - a verifier failure is "could not verify", never a crash
         failure = f"{type(error).__name__}: {str(error)[:600]}"
         results = {name: Verification(None, failure=failure) for name in notebooks}
-    seconds = time.monotonic() - started
-    for verification in results.values():
-        verification.seconds = seconds
-    return results, seconds
+    return results, time.monotonic() - started
 
 
 def _verifier_argv(python: str, job: str, support: str) -> list[str]:
