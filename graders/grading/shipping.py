@@ -101,8 +101,9 @@ def ship(client, job, shipped: Shipment | None = None) -> Shipment:
     fresh = {sha256: blob for sha256, blob in new.blobs.items() if sha256 not in shipped.blobs}
     plugins = list(shipped.plugins)
     if fresh:
-        client.register_plugin(BlobShipment(fresh), name=Shipment({}, fresh).name)
-        plugins.append(Shipment({}, fresh).name)
+        name = Shipment({}, fresh).name
+        client.register_plugin(BlobShipment(fresh), name=name)
+        plugins.append(name)
     return Shipment({**shipped.refs, **new.refs}, {**shipped.blobs, **new.blobs}, plugins)
 
 
