@@ -202,3 +202,20 @@ def test_without_bubblewrap_the_refusal_names_the_fix(tmp_path, monkeypatch, cap
     message = capsys.readouterr().err
     assert "bwrap not found (apt-get install -y bubblewrap)" in message
     assert "make setup" in message and "--no-sandbox" in message
+
+
+def test_a_shipping_failure_of_ours_is_a_refusal_naming_the_exception_and_its_module(tmp_path, monkeypatch, capsys):
+    """Shipping broken on purpose: the workers' blob cache lies under a plain file, so
+    unpacking the kit raises in graders/grading/blobs.py (as TarFile.extractall's filter=
+    did on Python 3.11.2). The refusal names that, not "cause unknown"."""
+    root = make_toy_course(tmp_path / "course")
+    submit(root, "alice", CORRECT)
+    (tmp_path / "a-file").write_text("not a folder")
+    monkeypatch.setenv("HW5_BLOB_CACHE", str(tmp_path / "a-file" / "blobs"))  # the workers inherit it
+    assert batch.main([ASSIGNMENT, "--course", str(root), "--workers", "1"]) == 2
+    message = capsys.readouterr().err
+    assert "refusing to grade" in message
+    cause = next(line for line in message.splitlines() if "likely cause" in line)
+    assert "graders/grading/blobs.py:" in cause and ("NotADirectoryError" in cause or "FileExistsError" in cause)
+    assert "cause unknown" not in message and "nbgrader validate" not in message
+    assert not (root / "autograded" / "alice").exists()

@@ -152,3 +152,24 @@ def test_a_damaged_cache_is_empty_and_the_cache_keeps_the_latest_keys(course, mo
     for key in "abcd":
         cache.remember(key, 1.0)
     assert [cache.is_known_good(key) for key in "abcd"] == [False, True, True, True]
+
+
+def test_an_exception_of_the_graders_own_is_named_with_its_module_not_cause_unknown():
+    from graders.grading.internal_errors import describe
+
+    try:
+        from graders.grading import blobs
+        blobs.sha_of("not a reference")  # raises BlobError inside graders/grading/blobs.py
+    except Exception as error:  # noqa: BLE001
+        line = describe(error)
+    assert line.startswith("BlobError in graders/grading/blobs.py:") and "(sha_of)" in line
+    refusal = CanaryResult(0, 0, 3.0, [("canary", f"execution failed: {line}")]).refusal()
+    assert "likely cause: BlobError raised by the grader's own code at graders/grading/blobs.py:" in refusal
+    assert "cause unknown" not in refusal and "nbgrader validate" not in refusal
+
+
+def test_nbgrader_validate_is_named_only_when_the_reference_itself_lost_points():
+    lost = CanaryResult(1, 2, 3.0, [("test_add", "NameError: name 'x' is not defined")]).refusal()
+    ours = CanaryResult(0, 0, 3.0, [("canary", "execution failed: sandbox did not start")]).refusal()
+    assert "nbgrader validate" in lost
+    assert "nbgrader validate" not in ours and "no cell of the reference lost points" in ours

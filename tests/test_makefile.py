@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+
+from graders import python_check
 
 ROOT = Path(__file__).resolve().parents[1]
 MAKE = shutil.which("make")
@@ -51,3 +54,48 @@ def test_without_root_it_names_the_package_and_the_alternative(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "sudo apt-get install bubblewrap" in result.stdout and "--no-sandbox" in result.stdout
     assert not (fake / "apt.log").exists()
+
+
+# -- the Python that builds the venv ----------------------------------------------------------
+
+
+def _pretend_python(folder: Path, version: tuple[int, int, int]) -> Path:
+    """A ``python3`` that runs the real interpreter but reports ``version`` to the script."""
+    folder.mkdir(exist_ok=True)
+    fake = folder / "python3"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'exec {sys.executable} -c "import runpy, sys; sys.version_info = {version!r}; '
+        'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name=\'__main__\')" "$@"\n')
+    fake.chmod(0o755)
+    return fake
+
+
+@pytest.mark.parametrize("version", [(3, 9, 18), (3, 14, 0)])
+def test_setup_refuses_a_python_outside_the_range_before_installing_and_names_the_range(tmp_path, version):
+    fake = _pretend_python(tmp_path / "bin", version)
+    venv = tmp_path / "venv"
+    result = subprocess.run([MAKE, "-s", f"{venv}/.installed", f"VENV={venv}", f"PYTHON3={fake}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    needed = python_check.required_range((ROOT / "pyproject.toml").read_text())[0]
+    assert f"Python {'.'.join(map(str, version))} cannot run this course: it needs Python {needed}" in result.stderr
+    assert not venv.exists()  # nothing was installed
+
+
+@pytest.mark.parametrize("version, fits", [((3, 10, 12), True), ((3, 11, 2), True), ((3, 12, 3), True),
+                                           ((3, 13, 0), True), ((3, 9, 18), False), ((3, 14, 0), False)])
+def test_the_supported_range_is_the_one_pyproject_states(version, fits):
+    text = (ROOT / "pyproject.toml").read_text()
+    assert (python_check.problem(version, True, text) is None) == fits
+
+
+def test_a_python_without_venv_is_told_which_package_to_install():
+    message = python_check.problem((3, 11, 2), False, (ROOT / "pyproject.toml").read_text())
+    assert "sudo apt-get install python3.11-venv" in message
+
+
+def test_this_python_passes_the_check():
+    result = subprocess.run([sys.executable, str(ROOT / "graders" / "python_check.py")], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0 and result.stderr == ""

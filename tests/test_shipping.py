@@ -5,10 +5,12 @@ cluster, no kernel."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -210,3 +212,87 @@ def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monke
     out = capsys.readouterr().out
     assert code == 1 and "could not use the grading content" in out, out  # ours: exit 1, nothing recorded
     assert points(root, "alice") == {} and points(root, "bob") == {}
+
+
+# -- unpacking a shipped folder: the same checks on every Python -------------------------------
+
+
+def _tar_of(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
+    """A tar with these raw members (what a hostile or damaged shipment could hold)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buffer.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = "",
+            size: int | None = None) -> tuple[tarfile.TarInfo, bytes | None]:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    if kind in (tarfile.REGTYPE, tarfile.AREGTYPE):
+        info.size = len(data) if size is None else size
+    else:
+        data = None
+    return info, data
+
+
+HOSTILE = {
+    "absolute path": ([_member("/tmp/hw5-escaped-absolute")], "does not name a place inside"),
+    "dot-dot": ([_member("kit/../../hw5-escaped-dotdot")], "does not name a place inside"),
+    "symlink": ([_member("link", tarfile.SYMTYPE, linkname="/etc/passwd")], "symbolic link"),
+    "symlink then a file through it": ([_member("d", tarfile.SYMTYPE, linkname="/tmp"),
+                                        _member("d/hw5-escaped-through-link")], "symbolic link"),
+    "hard link": ([_member("hard", tarfile.LNKTYPE, linkname="/etc/passwd")], "hard link"),
+    "character device": ([_member("null", tarfile.CHRTYPE)], "a device"),
+    "block device": ([_member("sda", tarfile.BLKTYPE)], "a device"),
+    "fifo": ([_member("pipe", tarfile.FIFOTYPE)], "a fifo"),
+    "empty name": ([_member(".")], "empty name"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_a_hostile_folder_archive_is_refused_before_anything_is_written(tmp_path, case):
+    members, reason = HOSTILE[case]
+    dest = tmp_path / "unpack" / "here"
+    dest.mkdir(parents=True)
+    with pytest.raises(BlobError, match=reason) as refused:
+        blobs.unpack_tree(_tar_of(_member("first-file"), *members), dest)
+    assert "refused" in str(refused.value)
+    assert list(dest.iterdir()) == []  # checked first: not even the harmless member is written
+    assert not list(tmp_path.glob("**/hw5-escaped-*")) and not Path("/tmp/hw5-escaped-absolute").exists()
+
+
+def test_an_oversized_or_overfull_folder_archive_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(blobs, "SHIPPED_FOLDER_MAX_BYTES", 1000)
+    with pytest.raises(BlobError, match="more than 1000 bytes"):
+        blobs.unpack_tree(_tar_of(_member("a", data=b"x" * 600), _member("b", data=b"y" * 600)), tmp_path)
+    monkeypatch.setattr(blobs, "SHIPPED_FOLDER_MAX_MEMBERS", 3)
+    with pytest.raises(BlobError, match="more than the 3 allowed"):
+        blobs.unpack_tree(_tar_of(*(_member(f"f{i}") for i in range(4))), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_damaged_or_repeating_folder_archive_is_refused(tmp_path):
+    with pytest.raises(BlobError, match="not a readable tar"):
+        blobs.unpack_tree(b"\x00garbage" * 100, tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    with pytest.raises(BlobError, match="could not be unpacked"):
+        blobs.unpack_tree(_tar_of(_member("same", data=b"1"), _member("same", data=b"2")), tmp_path / "b")
+
+
+def test_a_hostile_shipped_folder_never_enters_the_cache(tmp_path):
+    hostile = Blob(blobs.TREE, _tar_of(_member("../../hw5-escaped-cache")))
+    with pytest.raises(BlobError, match="does not name a place inside"):
+        BlobCache(tmp_path / "cache").put(hostile)
+    assert not (tmp_path / "cache" / hostile.sha256).exists() and not list(tmp_path.glob("**/hw5-escaped-*"))
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == []  # no staging folder left
+
+
+def test_a_real_kit_round_trips_through_pack_and_unpack(tmp_path):
+    kit = build_checks_kit(tmp_path / "kit", GRADERS)
+    blob = blobs.pack(kit)
+    entry = BlobCache(tmp_path / "cache").put(blob)
+    assert blobs.hash_entry(entry) == blob.sha256
+    assert sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*")) == \
+        sorted(p.relative_to(kit).as_posix() for p in kit.rglob("*") if "__pycache__" not in p.parts)

@@ -25,7 +25,9 @@ import shutil
 import tarfile
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from graders.sandbox.limits import SHIPPED_FOLDER_MAX_BYTES, SHIPPED_FOLDER_MAX_MEMBERS
 
 #: How a job names content instead of a host path: ``sha256:<64 hex digits>``.
 REF_PREFIX = "sha256:"
@@ -98,6 +100,73 @@ def _tar(root: Path) -> bytes:
     return buffer.getvalue()
 
 
+def unpack_tree(data: bytes, dest: Path) -> None:
+    """Unpack a shipped folder's tar into ``dest`` (an existing empty folder).
+
+    The same checks on every Python (tarfile's own ``filter="data"`` exists only from
+    3.10.12 and 3.11.4): every member is checked before anything is written, and the
+    archive is refused with a BlobError naming the member when one is not a plain file or
+    folder (links, devices, fifos, sparse files), has an absolute name or a ``..`` part,
+    or when the sizes or the count pass SHIPPED_FOLDER_MAX_BYTES / _MEMBERS.
+    """
+    try:
+        tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:")
+    except tarfile.TarError as error:
+        raise BlobError(f"a shipped folder is not a readable tar archive ({error}): refused") from error
+    with tar:
+        members = tar.getmembers()
+        if len(members) > SHIPPED_FOLDER_MAX_MEMBERS:
+            raise BlobError(f"a shipped folder has {len(members)} entries, more than the "
+                            f"{SHIPPED_FOLDER_MAX_MEMBERS} allowed: refused")
+        plan, total = [], 0
+        for member in members:
+            parts = _safe_parts(member.name)
+            if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
+                raise BlobError(f"a shipped folder's entry {member.name!r} is {_kind(member)}; "
+                                "only plain files and folders are unpacked: refused")
+            total += max(member.size, 0)
+            if total > SHIPPED_FOLDER_MAX_BYTES:
+                raise BlobError(f"a shipped folder unpacks to more than {SHIPPED_FOLDER_MAX_BYTES} "
+                                f"bytes (at {member.name!r}): refused")
+            plan.append((member, dest.joinpath(*parts)))
+        for member, target in plan:
+            try:
+                if member.isdir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                with source, open(target, "xb") as out:  # "x": a repeated name is refused, not overwritten
+                    shutil.copyfileobj(source, out)
+            except OSError as error:
+                raise BlobError(f"a shipped folder's entry {member.name!r} could not be unpacked "
+                                f"({error.strerror or error}): refused") from error
+
+
+def _safe_parts(name: str) -> tuple[str, ...]:
+    """The path parts of a member's name, refused when absolute, empty or climbing out."""
+    path = PurePosixPath(name)
+    if not name or path.is_absolute() or "\\" in name or "\0" in name or any(part == ".." for part in path.parts):
+        raise BlobError(f"a shipped folder's entry {name!r} does not name a place inside the folder: refused")
+    if not path.parts:
+        raise BlobError(f"a shipped folder has an entry with an empty name ({name!r}): refused")
+    return path.parts
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.issym():
+        return f"a symbolic link to {member.linkname!r}"
+    if member.islnk():
+        return f"a hard link to {member.linkname!r}"
+    if member.ischr() or member.isblk():
+        return "a device"
+    if member.isfifo():
+        return "a fifo"
+    if member.issparse():
+        return "a sparse file"
+    return f"of tar type {member.type!r}"
+
+
 def hash_entry(path: Path) -> str | None:
     """The sha256 a cache entry's content has now (a folder: of its deterministic tar);
     None when there is no usable entry."""
@@ -168,8 +237,7 @@ class BlobCache:
                 os.chmod(staged, 0o644)
             elif blob.kind == TREE:
                 staged.mkdir()
-                with tarfile.open(fileobj=io.BytesIO(blob.data), mode="r") as tar:
-                    tar.extractall(staged, filter="data")
+                unpack_tree(blob.data, staged)
                 for dirpath, _, filenames in os.walk(staged):
                     os.chmod(dirpath, 0o755)
                     for name in filenames:

@@ -25,6 +25,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
+from graders.grading.internal_errors import describe, located
+
 CACHE_DIR = ".grading"  # under the course root (already git-ignored)
 CACHE_FILE = "canary.json"
 DIGESTS_FILE = "digests.json"
@@ -194,7 +196,21 @@ class CanaryResult:
         if "lower than a correct solution reaches" in text or "history's last val_accuracy" in text:
             found.append("graders/checks/thresholds.json fails the reference: recalibrate "
                          "(python -m graders.authoring.calibrate --write-thresholds) or restore the file")
+        for _, message in self.failing:  # an exception of the grader's own: name it and where
+            chain = located(message)
+            if chain:
+                name, place = chain[-1]  # the innermost: where it was raised
+                cause = (f"{name} raised by the grader's own code at {place}, not by the reference "
+                         "solution: fix it there (the message above is the exception's)")
+                if cause not in found:
+                    found.append(cause)
         return found
+
+    @property
+    def lost_points(self) -> bool:
+        """Whether some graded cell of the reference failed (not only the grader around it)."""
+        return any(grade_id != "canary" for grade_id, _ in self.failing) or (
+            not self.failing and self.score < self.max_score)
 
     def refusal(self) -> str:
         """Why grading is refused: several lines naming each failing cell and its message."""
@@ -205,8 +221,13 @@ class CanaryResult:
         if not self.failing:
             lines.append("  no cell reported a failure (did any graded cell run?)")
         causes = self.causes()
-        lines += [f"  likely cause: {cause}" for cause in causes] or [
-            "  cause unknown: grade source/ with nbgrader validate to see the failing cells"]
+        if causes:
+            lines += [f"  likely cause: {cause}" for cause in causes]
+        elif self.lost_points:
+            lines.append("  cause unknown: grade source/ with nbgrader validate to see the failing cells")
+        else:
+            lines.append("  cause unknown: no cell of the reference lost points; the lines above are "
+                         "the grader's own messages")
         return "\n".join(lines)
 
 
@@ -228,7 +249,7 @@ def run_canary(grade_reference: Callable[[], CanaryResult], cache: CanaryCache, 
         result = grade_reference()
     except Exception as error:  # the canary itself broke: refuse, and say how
         return CanaryResult(0.0, 0.0, time.monotonic() - started,
-                            [("canary", f"grading the reference raised {type(error).__name__}: {error}")])
+                            [("canary", f"grading the reference raised {describe(error)}")])
     if result.ok:
         cache.remember(key, result.seconds, result.score, result.max_score)
     return result

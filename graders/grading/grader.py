@@ -27,6 +27,7 @@ from graders.grading.blobs import BlobError
 from graders.grading.environment import instructor_cell_failures
 from graders.grading.execution import Job, JobResult, build_checks_kit, execute_job
 from graders.grading.intake import read_submission, suspicious_code
+from graders.grading.internal_errors import describe
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
 from graders.grading.shipping import ship, unship
 from graders.grading.verification import NOT_VERIFIED_ENAME, build_verifier_kit, export_requests_for
@@ -256,7 +257,7 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             except Exception as error:  # a submission no check foresaw: this student only
                 reports[student].status = "failed"
                 reports[student].errors.append(
-                    f"could not read the submission: {type(error).__name__}: {str(error)[:300]}")
+                    f"could not read the submission: {describe(error)}")
                 bar.update()
                 continue
             try:  # the kits, support files and data, by content: once per batch (new paths only)
@@ -264,10 +265,10 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             except Exception as error:
                 if shipment is None:  # no worker could grade anyone: refuse the batch
                     raise WorkersUnfit([f"could not ship the grading content to the workers: "
-                                        f"{type(error).__name__}: {str(error)[:300]}"]) from error
+                                        f"{describe(error)}"]) from error
                 reports[student].status = ENVIRONMENT_FAILURE  # ours, never the student's zero
                 reports[student].errors.append(f"could not ship this job's content to the workers: "
-                                               f"{type(error).__name__}: {str(error)[:300]}")
+                                               f"{describe(error)}")
                 bar.update()
                 continue
             job = shipment.address(job)
@@ -281,15 +282,15 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             except BlobError as error:  # the worker's kit or data did not verify: ours, never the student's zero
                 result, failure = None, None
                 report.status = ENVIRONMENT_FAILURE
-                report.errors.append(f"the worker could not use the grading content: {str(error)[:300]}")
+                report.errors.append(f"the worker could not use the grading content: {describe(error)}")
             except Exception as error:  # the worker died, or the sandbox refused the job
-                result, failure = None, f"execution failed: {type(error).__name__}: {str(error)[:300]}"
+                result, failure = None, f"execution failed: {describe(error)}"
             try:
                 if report.status != ENVIRONMENT_FAILURE:
                     grader.record(result, report, failure)
             except Exception as error:
                 report.status = "failed"
-                report.errors.append(f"grading failed: {type(error).__name__}: {str(error)[:300]}")
+                report.errors.append(f"grading failed: {describe(error)}")
             # The worker's own time: queueing behind other students is not this one's cost.
             report.seconds = result.seconds if result else time.monotonic() - started[student]
             bar.set_postfix_str(f"{student}: {report.status}")

@@ -13,6 +13,11 @@ MiB = 1024 * 1024
 #: RLIMIT_AS below this makes TensorFlow abort while creating its thread pools.
 MIN_ADDRESS_SPACE_MB = 4096
 
+#: A folder shipped to a worker (a kit: a few hundred kB of code and JSON) is refused
+#: beyond these, before anything is written (:mod:`graders.grading.blobs`).
+SHIPPED_FOLDER_MAX_BYTES = 64 * MiB
+SHIPPED_FOLDER_MAX_MEMBERS = 10_000
+
 
 @dataclass(frozen=True)
 class SandboxLimits:
