@@ -49,9 +49,9 @@ release: setup
 test: setup
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
-# The inner loop: everything but the slow corpora and the end-to-end TensorFlow autogrades.
+# The inner loop: no slow corpora, no TensorFlow autograde end to end, no toy class batch.
 test-fast: setup
-	$(PYTHON) -m pytest -m 'not slow and not e2e' $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -m 'not slow and not e2e and not batch' $(PYTEST_ARGS)
 
 test-slow: setup
 	$(PYTHON) -m pytest -m slow $(PYTEST_ARGS)

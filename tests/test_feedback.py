@@ -238,6 +238,7 @@ def _feedback_text(root: Path, student: str) -> tuple[str, str]:
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_path):
     """The problem this module solves (upstream #917/#1363), shown on a copy of the course."""
     from nbgrader.apps import NbGraderAPI
@@ -258,6 +259,7 @@ def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_feedback_shows_messages_and_hides_hidden_tests_and_rubric(toy_graded):
     root, _ = toy_graded
     written, problems = feedback.generate(root, "toy")
@@ -285,6 +287,7 @@ CONFIG_LINE = f"\nc.GenerateFeedback.preprocessors = {feedback.FEEDBACK_PREPROCE
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_configured_nbgrader_generate_feedback_redacts_too(toy_graded, tmp_path):
     from graders.course import run_nbgrader
 
@@ -300,6 +303,7 @@ def test_configured_nbgrader_generate_feedback_redacts_too(toy_graded, tmp_path)
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_a_leaking_feedback_file_is_deleted_and_reported(toy_graded, tmp_path, monkeypatch, capsys):
     """Fail closed: with the redactor left out, every file leaks, is deleted, and the command fails."""
     root = tmp_path / "course"
