@@ -13,6 +13,7 @@ right only when that is exactly the checks.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -97,13 +98,12 @@ def test_nbgrader_autograde_grades_like_hw5_autograde(tmp_path):
 
 def test_without_a_working_sandbox_nbgrader_autograde_refuses_and_records_nothing(tmp_path):
     root = _course(tmp_path / "course")
-    hidden = tmp_path / "bin"
+    hidden = tmp_path / "no-bwrap"  # nbgrader's process finds no bubblewrap, wherever it looks
     hidden.mkdir()
-    for tool in ("bash", "sh", "python3", "env"):  # a PATH without bubblewrap
-        found = shutil.which(tool)
-        if found:
-            (hidden / tool).symlink_to(found)
-    env = {"PATH": f"{Path(sys.executable).parent}:{hidden}", "HOME": str(tmp_path / "home")}
+    (hidden / "sitecustomize.py").write_text(
+        "import shutil\n_which = shutil.which\n"
+        "shutil.which = lambda name, *a, **k: None if name == 'bwrap' else _which(name, *a, **k)\n")
+    env = {**os.environ, "PYTHONPATH": str(hidden), "HOME": str(tmp_path / "home")}
     result = subprocess.run([str(Path(sys.executable).with_name("nbgrader")), "autograde", ASSIGNMENT,
                              "--student", "tampering", "--force"],
                             cwd=root, capture_output=True, text=True, timeout=600, env=env)

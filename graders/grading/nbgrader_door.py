@@ -82,6 +82,7 @@ def ready_options(root: Path, assignment: str) -> dict:
     (each once per process and course). Raises GradingRefused."""
     from graders.grading import batch
     from graders.grading.data import DataUnavailable
+    from graders.grading.internal_errors import describe
     from graders.sandbox import SandboxError, selftest
 
     budget = os.environ.get("HW5_GRADING_BUDGET", "fast")
@@ -92,6 +93,8 @@ def ready_options(root: Path, assignment: str) -> dict:
         selftest.require_sandbox(sentinels=selftest.default_sentinels() + batch.course_secrets(root))
     except SandboxError as error:
         raise GradingRefused(f"the sandbox does not work here ({str(error).splitlines()[0]})") from error
+    except Exception as error:  # the self-test itself broke: no sandbox we can trust
+        raise GradingRefused(f"the sandbox does not work here ({describe(error)})") from error
     try:
         data_file = batch.course_data_file(root, assignment)
     except DataUnavailable as error:
