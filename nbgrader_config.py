@@ -76,6 +76,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback never shows hidden tests, rubrics or the grading code (graders/reporting/feedback.py);
 # nbgrader's default would render hidden tests in full (upstream #917, #1363).
+# Every page is scanned for grader-only lines before nbgrader writes it, whichever way
+# feedback is generated (hw5-feedback, nbgrader generate_feedback, Formgrader's button).
+c.GenerateFeedback.exporter_class = "graders.reporting.feedback.LeakCheckedHTMLExporter"
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "graders.reporting.feedback.FeedbackRedactor",
