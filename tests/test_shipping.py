@@ -158,7 +158,28 @@ def test_a_worker_without_the_package_gets_one_line_naming_what_to_install(tmp_p
 
 def test_a_worker_with_the_package_passes_and_shares_the_orchestrators_code():
     answer = eval(worker_check.remote_expression(sandbox=False))  # noqa: S307 - as a worker does
-    assert answer == {"problem": None, "digest": worker_check.code_digest(GRADERS)}
+    assert answer == {"problem": None, "digest": worker_check.code_digest(GRADERS),
+                      "versions": worker_check.library_versions()}
+
+
+class _WorkersSaying:
+    """A stand-in Dask client: each worker answers the probe, with its libraries edited."""
+
+    def __init__(self, **edits):
+        self.edits = edits
+
+    def run(self, function, expression):
+        answer = function(expression)  # the real probe, run here
+        answer["versions"].update(self.edits)
+        return {"tcp://10.0.0.7:4000": answer}
+
+
+def test_a_worker_with_other_library_versions_refuses_the_batch_naming_them():
+    assert worker_check.check_workers(_WorkersSaying(), sandbox=False) == []
+    problems = worker_check.check_workers(_WorkersSaying(keras="3.0.0", numpy="absent"), sandbox=False)
+    assert len(problems) == 1 and problems[0].startswith("worker tcp://10.0.0.7:4000: ")
+    assert "keras 3.0.0 here" in problems[0] and "numpy absent here" in problems[0]
+    assert "tensorflow" not in problems[0] and "requirements.lock" in problems[0]
 
 
 def test_a_worker_that_is_not_root_grades_rootless_or_says_why_not(monkeypatch):

@@ -21,34 +21,23 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Callable
 
 from graders.grading.internal_errors import describe, located
+from graders.grading.worker_check import library_versions
 
 CACHE_DIR = ".grading"  # under the course root (already git-ignored)
 CACHE_FILE = "canary.json"
 DIGESTS_FILE = "digests.json"
 KEEP_KEYS = 20  # a few recent good states (e.g. both budgets), not an ever-growing file
-#: Distributions whose version changes a verdict (the first installed name of each group).
-PACKAGES = (("tensorflow", "tensorflow-cpu"), ("keras",), ("numpy",), ("nbgrader",), ("nbclient",))
 SKIPPED = {"__pycache__", ".ipynb_checkpoints"}
 
 
 def tool_versions() -> dict[str, str]:
-    """Python's version and each of PACKAGES' (read from metadata: importing TF takes seconds)."""
-    versions = {"python": sys.version.split()[0]}
-    for names in PACKAGES:
-        for name in names:
-            try:
-                versions[names[0]] = metadata.version(name)
-                break
-            except metadata.PackageNotFoundError:
-                continue
-        else:
-            versions[names[0]] = "absent"
-    return versions
+    """Python's version and each verdict-changing library's (worker_check.VERSIONED, read
+    from metadata: importing TF takes seconds)."""
+    return {"python": sys.version.split()[0], **library_versions()}
 
 
 def _files(path: Path) -> list[tuple[str, Path]]:

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 #: Compared between the orchestrator and each worker: the code a worker runs itself.
 CODE_PACKAGES = ("grading", "sandbox", "verify")
+#: Compared too: the libraries whose versions change a verdict (the first installed name of
+#: each group), read from package metadata so that no worker imports TensorFlow for it.
+VERSIONED = (("tensorflow", "tensorflow-cpu"), ("keras",), ("numpy",), ("nbgrader",), ("nbclient",))
 INSTALL_HINT = ("install this course's package (pip install hw5-cnn-course from the course repository, "
                 "the same version as the orchestrator) into the Python that runs `dask worker`")
 
@@ -35,6 +38,23 @@ def code_digest(graders_dir) -> str:
     return digest.hexdigest()
 
 
+def library_versions() -> dict:
+    """{library: installed version or "absent"} for VERSIONED, from package metadata."""
+    from importlib import metadata
+
+    versions = {}
+    for names in VERSIONED:
+        for name in names:
+            try:
+                versions[names[0]] = metadata.version(name)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        else:
+            versions[names[0]] = "absent"
+    return versions
+
+
 def probe(sandbox: bool) -> dict:
     """On the worker: {"problem": one line or None, "digest": the code digest or None}."""
     import os
@@ -48,6 +68,7 @@ def probe(sandbox: bool) -> dict:
         return {"problem": f"the HW5 grading package cannot be imported ({type(error).__name__}: {error}); "
                            + INSTALL_HINT, "digest": None}
     digest = code_digest(os.path.dirname(graders.__file__))
+    versions = library_versions()
     if sandbox:
         rootless = os.geteuid() != 0  # then bwrap's own user namespace, rlimits set by prlimit
         tools = ("bwrap", "prlimit") if rootless else ("bwrap", "setpriv")
@@ -63,7 +84,7 @@ def probe(sandbox: bool) -> dict:
             if problem:
                 return {"problem": f"not root, and the rootless sandbox cannot start: {problem}; run "
                                    "`dask worker` as root, or grade with --no-sandbox", "digest": digest}
-    return {"problem": None, "digest": digest}
+    return {"problem": None, "digest": digest, "versions": versions}
 
 
 def remote_expression(sandbox: bool) -> str:
@@ -89,4 +110,14 @@ def check_workers(client, sandbox: bool) -> list[str]:
         elif answer["digest"] != expected:
             problems.append(f"worker {address}: its grading code ({', '.join(CODE_PACKAGES)}) differs from the "
                             f"orchestrator's; {INSTALL_HINT}")
+        elif (mismatch := version_mismatch(answer.get("versions") or {}, library_versions())):
+            problems.append(f"worker {address}: {mismatch}; install the orchestrator's versions "
+                            "(pip install --constraint requirements.lock hw5-cnn-course)")
     return problems
+
+
+def version_mismatch(worker: dict, ours: dict) -> str | None:
+    """``"keras 3.12.4 here, 3.15.1 on the orchestrator"`` for each library that differs, or None."""
+    differ = [f"{name} {worker.get(name, 'absent')} here, {version} on the orchestrator"
+              for name, version in sorted(ours.items()) if worker.get(name, "absent") != version]
+    return ", ".join(differ) or None
