@@ -198,3 +198,73 @@ def test_grader_scores_a_written_answer_in_the_formgrader(graded_course, formgra
     shown = WebDriverWait(browser, 60).until(lambda d: d.find_element(By.ID, ANSWER).get_attribute("value"))
     assert float(shown) == SCORE
     assert browser.find_element(By.ID, f"{ANSWER}-comment").get_attribute("value") == COMMENT
+
+
+# -- Formgrader's Autograde button grades as hw5-autograde does ------------------------------------------
+
+
+@pytest.fixture
+def toy_formgrader(tmp_path):
+    """A toy course with a correct, a wrong and a tampering submission (test_nbgrader_door's),
+    its students in the gradebook, and a Jupyter server with the formgrader in its root."""
+    from nbgrader.api import Gradebook
+
+    from test_nbgrader_door import SOLUTIONS, _course
+
+    root = _course(tmp_path / "course")
+    with Gradebook(course_config(root).CourseDirectory.db_url) as gradebook:
+        for student in SOLUTIONS:
+            gradebook.update_or_create_student(student, first_name=student, last_name="Toy")
+    env = base_environment(JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+                           JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+                           JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), IPYTHONDIR=str(tmp_path / "ipython"))
+    with serve_jupyter("server", root, env, tmp_path / "jupyter-server.log", "/formgrader/api/assignments") as served:
+        yield root, served
+
+
+def _click_autograde(driver, student: str, timeout: float = 600) -> str:
+    """Click the Autograde button (the flash icon) of ``student``'s row on Manage Submissions;
+    returns the text of the dialog nbgrader shows when the request ends, and closes it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from selenium.common.exceptions import TimeoutException
+
+    row = f"//tr[td[normalize-space()='{student}']]"
+    try:
+        WebDriverWait(driver, 60).until(
+            lambda d: d.find_elements(By.XPATH, f"{row}//td[contains(@class, 'autograde')]/a"))
+    except TimeoutException:
+        raise AssertionError(f"no Autograde button for {student} on {driver.current_url}:\n"
+                             f"{driver.find_element(By.TAG_NAME, 'body').text[-2000:]}") from None
+    driver.find_element(By.XPATH, f"{row}//td[contains(@class, 'autograde')]/a").click()
+    dialog = WebDriverWait(driver, timeout).until(
+        lambda d: next((m for m in d.find_elements(By.CSS_SELECTOR, "#success-modal, #error-modal")
+                        if m.is_displayed()), None))
+    text = dialog.text
+    driver.execute_script("$('.modal').modal('hide').remove(); $('.modal-backdrop').remove(); "
+                          "$('body').removeClass('modal-open');")
+    return text
+
+
+@pytest.mark.batch
+@needs_bwrap
+def test_formgraders_autograde_button_grades_like_hw5_autograde(toy_formgrader, browser, tmp_path):
+    from test_nbgrader_door import EXPECTED, SOLUTIONS, _course, _total
+    from toy_course import grade_toy
+
+    root, (url, token) = toy_formgrader
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{url}/formgrader?token={token}")  # logs in, then redirects to Manage Assignments
+    WebDriverWait(browser, 30).until(lambda d: "manage_assignments" in d.current_url)
+    browser.get(f"{url}/formgrader/manage_submissions/toy")
+    dialogs = {student: _click_autograde(browser, student) for student in SOLUTIONS}
+    full_page_screenshot(browser, artifact_path(tmp_path, "formgrader-autograde.png"))
+    for student, text in dialogs.items():
+        assert "Successfully autograded" in text, f"{student}: {text[-2000:]}"
+    clicked = {student: _total(root, student) for student in SOLUTIONS}
+
+    ours = _course(tmp_path / "hw5-autograde")
+    grade_toy(ours)
+    assert clicked == {student: _total(ours, student) for student in SOLUTIONS} == EXPECTED
