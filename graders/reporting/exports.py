@@ -203,14 +203,18 @@ def lms_rows(records: list[StudentRecord]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def lms_csv(records: list[StudentRecord], target: Path) -> Path:
-    header, rows = lms_rows(records)
+def write_csv(target: Path, header: list[str], rows: list[list[str]]) -> Path:
+    """A CSV file of ``header`` then ``rows`` (UTF-8, the csv module's quoting)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with target.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
     return target
+
+
+def lms_csv(records: list[StudentRecord], target: Path) -> Path:
+    return write_csv(target, *lms_rows(records))
 
 
 # -- the Canvas gradebook import ----------------------------------------------------------------
@@ -235,13 +239,7 @@ def canvas_rows(records: list[StudentRecord], title: str, canvas_id: str | None 
 
 
 def canvas_csv(records: list[StudentRecord], target: Path, title: str, canvas_id: str | None = None) -> Path:
-    header, rows = canvas_rows(records, title, canvas_id)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return target
+    return write_csv(target, *canvas_rows(records, title, canvas_id))
 
 
 # -- nbgrader export plugins --------------------------------------------------------------------
