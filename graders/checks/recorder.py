@@ -119,9 +119,16 @@ class Given:
     images: np.ndarray
     labels: np.ndarray
     batch_size: int | None = None
+    _hashes: np.ndarray | None = None
+
+    def hashes(self) -> np.ndarray:
+        """The rows' hashes, computed once (the record and the budget's cut share them)."""
+        if self._hashes is None:
+            self._hashes = row_hashes(self.images)
+        return self._hashes
 
     def sample(self) -> dict:
-        return {"kind": "data", "images": row_hashes(self.images), "labels": label_classes(self.labels)}
+        return {"kind": "data", "images": self.hashes(), "labels": label_classes(self.labels)}
 
 
 def _is_dataset(value) -> bool:
@@ -223,7 +230,7 @@ def _cut(given: Given, split: str, budget) -> tuple[np.ndarray, np.ndarray]:
 
     hashes, indices = budget_rows(budget)[split]
     full_rows = hw5_data.BUDGETS["full"].n_train if split == "train" else hw5_data.BUDGETS["full"].n_test
-    positions = budget_positions(row_hashes(given.images), hashes, full_rows, indices)
+    positions = budget_positions(given.hashes(), hashes, full_rows, indices)
     return given.images[positions], given.labels[positions]
 
 
