@@ -172,8 +172,8 @@ def prepare_session(seed: int) -> None:
     """Seed Python, NumPy and the backend. While grading, also force deterministic ops,
     show Python warnings on stdout (nbgrader zeroes a test cell with any stderr
     output, and a warning, e.g. Keras's about ``input_shape=``, is not an error), and
-    switch on the grading kit's budget (``graders.checks.recorder``), where it is
-    installed: without it, nothing about training changes."""
+    switch on the grading kit's budget inside ``fit`` (its ``recorder``), where the kit
+    is installed: without it, nothing about training changes."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -183,7 +183,7 @@ def prepare_session(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
         warnings.showwarning = _show_warning_on_stdout
         try:
-            from graders.checks import recorder
+            from graders import checks as grading_kit
         except ImportError:  # validating at home: no grading kit, the full data
             return
-        recorder.install(active_budget())
+        grading_kit.recorder.install(active_budget())
