@@ -23,8 +23,8 @@ FLATTEN = {"class_name": "Flatten", "config": {"name": "flatten", "data_format":
 def _model_item():
     return {"kind": "model", "model_class": "Sequential", "input_shape": [4, 4, 1],
             "layers": [json.loads(json.dumps(FLATTEN)), json.loads(json.dumps(DENSE))],
-            "compile": {"optimizer": {"class_name": "SGD", "learning_rate": 0.01, "momentum": 0.0,
-                                      "nesterov": False},
+            "compile": {"optimizer": {"class_name": "SGD", "class_path": "keras.src.optimizers.sgd.SGD",
+                                      "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
                         "loss": "categorical_crossentropy", "loss_class": None, "metrics": ["accuracy"]},
             "optimizer_state": None}
 

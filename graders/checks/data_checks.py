@@ -1,13 +1,13 @@
 """Checks on what each ``fit`` call trained and validated on.
 
-While grading, the setup cell's ``hw5_data.prepare_session`` wraps ``keras.Model.fit``
-so that every call leaves a *fit record* on its model: an order-insensitive
-fingerprint (one hash per image, one class per label) of the training data and of
-the validation data (see ``hw5_data.fit_record``). The checks here compare each
-record with the budget's own arrays, loaded afresh by the instructor's
-``hw5_data``, so a shuffled or copied ``x_train`` passes and a subset, another
-set of images, misaligned labels or other validation data fail. The messages say
-what differs without stating the budget's size.
+While grading, ``graders.checks.recorder`` wraps ``keras.Model.fit`` so that every
+call leaves a *fit record* on its model: an order-insensitive fingerprint (one hash
+per image, one class per label) of the training data and of the validation data it
+was given. The notebook's arrays are the full data set while grading, as at home,
+so the checks here compare each record with the full data, loaded afresh by the
+instructor's ``hw5_data``: a shuffled, copied or converted ``x_train`` passes, and
+a subset (a slice, an index, a split), another set of images, misaligned labels or
+other validation data fail, whatever the grading budget.
 
 Arrays: ``images`` are int64 row hashes ``(n,)``, ``labels`` int64 classes ``(n,)``.
 """
@@ -19,6 +19,7 @@ import functools
 import numpy as np
 
 from graders.checks.failures import GradingFailure
+from graders.checks.recorder import budget_rows, fit_records, row_hashes
 
 _CHUNK = 5_000
 _TRAIN_ADVICE = "Train on x_train and y_train as the given code prepares them (a shuffled copy is fine)."
@@ -27,7 +28,8 @@ _VALIDATION_ADVICE = "Pass validation_data=(x_test, y_test)."
 
 @functools.lru_cache(maxsize=2)
 def budget_arrays(budget):
-    """The budget's raw ``(x_train, y_train), (x_test, y_test)`` from the instructor's loader.
+    """The budget's raw ``(x_train, y_train), (x_test, y_test)`` from the instructor's loader
+    (the full data for ``BUDGETS["full"]``).
 
     ``budget``: an ``hw5_data.Budget`` (hashable: the cache is per budget, not per name).
     """
@@ -45,7 +47,7 @@ def budget_fingerprints(budget) -> dict:
     (x_train, y_train), (x_test, y_test) = budget_arrays(budget)
 
     def fingerprint(images, labels):
-        hashes = [hw5_data.row_hashes(hw5_data.preprocess(images[start:start + _CHUNK],
+        hashes = [row_hashes(hw5_data.preprocess(images[start:start + _CHUNK],
                                                           labels[start:start + _CHUNK])[0])
                   for start in range(0, len(images), _CHUNK)]
         return np.concatenate(hashes), np.asarray(labels, dtype=np.int64)
@@ -57,6 +59,7 @@ def forget_budget_data() -> None:
     """Drop the cached arrays (after another ``hw5_data`` module was put in place)."""
     budget_arrays.cache_clear()
     budget_fingerprints.cache_clear()
+    budget_rows.cache_clear()
 
 
 def common_count(given: np.ndarray, wanted: np.ndarray) -> int:
@@ -79,15 +82,13 @@ def _digits(classes) -> str:
 
 
 def describe_data_difference(sample: dict, wanted: tuple, other: tuple, *, what: str,
-                             source: str, other_source: str, full_rows: int) -> str | None:
+                             source: str, other_source: str) -> str | None:
     """What differs between a recorded data sample and the arrays it should equal, or None.
 
-    ``sample``: ``{"kind": "data", "images", "labels", "full_rows"}``; ``wanted``: the
-    budget's ``(images, labels)`` for ``source`` (``"x_train"``); ``other``: the other
-    split's, to name where foreign images come from; ``full_rows``: the rows of
-    ``source`` in the full data set. Checked in order: images that are not from
-    ``source``; the number of images; labels that do not match their images; a
-    slice that takes all of the grading subset but only part of the full data.
+    ``sample``: ``{"kind": "data", "images", "labels"}``; ``wanted``: the full data's
+    ``(images, labels)`` for ``source`` (``"x_train"``); ``other``: the other split's,
+    to name where foreign images come from. Checked in order: images that are not
+    from ``source``; the number of images; labels that do not match their images.
     """
     images, labels = np.asarray(sample["images"]), np.asarray(sample["labels"])
     wanted_images, wanted_labels = wanted
@@ -114,10 +115,6 @@ def describe_data_difference(sample: dict, wanted: tuple, other: tuple, *, what:
         return (f"The labels of the {what} do not match its images: {mismatched:,} of the {given:,} "
                 f"images carry another label than in {source.replace('x_', 'y_')}. Keep the images "
                 "and labels in the same order (shuffle them together).")
-    rows = sample.get("full_rows")
-    if rows is not None and rows != full_rows:
-        return (f"The {what} is a slice of {source} that, on the full data set, holds {rows:,} of "
-                f"its {full_rows:,} images (a slice's bounds do not show on the grading subset).")
     return None
 
 
@@ -127,10 +124,10 @@ def describe_training(sample: dict, budget) -> str | None:
 
     if sample["kind"] != "data":
         return None
-    prints = budget_fingerprints(budget)
+    prints = budget_fingerprints(hw5_data.BUDGETS["full"])
     difference = describe_data_difference(
         sample, prints["train"], prints["test"], what="training data", source="x_train",
-        other_source="x_test", full_rows=hw5_data.BUDGETS["full"].n_train)
+        other_source="x_test")
     return None if difference is None else f"{difference} {_TRAIN_ADVICE}"
 
 
@@ -147,10 +144,10 @@ def describe_validation(sample: dict, budget) -> str | None:
                 f"all of x_train and validates on the test set. {_VALIDATION_ADVICE}")
     if kind != "data":
         return None
-    prints = budget_fingerprints(budget)
+    prints = budget_fingerprints(hw5_data.BUDGETS["full"])
     difference = describe_data_difference(
         sample, prints["test"], prints["train"], what="validation data", source="x_test",
-        other_source="x_train", full_rows=hw5_data.BUDGETS["full"].n_test)
+        other_source="x_train")
     if difference is None:
         return None
     return f"The validation data is not the test set. {difference} {_VALIDATION_ADVICE}"
@@ -165,16 +162,15 @@ def describe_record(record: dict, budget) -> str | None:
 
 
 def check_fit_data(model, budget) -> None:
-    """Every recorded ``fit`` call on ``model`` trained on x_train/y_train and validated on
-    x_test/y_test of ``budget`` (as multisets: order is free). Raises GradingFailure.
+    """Every recorded ``fit`` call on ``model`` was given all of x_train/y_train and
+    x_test/y_test (as multisets: order is free), whatever ``budget`` it then trained on.
+    Raises GradingFailure.
 
     A model with no records (not graded, or trained without ``fit``) and an
     ``unknown`` sample (a generator, ...) are not judged here: the update count
     and the recomputed accuracy still are.
     """
-    import hw5_data
-
-    records = hw5_data.fit_records(model)
+    records = fit_records(model)
     if not records:
         return
     for number, record in enumerate(records, start=1):

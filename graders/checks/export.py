@@ -35,6 +35,9 @@ import sys
 
 import numpy as np
 
+from graders.checks.optimizer_identity import class_path, slot_names
+from graders.checks.recorder import fit_records
+
 FORMAT = "hw5-export/1"
 _MAX_VALUE_DEPTH = 8
 _FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -178,6 +181,7 @@ def _compile_item(model) -> dict | None:
     return {
         "optimizer": {
             "class_name": type(optimizer).__name__,
+            "class_path": class_path(type(optimizer)),
             # a schedule is named, never carried: the checks want a number
             "learning_rate": float(rate) if isinstance(rate, (int, float)) else {"schedule": _json_config(rate)},
             "momentum": float(momentum or 0.0),
@@ -212,6 +216,7 @@ def _optimizer_state(model, layers, name: str, writer: _Writer) -> dict | None:
         "iterations": int(np.asarray(optimizer.iterations)),
         "learning_rate": float(np.asarray(rate)) if hasattr(rate, "numpy") else None,
         "momentums": momentums,
+        "slots": slot_names(optimizer),
     }
 
 
@@ -219,17 +224,15 @@ _MAX_FITS = 16
 
 
 def _sample_item(sample, key: str, writer: _Writer) -> dict:
-    """One side of a fit record (``hw5_data``'s sample) as plain data, arrays by key."""
+    """One side of a fit record (``recorder``'s sample) as plain data, arrays by key."""
     kind = sample.get("kind") if isinstance(sample, dict) else None
     if kind == "data":
         images, labels = np.asarray(sample["images"]), np.asarray(sample["labels"])
         if images.dtype != np.int64 or labels.dtype != np.int64 or images.shape != labels.shape \
                 or images.ndim != 1:
             return {"kind": "unknown", "reason": "a malformed fingerprint"}
-        rows = sample.get("full_rows")
         return {"kind": "data", "images": writer.add(f"{key}/images", images),
-                "labels": writer.add(f"{key}/labels", labels),
-                "full_rows": None if rows is None else int(rows)}
+                "labels": writer.add(f"{key}/labels", labels)}
     if kind == "split":
         return {"kind": "split", "fraction": float(sample["fraction"])}
     if kind == "none":
@@ -239,9 +242,8 @@ def _sample_item(sample, key: str, writer: _Writer) -> dict:
 
 
 def _fits_item(model, name: str, writer: _Writer) -> list | None:
-    """The fit records the grading setup left on the model (``hw5_data.fit_records``), or None."""
-    hw5_data = sys.modules.get("hw5_data")
-    records = None if hw5_data is None else hw5_data.fit_records(model)
+    """The fit records the grading kit left on the model (``recorder.fit_records``), or None."""
+    records = fit_records(model)
     if records is None:
         return None
     return [{"train": _sample_item(record.get("train"), f"{name}/fit{number}/train", writer),

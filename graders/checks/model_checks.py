@@ -11,6 +11,7 @@ import math
 from graders.checks.failures import GradingFailure, call_student, public_check
 from graders.checks.describe import describe_layers, describe_model
 from graders.checks.expectations import expected, run_settings
+from graders.checks.optimizer_identity import optimizer_problem
 
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
 
@@ -96,6 +97,9 @@ def _optimizer_failures(model, learning_rate: float, momentum: float) -> None:
             f"The model is compiled with {optimizer['class']}; expected SGD "
             "(keras.optimizers.SGD), the optimizer this homework studies."
         )
+    impostor = optimizer_problem(model)
+    if impostor:
+        raise GradingFailure(impostor)
     found_rate = optimizer["learning_rate"]
     if not isinstance(found_rate, float) or not math.isclose(found_rate, learning_rate, rel_tol=1e-5):
         raise GradingFailure(

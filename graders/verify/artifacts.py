@@ -177,10 +177,9 @@ def _sample(sample, where: str, keys: set) -> None:
     where they are used, ``rebuild.fit_records``), a split, none, or unknown."""
     kind = sample.get("kind") if isinstance(sample, dict) else None
     if kind == "data":
-        _object(sample, where, {"kind", "images", "labels", "full_rows"})
+        _object(sample, where, {"kind", "images", "labels"})
         for field in ("images", "labels"):
             keys.add(_str(sample[field], f"{where}.{field}", _KEY))
-        _optional(sample["full_rows"], _int, where + ".full_rows", 0, MAX_ELEMENTS)
     elif kind == "split":
         fraction = _float(_object(sample, where, {"kind", "fraction"})["fraction"], where + ".fraction")
         if not 0 < fraction < 1:
@@ -222,8 +221,9 @@ def _model(item: dict, where: str, keys: set) -> None:
     if compiled is not None:
         _object(compiled, where + ".compile", {"optimizer", "loss", "loss_class", "metrics"})
         opt = _object(compiled["optimizer"], where + ".compile.optimizer",
-                      {"class_name", "learning_rate", "momentum", "nesterov"})
+                      {"class_name", "class_path", "learning_rate", "momentum", "nesterov"})
         _str(opt["class_name"], where + ".optimizer.class_name", _NAME)
+        _str(opt["class_path"], where + ".optimizer.class_path", None, 300)
         if isinstance(opt["learning_rate"], dict):
             _object(opt["learning_rate"], where + ".learning_rate", {"schedule"})
         else:
@@ -237,7 +237,9 @@ def _model(item: dict, where: str, keys: set) -> None:
             _str(metric, where + ".metrics", None, 200)
     state = item["optimizer_state"]
     if state is not None:
-        _object(state, where + ".optimizer_state", {"iterations", "learning_rate", "momentums"})
+        _object(state, where + ".optimizer_state", {"iterations", "learning_rate", "momentums", "slots"})
+        for slot in _list(state["slots"], where + ".slots", 8 * MAX_LAYERS):
+            _str(slot, where + ".slots[]", None, 500)
         _int(state["iterations"], where + ".iterations")
         _optional(state["learning_rate"], _float, where + ".optimizer_state.learning_rate")
         for slot in _list(state["momentums"], where + ".momentums", 4 * MAX_LAYERS):

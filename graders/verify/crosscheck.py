@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from graders.checks.failures import GradingFailure
+from graders.checks.optimizer_identity import KERAS_SGD_PATH, identity_problem
 
 
 def check_updates(name: str, model: dict, history_name: str, history: dict) -> None:
@@ -59,6 +60,8 @@ def check_momentum_buffers(name: str, model: dict) -> None:
     state, compiled = model.get("optimizer_state"), model.get("compile")
     if state is None or compiled is None or compiled["optimizer"]["class_name"] != "SGD":
         return
+    if compiled["optimizer"]["class_path"] != KERAS_SGD_PATH:
+        return  # not SGD, whatever its name: the optimizer check says so, in the kernel's words
     momentum = compiled["optimizer"]["momentum"]
     buffers = len(state["momentums"])
     weights = sum(len(layer.get("weights", [])) for layer in model["layers"])
@@ -67,6 +70,9 @@ def check_momentum_buffers(name: str, model: dict) -> None:
                              f"momentum buffers for {weights} weights.")
     if momentum == 0 and buffers:
         raise GradingFailure(f"{name} is compiled without momentum but has {buffers} momentum buffers.")
+    impostor = identity_problem("SGD", compiled["optimizer"]["class_path"], state["slots"], momentum, weights)
+    if impostor:
+        raise GradingFailure(impostor)
 
 
 def crosscheck_items(items: dict) -> None:

@@ -15,6 +15,7 @@ import re
 
 import numpy as np
 
+from graders.checks.optimizer_identity import KERAS_SGD_PATH
 from graders.verify.artifacts import ArtifactError
 
 ACTIVATIONS = frozenset({
@@ -221,6 +222,8 @@ def _optimizer(spec: dict, where: str):
     name = spec["class_name"]
     if name not in OPTIMIZERS:
         _fail(where, f"optimizer {name!r} is not one of {list(OPTIMIZERS)}")
+    if name == "SGD" and spec["class_path"] != KERAS_SGD_PATH:
+        return _impostor_sgd(spec)
     rate = spec["learning_rate"]
     if isinstance(rate, dict):
         _fail(where, "a learning-rate schedule cannot be verified; use a number")
@@ -232,6 +235,18 @@ def _optimizer(spec: dict, where: str):
     if not 0.0 <= kwargs.get("momentum", 0.0) <= 1.0 or not 0.0 <= kwargs["learning_rate"] <= 1e6:
         _fail(where, "learning rate or momentum out of range")
     return getattr(keras.optimizers, name)(**kwargs)
+
+
+def _impostor_sgd(spec: dict):
+    """An optimizer that, like the kernel's, is named SGD but is another class (``class_path``):
+    Keras's SGD underneath here (the verifier never runs the student's class), under the
+    student's module and qualified name, so the unchanged checks judge it as the kernel's
+    checks did (``optimizer_identity``), in the same words."""
+    import keras
+
+    module, _, qualname = spec["class_path"].rpartition(".")
+    impostor = type("SGD", (keras.optimizers.SGD,), {"__module__": module, "__qualname__": qualname})
+    return impostor(learning_rate=float(spec["learning_rate"]), momentum=float(spec["momentum"]))
 
 
 def _loss(compiled: dict, where: str):
@@ -305,10 +320,10 @@ def rebuild_model(item: dict, arrays: dict, where: str = "model"):
             _assign_state(model, built_layers, item["optimizer_state"], arrays, where)
     records = fit_records(item.get("fits"), arrays, where + ".fits")
     if records is not None:
-        import hw5_data  # the TRUSTED copy (verifier.use_support_dir)
+        from graders.checks.recorder import remember_fit
 
         for record in records:
-            hw5_data.remember_fit(model, record)
+            remember_fit(model, record)
     return model
 
 
@@ -320,11 +335,11 @@ def _fit_sample(sample: dict, arrays: dict, where: str) -> dict:
             or images.shape != labels.shape:
         _fail(where, f"a fingerprint should be two int64 arrays of one length, found "
                      f"{images.dtype}{list(images.shape)} and {labels.dtype}{list(labels.shape)}")
-    return {"kind": "data", "images": images, "labels": labels, "full_rows": sample["full_rows"]}
+    return {"kind": "data", "images": images, "labels": labels}
 
 
 def fit_records(fits, arrays: dict, where: str = "fits") -> list | None:
-    """The validated ``fits`` of a model item as ``hw5_data`` fit records (arrays in place
+    """The validated ``fits`` of a model item as ``recorder`` fit records (arrays in place
     of keys), or None when the kernel recorded none."""
     if fits is None:
         return None

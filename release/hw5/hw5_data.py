@@ -6,12 +6,12 @@ Where the data comes from, in order:
 2. ``mnist.npz`` beside this file;
 3. ``keras.datasets.mnist.load_data()``, which downloads once into ``~/.keras``.
 
-How much of it is used (the *budget*):
-- Students running the notebook themselves get the full data set (60,000 / 10,000).
-- While nbgrader grades or validates (``NBGRADER_EXECUTION`` is ``autograde`` or
-  ``validate``) the notebook trains on a fixed, stratified subset, so a submission
-  grades in seconds rather than minutes. ``HW5_GRADING_BUDGET=full`` grades on
-  the whole data set instead.
+The notebook always gets the full data set (60,000 / 10,000 images), at home and
+while grading. While nbgrader grades (``NBGRADER_EXECUTION`` is ``autograde`` or
+``validate``, with the course's grading kit installed), each ``fit`` trains on a
+fixed, stratified subset of what it is given (the *budget*), so a submission grades
+in seconds rather than minutes. ``HW5_GRADING_BUDGET=full`` grades on the whole
+data set instead.
 """
 
 from __future__ import annotations
@@ -140,25 +140,17 @@ def stratified_indices(labels: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_mnist(budget: Budget | None = None):
-    """MNIST cut to ``budget`` (default: :func:`active_budget`).
+    """MNIST as ``(x_train, y_train), (x_test, y_test)`` in the raw Keras layout:
+    ``(n, 28, 28)`` ``uint8`` images and ``(n,)`` ``uint8`` labels.
 
-    Returns ``(x_train, y_train), (x_test, y_test)`` in the raw Keras layout:
-    ``(n_train, 28, 28)`` ``uint8`` images and ``(n_train,)`` ``uint8`` labels.
-
-    The notebook's own call (no ``budget``) while grading on a subset returns the
-    images as :class:`RowsOfFullData`, which remember how many rows a slice such as
-    ``x_train[:10000]`` would hold on the full data set (see there).
+    The whole data set by default (the notebook's call, at home and while grading);
+    ``budget``'s fixed, stratified subset when one is given (the grading checks).
     """
-    tracked = budget is None and in_grading_mode()
-    budget = budget or active_budget()
+    budget = budget or BUDGETS["full"]
     (x_train, y_train), (x_test, y_test) = load_full_mnist()
     train = stratified_indices(y_train, budget.n_train)
     test = stratified_indices(y_test, budget.n_test)
-    x_train, x_test = x_train[train], x_test[test]
-    if tracked:
-        x_train = RowsOfFullData.standing_for(x_train, len(y_train))
-        x_test = RowsOfFullData.standing_for(x_test, len(y_test))
-    return (x_train, y_train[train]), (x_test, y_test[test])
+    return (x_train[train], y_train[train]), (x_test[test], y_test[test])
 
 
 def preprocess(images: np.ndarray, labels: np.ndarray):
@@ -180,7 +172,8 @@ def prepare_session(seed: int) -> None:
     """Seed Python, NumPy and the backend. While grading, also force deterministic ops,
     show Python warnings on stdout (nbgrader zeroes a test cell with any stderr
     output, and a warning, e.g. Keras's about ``input_shape=``, is not an error), and
-    record what every ``fit`` call trains on (:func:`install_fit_recorder`)."""
+    switch on the grading kit's budget inside ``fit`` (its ``recorder``), where the kit
+    is installed: without it, nothing about training changes."""
     import keras
 
     keras.utils.set_random_seed(seed)
@@ -189,272 +182,8 @@ def prepare_session(seed: int) -> None:
 
         tf.config.experimental.enable_op_determinism()
         warnings.showwarning = _show_warning_on_stdout
-        install_fit_recorder()
-
-
-# ----- What each training run was given (grading mode only) ------------------------------
-#
-# While grading, the setup cell's prepare_session() wraps keras.Model.fit (a thin wrapper
-# that records, then calls the real fit unchanged). Each call leaves on the model a
-# *fit record*: an order-insensitive fingerprint of the training images and labels and
-# of the validation data, which the grading checks compare with the budget's own arrays.
-# A fingerprint is one 64-bit hash per image (of its float32 pixels) and one class per
-# label, so shuffling or copying the data changes nothing, and nothing here can make
-# the student's fit call fail: any error while fingerprinting is recorded instead.
-#
-# A *sample* (one side of a record) is one of:
-#   {"kind": "data", "images": int64 (n,), "labels": int64 (n,), "full_rows": int | None}
-#   {"kind": "split", "fraction": float}    # validation_split: part of the training data
-#   {"kind": "none"}                        # no validation data
-#   {"kind": "unknown", "reason": str}      # input we do not fingerprint (a generator, ...)
-# A record is {"train": sample, "validation": sample}.
-
-FIT_RECORDS_ATTRIBUTE = "_hw5_fit_records"
-#: Beyond this many rows a dataset is not fingerprinted (recorded as unknown).
-MAX_FINGERPRINT_ROWS = 200_000
-_HASH_SEED = 20260605
-_HASH_CHUNK = 4096
-_hash_keys: dict[int, np.ndarray] = {}
-
-
-class RowsOfFullData(np.ndarray):
-    """An image array that stands for ``full_rows`` rows of the full data set.
-
-    Under a grading budget ``x_train`` holds a subset, so ``x_train[:10000]`` is all of
-    it, and the data alone cannot show that on the real data it would be a sixth.
-    A row slice of this array records ``full_rows``: the rows the same slice takes
-    from the full data set (``x_train[:10000]``: 10,000 of 60,000). Copies, reshapes
-    that keep the first axis, arithmetic and permutations keep it; any other
-    selection of rows forgets it (``None``: the data's own fingerprint decides).
-    Only ever built while grading; a student's own run gets plain arrays.
-    """
-
-    full_rows = None
-
-    @classmethod
-    def standing_for(cls, array: np.ndarray, full_rows: int) -> "RowsOfFullData":
-        view = np.asarray(array).view(cls)
-        view.full_rows = int(full_rows)
-        return view
-
-    def __array_finalize__(self, obj):
-        rows = getattr(obj, "full_rows", None)
-        same_rows = (rows is not None and self.ndim >= 1 and getattr(obj, "ndim", 0) >= 1
-                     and self.shape[0] == obj.shape[0])
-        self.full_rows = rows if same_rows else None
-
-    def __getitem__(self, key):
-        result = super().__getitem__(key)
         try:
-            if isinstance(result, RowsOfFullData):
-                result.full_rows = self._rows_after(key, result)
-        except Exception:  # never let bookkeeping break the student's indexing
-            result.full_rows = None
-        return result
-
-    def _rows_after(self, key, result):
-        if self.full_rows is None or self.ndim < 1 or result.ndim < 1:
-            return None
-        first = key[0] if isinstance(key, tuple) and key else key
-        if isinstance(first, slice):
-            return len(range(*first.indices(self.full_rows)))
-        if first is None:  # a new first axis
-            return None
-        return self.full_rows if result.shape[0] == self.shape[0] else None
-
-
-def _keys_for(width: int) -> np.ndarray:
-    keys = _hash_keys.get(width)
-    if keys is None:
-        rng = np.random.default_rng([_HASH_SEED, width])
-        keys = rng.integers(0, 2**63, size=width, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
-        _hash_keys[width] = keys
-    return keys
-
-
-def _mix(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser, element-wise on uint64."""
-    values = values ^ (values >> np.uint64(30))
-    values = values * np.uint64(0xBF58476D1CE4E5B9)
-    values = values ^ (values >> np.uint64(27))
-    values = values * np.uint64(0x94D049BB133111EB)
-    return values ^ (values >> np.uint64(31))
-
-
-def row_hashes(images) -> np.ndarray:
-    """One hash per row of ``images`` ``(n, ...)``, as int64 ``(n,)``.
-
-    The rows are compared as float32 pixels (the homework's preprocessing: uint8 / 255),
-    whatever their dtype or trailing shape: ``(n, 28, 28, 1)`` and ``(n, 784)`` hash
-    alike. A multilinear hash of the 32-bit words with fixed odd 64-bit keys, then
-    mixed: vectorised, about 60 ms for 60,000 MNIST rows.
-    """
-    images = np.asarray(images)
-    rows = images.shape[0] if images.ndim else 0
-    width = int(np.prod(images.shape[1:], dtype=np.int64)) if images.ndim > 1 else 1
-    keys = _keys_for(width)
-    out = np.empty(rows, dtype=np.uint64)
-    for start in range(0, rows, _HASH_CHUNK):
-        chunk = np.ascontiguousarray(images[start:start + _HASH_CHUNK], dtype=np.float32)
-        words = chunk.reshape(len(chunk), width).view(np.uint32).astype(np.uint64)
-        out[start:start + len(chunk)] = words @ keys
-    return _mix(out ^ np.uint64(width)).view(np.int64)
-
-
-def label_classes(labels) -> np.ndarray:
-    """The class of each label as int64 ``(n,)``: the arg-max of a one-hot ``(n, k)`` row,
-    or the value of an integer label ``(n,)``. Raises ValueError for anything else."""
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] > 1:
-        return np.argmax(labels, axis=1).astype(np.int64)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim == 1 and labels.dtype.kind in "iuf":
-        classes = labels.astype(np.int64)
-        if labels.dtype.kind == "f" and not np.array_equal(classes, labels):
-            raise ValueError("labels that are not whole numbers")
-        return classes
-    raise ValueError(f"labels of shape {labels.shape} and dtype {labels.dtype}")
-
-
-def _unknown(reason: str) -> dict:
-    return {"kind": "unknown", "reason": str(reason)[:300]}
-
-
-def _array_sample(x, y) -> dict:
-    if y is None:
-        return _unknown("inputs without labels")
-    full_rows = getattr(x, "full_rows", None)
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim < 1 or y.ndim < 1 or x.shape[0] != y.shape[0]:
-        return _unknown(f"{x.shape[:1]} images for {y.shape[:1]} labels")
-    return {"kind": "data", "images": row_hashes(x), "labels": label_classes(y),
-            "full_rows": None if full_rows is None else int(full_rows)}
-
-
-def _dataset_sample(dataset) -> dict:
-    """Iterate the (finite, known-length) dataset once; tf.data gives a fresh iterator each
-    time, so the student's training still sees every element."""
-    cardinality = int(dataset.cardinality())
-    if cardinality < 0:
-        return _unknown("a tf.data.Dataset of infinite or unknown length")
-    images, labels, rows = [], [], 0
-    for element in dataset.as_numpy_iterator():
-        if not isinstance(element, tuple) or len(element) not in (2, 3):
-            return _unknown("a tf.data.Dataset whose elements are not (images, labels)")
-        x, y = np.asarray(element[0]), np.asarray(element[1])
-        if x.ndim < 2 or y.ndim < 1 or x.shape[0] != y.shape[0]:
-            return _unknown("a tf.data.Dataset whose elements are not batches of (images, labels)")
-        images.append(row_hashes(x))
-        labels.append(label_classes(y))
-        rows += x.shape[0]
-        if rows > MAX_FINGERPRINT_ROWS:
-            return _unknown(f"a tf.data.Dataset of more than {MAX_FINGERPRINT_ROWS:,} rows")
-    return {"kind": "data", "images": np.concatenate(images) if images else np.zeros(0, np.int64),
-            "labels": np.concatenate(labels) if labels else np.zeros(0, np.int64), "full_rows": None}
-
-
-def _is_dataset(value) -> bool:
-    tf = sys.modules.get("tensorflow")
-    return tf is not None and isinstance(value, tf.data.Dataset)
-
-
-def fingerprint_sample(x, y=None) -> dict:
-    """A sample (see above) of inputs ``x`` and labels ``y``: arrays or tensors, or a batched
-    ``tf.data.Dataset`` of ``(images, labels)``; anything else is ``unknown``, never an error."""
-    try:
-        if _is_dataset(x):
-            return _dataset_sample(x) if y is None else _unknown("a dataset with separate labels")
-        if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
-            return _array_sample(x, y)
-        return _unknown(f"a {type(x).__name__}")
-    except Exception as error:  # never break the student's fit
-        return _unknown(f"fingerprinting failed: {type(error).__name__}: {error}")
-
-
-def fit_record(arguments: dict) -> dict:
-    """The record of one ``fit`` call, from its bound arguments (``x``, ``y``,
-    ``validation_data``, ``validation_split``, as Keras names them)."""
-    x, y = arguments.get("x"), arguments.get("y")
-    validation_data = arguments.get("validation_data")
-    split = arguments.get("validation_split") or 0.0
-    if validation_data is not None:
-        if _is_dataset(validation_data):
-            validation = fingerprint_sample(validation_data)
-        elif isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3):
-            validation = fingerprint_sample(validation_data[0], validation_data[1])
-        else:
-            validation = _unknown(f"validation_data of type {type(validation_data).__name__}")
-    elif split:
-        validation = {"kind": "split", "fraction": float(split)}
-        try:  # Keras trains on the first floor(n * (1 - split)) rows
-            rows = len(x)
-            at = int(np.floor(rows * (1.0 - float(split))))
-            x, y = np.asarray(x)[:at], (None if y is None else np.asarray(y)[:at])
-        except Exception as error:
-            return {"train": _unknown(f"validation_split on a {type(x).__name__}: {error}"),
-                    "validation": validation}
-    else:
-        validation = {"kind": "none"}
-    return {"train": fingerprint_sample(x, y), "validation": validation}
-
-
-def fit_records(model) -> list | None:
-    """The records of every ``fit`` call on ``model``, in order; ``None`` when none was recorded."""
-    records = getattr(model, FIT_RECORDS_ATTRIBUTE, None)
-    return None if records is None else list(records)
-
-
-def remember_fit(model, record: dict) -> None:
-    """Add ``record`` to the model's records (bypassing Keras's attribute tracking)."""
-    records = getattr(model, FIT_RECORDS_ATTRIBUTE, None) or ()
-    object.__setattr__(model, FIT_RECORDS_ATTRIBUTE, (*records, record))
-
-
-_original_fit = None
-
-
-def install_fit_recorder() -> None:
-    """Wrap ``keras.Model.fit`` so that each call records its data first (idempotent).
-
-    The wrapper binds the call's arguments with fit's own signature (positional and
-    keyword alike), records, then calls the real ``fit`` unchanged with the same
-    arguments. A failure to record is itself recorded, never raised.
-    """
-    global _original_fit
-    import functools
-    import inspect
-
-    import keras
-
-    if _original_fit is not None:
-        return
-    original = keras.Model.fit
-    signature = inspect.signature(original)
-
-    @functools.wraps(original)
-    def fit(self, *args, **kwargs):
-        try:
-            bound = signature.bind(self, *args, **kwargs)
-            record = fit_record(bound.arguments)
-        except Exception as error:
-            record = {"train": _unknown(f"fit's arguments: {type(error).__name__}: {error}"),
-                      "validation": _unknown("fit's arguments")}
-        try:
-            remember_fit(self, record)
-        except Exception:
-            pass
-        return original(self, *args, **kwargs)
-
-    keras.Model.fit = fit
-    _original_fit = original
-
-
-def uninstall_fit_recorder() -> None:
-    """Put the real ``keras.Model.fit`` back (for tests)."""
-    global _original_fit
-    import keras
-
-    if _original_fit is not None:
-        keras.Model.fit = _original_fit
-        _original_fit = None
+            from graders import checks as grading_kit
+        except ImportError:  # validating at home: no grading kit, the full data
+            return
+        grading_kit.recorder.install(active_budget())

@@ -1,0 +1,335 @@
+"""What each ``fit`` call was given, and the grading budget applied inside ``fit``.
+
+Part of the kernel kit, switched on only while grading: ``hw5_data.prepare_session``
+calls :func:`install` when nbgrader grades or validates *and* ``graders`` is
+importable. A student at home (or ``nbgrader validate`` where ``graders`` is absent)
+gets no wrapper: ``keras.Model.fit`` is Keras's own.
+
+While grading, the notebook's arrays are the full data set (60,000 / 10,000 rows),
+exactly as at home, so a slice, a conversion, an index or a concatenation means what
+it means at home. The budget applies inside ``fit``: each call
+
+1. records what it was given, an order-insensitive *fit record*: one 64-bit hash per
+   image (of its float32 pixels) and one class per label, for the training and the
+   validation data (``graders.checks.data_checks`` compares them with the full data);
+2. trains and validates on the budget's rows of whatever it was given, found by row
+   fingerprint and kept in the order given (``x_train[:10000]`` holds a sixth of the
+   budget's rows, and trains on them: the update count shows it). Data whose rows are
+   none of the budget's (another preprocessing) is cut by position instead, so that a
+   mistake still trains in seconds and is judged by its fit record.
+
+Inputs: NumPy arrays and anything ``np.asarray`` reads (tensors, float64, lists);
+a finite ``tf.data.Dataset`` of ``(images, labels)`` batches is read once, and its
+budget rows are trained as arrays with the dataset's own batch size. A generator or
+a ``PyDataset`` is recorded as ``unknown`` and trained as given.
+
+A *sample* (one side of a record) is one of:
+  {"kind": "data", "images": int64 (n,), "labels": int64 (n,)}
+  {"kind": "split", "fraction": float}    # validation_split: part of the training data
+  {"kind": "none"}                        # no validation data
+  {"kind": "unknown", "reason": str}      # input we do not read (a generator, ...)
+A record is {"train": sample, "validation": sample}. Nothing here makes the
+student's ``fit`` fail: an error while recording is recorded, and ``fit`` runs as given.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+FIT_RECORDS_ATTRIBUTE = "_hw5_fit_records"
+#: Beyond this many rows a tf.data.Dataset is not read (recorded as unknown).
+MAX_FINGERPRINT_ROWS = 200_000
+_HASH_SEED = 20260605
+_HASH_CHUNK = 4096
+_hash_keys: dict[int, np.ndarray] = {}
+
+
+# ----- fingerprints ----------------------------------------------------------------------
+
+def _keys_for(width: int) -> np.ndarray:
+    keys = _hash_keys.get(width)
+    if keys is None:
+        rng = np.random.default_rng([_HASH_SEED, width])
+        keys = rng.integers(0, 2**63, size=width, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+        _hash_keys[width] = keys
+    return keys
+
+
+def _mix(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser, element-wise on uint64."""
+    values = values ^ (values >> np.uint64(30))
+    values = values * np.uint64(0xBF58476D1CE4E5B9)
+    values = values ^ (values >> np.uint64(27))
+    values = values * np.uint64(0x94D049BB133111EB)
+    return values ^ (values >> np.uint64(31))
+
+
+def row_hashes(images) -> np.ndarray:
+    """One hash per row of ``images`` ``(n, ...)``, as int64 ``(n,)``.
+
+    The rows are compared as float32 pixels (the homework's preprocessing: uint8 / 255),
+    whatever their dtype or trailing shape: ``(n, 28, 28, 1)`` and ``(n, 784)`` hash
+    alike. A multilinear hash of the 32-bit words with fixed odd 64-bit keys, then
+    mixed: vectorised, about 60 ms for 60,000 MNIST rows.
+    """
+    images = np.asarray(images)
+    rows = images.shape[0] if images.ndim else 0
+    width = int(np.prod(images.shape[1:], dtype=np.int64)) if images.ndim > 1 else 1
+    keys = _keys_for(width)
+    out = np.empty(rows, dtype=np.uint64)
+    for start in range(0, rows, _HASH_CHUNK):
+        chunk = np.ascontiguousarray(images[start:start + _HASH_CHUNK], dtype=np.float32)
+        words = chunk.reshape(len(chunk), width).view(np.uint32).astype(np.uint64)
+        out[start:start + len(chunk)] = words @ keys
+    return _mix(out ^ np.uint64(width)).view(np.int64)
+
+
+def label_classes(labels) -> np.ndarray:
+    """The class of each label as int64 ``(n,)``: the arg-max of a one-hot ``(n, k)`` row,
+    or the value of an integer label ``(n,)``. Raises ValueError for anything else."""
+    labels = np.asarray(labels)
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        return np.argmax(labels, axis=1).astype(np.int64)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim == 1 and labels.dtype.kind in "iuf":
+        classes = labels.astype(np.int64)
+        if labels.dtype.kind == "f" and not np.array_equal(classes, labels):
+            raise ValueError("labels that are not whole numbers")
+        return classes
+    raise ValueError(f"labels of shape {labels.shape} and dtype {labels.dtype}")
+
+
+def unknown(reason: str) -> dict:
+    return {"kind": "unknown", "reason": str(reason)[:300]}
+
+
+# ----- reading what fit was given ---------------------------------------------------------
+
+@dataclass
+class Given:
+    """Inputs read as arrays: ``images`` ``(n, ...)``, ``labels`` ``(n, ...)``, and the batch
+    size a dataset brought (None for arrays)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    batch_size: int | None = None
+    _hashes: np.ndarray | None = None
+
+    def hashes(self) -> np.ndarray:
+        """The rows' hashes, computed once (the record and the budget's cut share them)."""
+        if self._hashes is None:
+            self._hashes = row_hashes(self.images)
+        return self._hashes
+
+    def sample(self) -> dict:
+        return {"kind": "data", "images": self.hashes(), "labels": label_classes(self.labels)}
+
+
+def _is_dataset(value) -> bool:
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(value, tf.data.Dataset)
+
+
+def _read_dataset(dataset) -> Given | str:
+    """A finite dataset of ``(images, labels)`` batches, read once (tf.data gives a fresh
+    iterator each time), or the reason it cannot be read."""
+    if int(dataset.cardinality()) < 0:
+        return "a tf.data.Dataset of infinite or unknown length"
+    images, labels, rows, batch = [], [], 0, None
+    for element in dataset.as_numpy_iterator():
+        if not isinstance(element, tuple) or len(element) != 2:
+            return "a tf.data.Dataset whose elements are not (images, labels)"
+        x, y = np.asarray(element[0]), np.asarray(element[1])
+        if x.ndim < 2 or y.ndim < 1 or x.shape[0] != y.shape[0]:
+            return "a tf.data.Dataset whose elements are not batches of (images, labels)"
+        batch = batch or x.shape[0]
+        images.append(x)
+        labels.append(y)
+        rows += x.shape[0]
+        if rows > MAX_FINGERPRINT_ROWS:
+            return f"a tf.data.Dataset of more than {MAX_FINGERPRINT_ROWS:,} rows"
+    if not images:
+        return "an empty tf.data.Dataset"
+    return Given(np.concatenate(images), np.concatenate(labels), batch)
+
+
+def read_input(x, y=None) -> Given | str:
+    """Arrays (or anything ``np.asarray`` reads) or a batched dataset as :class:`Given`,
+    or the reason they cannot be read."""
+    if _is_dataset(x):
+        return _read_dataset(x) if y is None else "a dataset with separate labels"
+    if not (isinstance(x, np.ndarray) or hasattr(x, "__array__") or isinstance(x, (list, tuple))):
+        return f"a {type(x).__name__}"
+    if y is None:
+        return "inputs without labels"
+    images, labels = np.asarray(x), np.asarray(y)
+    if images.ndim < 1 or labels.ndim < 1 or images.shape[0] != labels.shape[0]:
+        return f"{images.shape[:1]} images for {labels.shape[:1]} labels"
+    return Given(images, labels)
+
+
+def read_validation(validation_data) -> Given | str | None:
+    """``validation_data`` as :class:`Given` (a 3-tuple's weights are dropped), a reason, or None."""
+    if validation_data is None:
+        return None
+    if _is_dataset(validation_data):
+        return read_input(validation_data)
+    if isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+        return read_input(validation_data[0], validation_data[1])
+    return f"validation_data of type {type(validation_data).__name__}"
+
+
+# ----- the budget's rows ------------------------------------------------------------------
+
+def budget_positions(hashes: np.ndarray, budget_hashes: np.ndarray, full_rows: int,
+                     budget_indices: np.ndarray) -> np.ndarray:
+    """Which of the given rows to train on, in the order given.
+
+    ``hashes``: the given rows' hashes; ``budget_hashes``: the budget's rows (of the
+    full split); ``full_rows``: the full split's size; ``budget_indices``: where the
+    budget's rows sit in the full split. Rows found by fingerprint when any are;
+    otherwise (no row is one of the budget's: another preprocessing) the budget's
+    positions when the data has the full split's length, else evenly spaced rows in
+    the same proportion.
+    """
+    found = np.flatnonzero(np.isin(hashes, budget_hashes))
+    if len(found):
+        return found
+    if len(hashes) == full_rows:
+        return np.sort(np.asarray(budget_indices))
+    share = max(1, round(len(hashes) * len(budget_hashes) / full_rows)) if len(hashes) else 0
+    return np.unique(np.linspace(0, len(hashes) - 1, share).astype(np.int64)) if share else found
+
+
+@functools.lru_cache(maxsize=2)
+def budget_rows(budget) -> dict:
+    """``{"train": (hashes, indices), "test": (hashes, indices)}``: the budget's rows of the
+    full data, preprocessed as the homework does, and where they sit in it."""
+    import hw5_data
+
+    from graders.checks.data_checks import budget_fingerprints
+
+    full = hw5_data.BUDGETS["full"]
+    prints = budget_fingerprints(full)
+    rows = {}
+    for split, size in (("train", budget.n_train), ("test", budget.n_test)):
+        hashes, labels = prints[split]
+        indices = hw5_data.stratified_indices(labels, size)
+        rows[split] = (hashes[indices], indices)
+    return rows
+
+
+def _cut(given: Given, split: str, budget) -> tuple[np.ndarray, np.ndarray]:
+    import hw5_data
+
+    hashes, indices = budget_rows(budget)[split]
+    full_rows = hw5_data.BUDGETS["full"].n_train if split == "train" else hw5_data.BUDGETS["full"].n_test
+    positions = budget_positions(given.hashes(), hashes, full_rows, indices)
+    return given.images[positions], given.labels[positions]
+
+
+@dataclass
+class FitPlan:
+    """A call's record, and the arguments to call the real fit with (None: as given)."""
+
+    record: dict
+    arguments: dict | None = None
+
+
+def plan_fit(arguments: dict, budget) -> FitPlan:
+    """The record of one ``fit`` call (its bound arguments, as Keras names them), and,
+    under a budget smaller than the data, the same call on the budget's rows."""
+    validation_data = arguments.get("validation_data")
+    split = arguments.get("validation_split") or 0.0
+    train = read_input(arguments.get("x"), arguments.get("y"))
+    if validation_data is None and split:
+        train_sample = train.sample() if isinstance(train, Given) else unknown(train)
+        return FitPlan({"train": train_sample, "validation": {"kind": "split", "fraction": float(split)}})
+    validation = read_validation(validation_data)
+    record = {
+        "train": train.sample() if isinstance(train, Given) else unknown(train),
+        "validation": {"kind": "none"} if validation is None else (
+            validation.sample() if isinstance(validation, Given) else unknown(validation)),
+    }
+    if not isinstance(train, Given) or budget is None or budget.name == "full" or (
+            arguments.get("sample_weight") is not None or arguments.get("steps_per_epoch") is not None):
+        return FitPlan(record)
+    changed = dict(arguments)
+    changed["x"], changed["y"] = _cut(train, "train", budget)
+    if train.batch_size is not None:
+        changed["batch_size"] = train.batch_size
+    if isinstance(validation, Given):
+        changed["validation_data"] = _cut(validation, "test", budget)
+    return FitPlan(record, changed)
+
+
+# ----- records on the model, and the wrapper ---------------------------------------------
+
+def fit_records(model) -> list | None:
+    """The records of every ``fit`` call on ``model``, in order; ``None`` when none was recorded."""
+    records = getattr(model, FIT_RECORDS_ATTRIBUTE, None)
+    return None if records is None else list(records)
+
+
+def remember_fit(model, record: dict) -> None:
+    """Add ``record`` to the model's records (bypassing Keras's attribute tracking)."""
+    records = getattr(model, FIT_RECORDS_ATTRIBUTE, None) or ()
+    object.__setattr__(model, FIT_RECORDS_ATTRIBUTE, (*records, record))
+
+
+_original_fit = None
+
+
+def install(budget) -> None:
+    """Wrap ``keras.Model.fit`` so that each call records what it was given and trains on
+    ``budget``'s rows of it (idempotent; the budget of the first call stays).
+
+    The wrapper binds the call's arguments with fit's own signature (positional and
+    keyword alike), plans (:func:`plan_fit`), then calls the real ``fit``: with the
+    budget's rows, or unchanged when the input cannot be read.
+    """
+    global _original_fit
+    import keras
+
+    if _original_fit is not None:
+        return
+    original = keras.Model.fit
+    signature = inspect.signature(original)
+
+    @functools.wraps(original)
+    def fit(self, *args, **kwargs):
+        try:
+            plan = plan_fit(signature.bind(self, *args, **kwargs).arguments, budget)
+        except Exception as error:  # never break the student's fit
+            plan = FitPlan({"train": unknown(f"fit's arguments: {type(error).__name__}: {error}"),
+                            "validation": unknown("fit's arguments")})
+        try:
+            remember_fit(self, plan.record)
+        except Exception:
+            pass
+        if plan.arguments is None:
+            return original(self, *args, **kwargs)
+        return original(**plan.arguments)
+
+    keras.Model.fit = fit
+    _original_fit = original
+
+
+def installed() -> bool:
+    return _original_fit is not None
+
+
+def uninstall() -> None:
+    """Put the real ``keras.Model.fit`` back (for tests)."""
+    global _original_fit
+    import keras
+
+    if _original_fit is not None:
+        keras.Model.fit = _original_fit
+        _original_fit = None
