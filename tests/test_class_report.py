@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 from graders.reporting import class_report
 from test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
-SECTIONS = ("scores", "pass-rates", "failures", "times", "review", "manual")
+SECTIONS = ("scores", "pass-rates", "failures", "times", "tampering", "needs-person", "review", "manual")
 
 
 def test_normalise_masks_varying_numbers_but_keeps_small_ones():

@@ -5,7 +5,7 @@ no reference code, only the derived expectations (``expected.json``) and the
 calibrated thresholds (``thresholds.json``).
 """
 
-from graders.checks.failures import GradingFailure
+from graders.checks.failures import CouldNotCheck, GradingFailure
 from graders.checks.model_checks import (
     check_architecture,
     check_builder_optimizer,
@@ -16,6 +16,7 @@ from graders.checks.model_checks import (
 from graders.checks.training_checks import check_history, check_training, recompute_accuracy
 
 __all__ = [
+    "CouldNotCheck",
     "GradingFailure",
     "check_architecture",
     "check_builder_optimizer",
