@@ -46,7 +46,9 @@ def _in_kernel_verdict(notebook, grade_id, values) -> str:
 
     source = next(cell.source for cell in notebook.cells
                   if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-    namespace = {"keras": keras, "layers": layers, "SGD": SGD, "np": np, "plt": plt, **values}
+    import hw5_data
+
+    namespace = {"keras": keras, "layers": layers, "SGD": SGD, "np": np, "plt": plt, "hw5_data": hw5_data, **values}
     try:
         exec(source, namespace)
     except AssertionError as error:

@@ -202,12 +202,12 @@ def _layer_entry(layer, index: int, notes: list[str]) -> dict:
     klass = keras_class(layer)
     if klass is not type(layer):
         notes.append(f"layer {index}: {type(layer).__name__} read as {klass.__name__}")
+    activation = getattr(layer, "activation", None)
     try:
         config = klass.get_config(layer)
-    except Exception:
-        config = layer.get_config()
+    except Exception:  # e.g. a lambda activation Keras cannot serialize outside IPython
+        config = _config_with_known_activation(layer, klass, activation)
     config = _json_config(config)
-    activation = getattr(layer, "activation", None)
     spelled = config.get("activation")
     if "activation" in config and callable(activation) and spelled not in KNOWN_ACTIVATIONS:
         name = identify_activation(activation)
@@ -215,6 +215,24 @@ def _layer_entry(layer, index: int, notes: list[str]) -> dict:
             notes.append(f"layer {index}: activation {_function_name(activation)} read as {name!r}")
             config["activation"] = name
     return {"class_name": klass.__name__, "config": config}
+
+
+def _config_with_known_activation(layer, klass, activation) -> dict:
+    """The layer's config with its activation function swapped, for the call, for the Keras
+    activation it computes (put back at once): what Keras cannot serialize, it can then."""
+    import keras
+
+    from graders.checks.describe import identify_activation
+
+    name = identify_activation(activation)
+    if name is None:
+        raise _Unsupported(f"{type(layer).__name__}'s config cannot be read, and its activation "
+                           "computes none of Keras's")
+    layer.activation = keras.activations.get(name)
+    try:
+        return klass.get_config(layer)
+    finally:
+        layer.activation = activation
 
 
 #: Probe images: the kernel reports a mapped model's predictions on them, and the verifier

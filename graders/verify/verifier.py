@@ -125,6 +125,11 @@ def make_standin(name: str, calls: list[dict], arrays: dict, rebuilt: dict | Non
                         _raise_exported_error(result["error"])
                     if result["kind"] == "unsupported":
                         return rebuild.placeholder(result["unsupported"])
+                    if result["kind"] == "unrepresentable":
+                        raise CouldNotCheck.about(
+                            f"the grader could not carry what {name} returns out of your notebook",
+                            f"{name}{tuple(args)}: the exporter could not represent this {result['type']} "
+                            f"({result['reason']})")
                     break
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
         raise CouldNotCheck.about(f"no result of {name}({shown}) came out of your notebook to re-check",
