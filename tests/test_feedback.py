@@ -199,7 +199,7 @@ def student_page_problems(text: str) -> list[str]:
     ("CouldNotCheck", "The grader could not check this test on your work automatically (x).\n[for the instructor] "
                       "check_architecture raised KeyError: 'layers'"),
     ("NotVerified", "This test passed in your notebook, but ...\n[for the instructor] layer class 'X' is not allowed"),
-    ("OutOfKernelCheckFailed", "Re-checked outside your notebook, this test fails: lr is 0.5"),
+    ("OutOfKernelCheckFailed", "Re-checked outside your notebook, this test fails: The SGD learning rate is 0.5; expected 1."),
     ("CellTimeoutError", "cell timed out after 300 s"),
     ("CellNotExecuted", "did not run to completion (sandbox status: timeout)"),
     ("OutputTooLarge", "cell output exceeded 1000 bytes"),
