@@ -41,6 +41,21 @@ c.CourseDirectory.ignore = [
 # them equal) and FULL_BUDGET_TIMEOUTS (graders/grading/batch.py) for --budget full.
 c.Execute.timeout = 300
 
+# nbgrader's own autograde (the command, and Formgrader's Autograde button) grades the way
+# hw5-autograde does: nbgrader's Execute is replaced by one that runs the student's job in
+# the sandbox, with the export cells and the out-of-kernel verifier, after the sandbox
+# self-test and the canary (graders/grading/nbgrader_door.py). Student code never runs in
+# nbgrader's own process; when that cannot be done safely, the notebook is refused.
+c.Autograde.autograde_preprocessors = [
+    "graders.grading.nbgrader_door.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # A student who deletes a test cell gets it back, run, instead of "needs manual grade".
 c.OverwriteCells.add_missing_cells = True
 
@@ -61,6 +76,9 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
 # Feedback never shows hidden tests, rubrics or the grading code (graders/reporting/feedback.py);
 # nbgrader's default would render hidden tests in full (upstream #917, #1363).
+# Every page is scanned for grader-only lines before nbgrader writes it, whichever way
+# feedback is generated (hw5-feedback, nbgrader generate_feedback, Formgrader's button).
+c.GenerateFeedback.exporter_class = "graders.reporting.feedback.LeakCheckedHTMLExporter"
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "graders.reporting.feedback.FeedbackRedactor",

@@ -22,10 +22,25 @@ def release_dir(root: Path = COURSE_ROOT) -> Path:
 
 
 def load_config(root: Path = COURSE_ROOT):
-    """The course's ``nbgrader_config.py`` as a traitlets Config: the one place it is read."""
-    from traitlets.config.loader import PyFileConfigLoader
+    """The configuration nbgrader itself would use in the course root, as a traitlets
+    Config: ``nbgrader_config.py`` (and ``.json``) from Jupyter's config path, lowest
+    priority first (``/etc/jupyter``, the environment's, ``~/.jupyter``, then
+    ``JUPYTER_CONFIG_DIR``), and the course's own file last, overriding them. So a
+    JupyterHub's ``/etc/jupyter/nbgrader_config.py`` reaches the ``hw5-*`` commands as it
+    reaches nbgrader's. The one place configuration is read."""
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config import Config
+    from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
-    return PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
+    config = Config()
+    folders = [folder for folder in reversed(jupyter_config_path())
+               if Path(folder).resolve() != Path(root).resolve()]
+    for folder in [*folders, str(root)]:
+        for loader in (PyFileConfigLoader("nbgrader_config.py", path=folder),
+                       JSONFileConfigLoader("nbgrader_config.json", path=folder)):
+            if Path(folder, loader.filename).is_file():
+                config.merge(loader.load_config())
+    return config
 
 
 def course_db_url(root: Path = COURSE_ROOT) -> str:

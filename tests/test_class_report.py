@@ -69,6 +69,7 @@ def toy_report(tmp_path_factory):
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_report_is_one_self_contained_file_with_every_section(toy_report):
     soup = BeautifulSoup(toy_report, "html.parser")
     assert [h2["id"] for h2 in soup.find_all("h2")] == list(SECTIONS)
@@ -81,6 +82,7 @@ def test_toy_report_is_one_self_contained_file_with_every_section(toy_report):
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_report_flags_repairs_and_manual_scores_on_autograded_cells(toy_report):
     soup = BeautifulSoup(toy_report, "html.parser")
     review = soup.find("h2", id="review").find_next("table").get_text(" ")
@@ -90,6 +92,7 @@ def test_toy_report_flags_repairs_and_manual_scores_on_autograded_cells(toy_repo
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_report_lists_answers_waiting_for_manual_grading(toy_report):
     soup = BeautifulSoup(toy_report, "html.parser")
     manual = soup.find("h2", id="manual").find_next("table")
@@ -98,6 +101,7 @@ def test_toy_report_lists_answers_waiting_for_manual_grading(toy_report):
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_report_pass_rates_and_failure_messages(toy_report):
     soup = BeautifulSoup(toy_report, "html.parser")
     rates = soup.find("h2", id="pass-rates").find_next("table")

@@ -18,7 +18,7 @@ from graders.course import COURSE_ROOT, course_db_url
 from graders.grading import batch, data, grader
 from toy_course import ASSIGNMENT, CORRECT, NOTEBOOK, make_toy_course, points, report_of, source_notebook, submit
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
 
 @pytest.fixture(autouse=True)

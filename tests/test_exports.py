@@ -8,6 +8,7 @@ format (https://gradescope-autograders.readthedocs.io/en/latest/specs/), checked
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 
@@ -116,6 +117,7 @@ def _score_columns(lms: pd.DataFrame) -> tuple[list[str], str]:
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_exports_load_and_add_up(toy_graded_course, tmp_path):
     root, report = toy_graded_course
     out, lms, nbgrader = _load_exports(root, report, tmp_path)
@@ -131,6 +133,29 @@ def test_toy_exports_load_and_add_up(toy_graded_course, tmp_path):
         assert isinstance(results["execution_time"], int)
     bob = json.loads((out / "gradescope" / "bob" / "results.json").read_text())
     assert [t["output"] for t in bob["tests"] if t["name"] == "test_add"] == ["add(1, 2) should be 3"]
+
+
+@needs_bwrap
+@pytest.mark.batch
+def test_nbgrader_export_plugins_write_the_lms_csv_and_a_canvas_import(toy_graded_course, tmp_path):
+    """``nbgrader export --exporter ...``, as nbgrader users export; the Canvas file has
+    exactly the identity columns of Canvas's gradebook import, then one assignment column."""
+    from graders.course import run_nbgrader
+
+    root, report = toy_graded_course
+    out, lms, _ = _load_exports(root, report, tmp_path)
+    for plugin, target in (("LmsExportPlugin", tmp_path / "lms.csv"), ("CanvasExportPlugin", tmp_path / "canvas.csv")):
+        result = run_nbgrader(["export", "--exporter", f"graders.reporting.exports.{plugin}", "--to", str(target),
+                               "--assignment", "toy"], root=root, check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "lms.csv").read_text() == (out / "lms-grades.csv").read_text()
+    with (tmp_path / "canvas.csv").open(newline="") as handle:
+        header, points, *rows = list(csv.reader(handle))
+    assert header == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "TOY"]
+    assert points[0].strip() == "Points Possible" and float(points[-1]) == 4
+    _, total = _score_columns(lms)
+    assert {row[3]: float(row[5]) for row in rows} == dict(zip(lms["Student ID"], lms[total]))
+    assert (tmp_path / "canvas.csv").read_text() == (out / "canvas-grades.csv").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -274,6 +274,7 @@ def _feedback_text(root: Path, student: str) -> tuple[str, str]:
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_path):
     """The problem this module solves (upstream #917/#1363), shown on a copy of the course."""
     from nbgrader.apps import NbGraderAPI
@@ -284,9 +285,10 @@ def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_
     shutil.copytree(toy_graded[0], root)
     config = load_config(root)
     config.CourseDirectory.root = str(root)
-    # nbgrader's own defaults: the course config adds the redactor (tested below).
+    # nbgrader's own defaults: the course config adds the redactor and the leak scan (tested below).
     config.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+    config.GenerateFeedback.exporter_class = "nbconvert.exporters.HTMLExporter"
     assert NbGraderAPI(config=config).generate_feedback("toy", "bob")["success"]
     document, text = _feedback_text(root, "bob")
     assert all(line in text for line in TOY_HIDDEN_LINES)
@@ -294,6 +296,7 @@ def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_toy_feedback_shows_messages_and_hides_hidden_tests_and_rubric(toy_graded):
     root, _ = toy_graded
     written, problems = feedback.generate(root, "toy")
@@ -321,6 +324,7 @@ CONFIG_LINE = f"\nc.GenerateFeedback.preprocessors = {feedback.FEEDBACK_PREPROCE
 
 
 @needs_bwrap
+@pytest.mark.batch
 def test_configured_nbgrader_generate_feedback_redacts_too(toy_graded, tmp_path):
     from graders.course import run_nbgrader
 
@@ -335,7 +339,29 @@ def test_configured_nbgrader_generate_feedback_redacts_too(toy_graded, tmp_path)
     assert "your results" in text and "add(1, 2) should be 3" in text
 
 
+LEAKY_CONFIG_LINE = ("\nc.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades', "
+                     "'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n")  # the redactor left out
+
+
 @needs_bwrap
+@pytest.mark.batch
+def test_nbgraders_own_feedback_path_never_writes_a_leaking_page(toy_graded, tmp_path):
+    """nbgrader generate_feedback (what Formgrader's button runs) with the redactor left out:
+    the course's exporter scans the page before it is written, so nothing is written."""
+    from graders.course import run_nbgrader
+
+    root = tmp_path / "course"
+    shutil.copytree(toy_graded[0], root, ignore=shutil.ignore_patterns(".grading", "feedback"))
+    with (root / "nbgrader_config.py").open("a") as config:
+        config.write(LEAKY_CONFIG_LINE)
+    result = run_nbgrader(["generate_feedback", "toy", "--student", "bob"], root=root, check=False)
+    assert result.returncode != 0
+    assert "grader-only line" in result.stdout + result.stderr
+    assert not list((root / "feedback").glob("bob/toy/*.html"))
+
+
+@needs_bwrap
+@pytest.mark.batch
 def test_a_leaking_feedback_file_is_deleted_and_reported(toy_graded, tmp_path, monkeypatch, capsys):
     """Fail closed: with the redactor left out, every file leaks, is deleted, and the command fails."""
     root = tmp_path / "course"

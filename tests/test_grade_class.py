@@ -17,7 +17,7 @@ from graders.grading import batch as grade_class
 from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, TESTS, make_toy_course, points, released, report_of, submit
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
 
 def _duplicate_test_cell():

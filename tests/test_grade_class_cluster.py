@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parents[1]
 needs_root_sandbox = pytest.mark.skipif(
     shutil.which("bwrap") is None or shutil.which("unshare") is None or os.geteuid() != 0,
     reason="needs root, unshare and bubblewrap (apt-get install -y bubblewrap util-linux)")
-pytestmark = needs_root_sandbox
+pytestmark = [pytest.mark.batch, needs_root_sandbox]
 
 WRONG = "def add(a, b):\n    return a - b\n"
 CLASS = {

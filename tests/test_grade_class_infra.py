@@ -28,6 +28,8 @@ needs_sandbox = pytest.mark.skipif(shutil.which("bwrap") is None or os.geteuid()
                                    reason="the sandbox needs root and bubblewrap (apt-get install -y bubblewrap)")
 
 WRONG = "def add(a, b):\n    return a - b\n"
+pytestmark = pytest.mark.batch
+
 SLOW = "import time\ntime.sleep(20)\n" + CORRECT  # about 20 s in the sandbox
 #: student -> (solution, expected points per test cell)
 CLASS = {

@@ -99,3 +99,20 @@ def test_this_python_passes_the_check():
     result = subprocess.run([sys.executable, str(ROOT / "graders" / "python_check.py")], capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 0 and result.stderr == ""
+
+
+# -- the lock file ------------------------------------------------------------------------------
+
+
+def test_setup_installs_from_the_lock_file_and_the_lock_pins_every_dependency():
+    import re
+
+    recipe = (ROOT / "Makefile").read_text()
+    assert "--constraint requirements.lock -e '.[test]'" in recipe
+    lock = (ROOT / "requirements.lock").read_text()
+    pinned = {re.split(r"[=;\s]", line, maxsplit=1)[0].lower().replace("_", "-")
+              for line in lock.splitlines() if "==" in line and not line.startswith((" ", "#"))}
+    declared = re.findall(r'^\s*"([A-Za-z0-9_.-]+)', (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[0],
+                          re.M)
+    names = {name.lower().replace("_", "-") for name in declared} - {"setuptools"}
+    assert names and names <= pinned, f"not pinned in requirements.lock: {sorted(names - pinned)}"

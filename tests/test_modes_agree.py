@@ -14,7 +14,7 @@ import pytest
 from graders.grading import batch
 from toy_course import CORRECT, TESTS, make_toy_course, points, report_of, submit
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
 
 #: student -> (solution cell, points per test cell under both modes)
 CASES = {

@@ -65,6 +65,7 @@ def test_self_test_passes_rootless(user):
     assert "mode: rootless" in proc.stdout and "RLIMIT_NPROC=" in proc.stdout, proc.stdout
 
 
+@pytest.mark.batch
 def test_hostile_notebooks_rootless(user):
     """Everything the run started is dead when it ends (or is killed), before its files
     are read; the rlimits and the scratch watch stand in for the cgroup."""

@@ -190,6 +190,7 @@ def test_byte_code_left_in_a_cached_kit_is_removed_before_use(tmp_path, course_f
     assert not forged.exists() and Path(local.checks_dir, "graders", "checks", "model_checks.py").is_file()
 
 
+@pytest.mark.batch
 def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monkeypatch, capsys):
     """Every job refused by the worker's cache: nothing is recorded for anyone (exit 1).
     The worker runs in this process (threads), so the refusal can be forced here."""

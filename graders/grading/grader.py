@@ -172,6 +172,27 @@ class Grader:
         """Save one student's grades (nbgrader autograde on the executed outputs)."""
         from nbgrader.apps import NbGraderAPI
 
+        if not self.stage(result, report, failure):
+            return
+        config = load_config(self.root)
+        config.CourseDirectory.root = str(self.root)
+        config.CourseDirectory.submitted_directory = f"{STAGING}/submitted"
+        config.Autograde.autograde_preprocessors = AUTOGRADE
+        config.PrecomputedExecute.results_directory = str(self.staging / "executed")
+        outcome = NbGraderAPI(config=config).autograde(self.assignment, report.student, force=True, create=True)
+        if not outcome.get("success"):
+            report.status = "failed"
+            report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
+            return
+        report.flags += gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
+                                                    [report.student]).get(report.student, [])
+        report.score, report.max_score = gradebook.autograded_total(self.db_url, self.assignment, report.student)
+        report.status = "graded"
+
+    def stage(self, result: JobResult | None, report: StudentReport, failure: str | None = None) -> bool:
+        """Put one student's executed notebooks where :class:`PrecomputedExecute` reads them
+        (``.grading/executed/<student>/``), and note in ``report`` what could not run or be
+        verified. False when a cell of ours raised: then nothing may be scored."""
         if failure:
             report.errors.append(failure)
         report.verify_seconds = result.verify_seconds if result else 0.0
@@ -180,7 +201,7 @@ class Grader:
         if environment:  # our cell raised before any student code ran: never the student's zero
             report.status = ENVIRONMENT_FAILURE
             report.errors += environment
-            return
+            return False
         for name, run in (result.runs.items() if result else ()):
             if run.status != "ok":
                 report.errors.append(f"{name}: {run.status}: {run.detail}")
@@ -196,20 +217,7 @@ class Grader:
                 target = executed_path(self.staging / "executed", report.student, Path(name).stem)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(run.executed)
-        config = load_config(self.root)
-        config.CourseDirectory.root = str(self.root)
-        config.CourseDirectory.submitted_directory = f"{STAGING}/submitted"
-        config.Autograde.autograde_preprocessors = AUTOGRADE
-        config.PrecomputedExecute.results_directory = str(self.staging / "executed")
-        outcome = NbGraderAPI(config=config).autograde(self.assignment, report.student, force=True, create=True)
-        if not outcome.get("success"):
-            report.status = "failed"
-            report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
-            return
-        report.flags += gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
-                                                    [report.student]).get(report.student, [])
-        report.score, report.max_score = gradebook.autograded_total(self.db_url, self.assignment, report.student)
-        report.status = "graded"
+        return True
 
 
 def _last_error(outcome: dict) -> str:

@@ -11,6 +11,8 @@ Writes into ``--out`` (default ``reports/`` in the course root, which git ignore
   sections: each section's TODO tests and its question), ``Total``; then
   ``Pending manual`` (answers still to be graded by hand) and ``Status``. Each score
   column's header carries its maximum, e.g. ``Part B 2 (5)``;
+- ``canvas-grades.csv``: a Canvas gradebook import (Canvas's identity columns, then one
+  column for the assignment holding each student's total);
 - ``gradescope/<student>/results.json``: Gradescope's autograder results format
   (https://gradescope-autograders.readthedocs.io/en/latest/specs/): one test per graded
   cell, its output the test's failure message.
@@ -31,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+from nbgrader.plugins import ExportPlugin
+from traitlets import Unicode
 
 from graders import gradebook
 from graders.course import course_db_url
@@ -209,6 +213,73 @@ def lms_csv(records: list[StudentRecord], target: Path) -> Path:
     return target
 
 
+# -- the Canvas gradebook import ----------------------------------------------------------------
+
+#: The identity columns Canvas's gradebook import reads, in the order its own export writes
+#: them; one column per assignment follows ("Name" or "Name (Canvas assignment id)").
+CANVAS_COLUMNS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
+CANVAS_POINTS_ROW = "    Points Possible"
+
+
+def canvas_rows(records: list[StudentRecord], title: str, canvas_id: str | None = None):
+    """(header, rows) of a Canvas gradebook import: one assignment column holding each
+    student's total; the nbgrader student id is the SIS Login ID Canvas matches on."""
+    columns = lms_columns(records)
+    column = f"{title} ({canvas_id})" if canvas_id else title
+    rows = [[CANVAS_POINTS_ROW, "", "", "", "", _number(sum(columns.values()))]]
+    for record in records:
+        name = ", ".join(part for part in (record.last_name, record.first_name) if part) or record.student
+        total = sum(score for score, _ in record.columns().values())
+        rows.append([name, "", "", record.student, "", _number(total) if record.submitted else ""])
+    return [*CANVAS_COLUMNS, column], rows
+
+
+def canvas_csv(records: list[StudentRecord], target: Path, title: str, canvas_id: str | None = None) -> Path:
+    header, rows = canvas_rows(records, title, canvas_id)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return target
+
+
+# -- nbgrader export plugins --------------------------------------------------------------------
+
+
+class _CoursePlugin(ExportPlugin):
+    """The course's records for ``nbgrader export --exporter ...`` (its ``--assignment`` and
+    ``--student`` filters honoured; HW5 when no assignment is named)."""
+
+    def records(self) -> tuple[Path, str, list[StudentRecord]]:
+        root = Path(self.config.CourseDirectory.root or Path.cwd()).resolve()
+        assignment = self.assignment[0] if self.assignment else "hw5"
+        records = collect(root, assignment)
+        return root, assignment, [r for r in records if not self.student or r.student in self.student]
+
+
+class LmsExportPlugin(_CoursePlugin):
+    """``nbgrader export --exporter graders.reporting.exports.LmsExportPlugin [--to FILE]``:
+    the LMS CSV (default ``lms-grades.csv``)."""
+
+    def export(self, gradebook) -> None:
+        _, _, records = self.records()
+        self.log.info("wrote %s", lms_csv(records, Path(self.to or "lms-grades.csv")))
+
+
+class CanvasExportPlugin(_CoursePlugin):
+    """``nbgrader export --exporter graders.reporting.exports.CanvasExportPlugin [--to FILE]``:
+    a Canvas gradebook import (default ``canvas-grades.csv``). ``--CanvasExportPlugin.canvas_id``
+    names the Canvas assignment to fill; without it Canvas creates a new one."""
+
+    canvas_id = Unicode("", help="the Canvas assignment id (the number in its URL)").tag(config=True)
+
+    def export(self, gradebook) -> None:
+        _, assignment, records = self.records()
+        target = canvas_csv(records, Path(self.to or "canvas-grades.csv"), assignment.upper(), self.canvas_id or None)
+        self.log.info("wrote %s", target)
+
+
 # -- Gradescope results.json --------------------------------------------------------------------
 
 #: Gradescope's visibility values (https://gradescope-autograders.readthedocs.io/en/latest/specs/).
@@ -279,6 +350,7 @@ def export_all(root: Path, assignment: str, out: Path, report: Path | None = Non
     return {
         "nbgrader": nbgrader_csv(root, out / "nbgrader-grades.csv"),
         "lms": lms_csv(records, out / "lms-grades.csv"),
+        "canvas": canvas_csv(records, out / "canvas-grades.csv", assignment.upper()),
         "gradescope": write_gradescope(records, out / "gradescope"),
     }
 
@@ -298,6 +370,7 @@ def main(argv=None) -> int:
     written = export_all(root, args.assignment, out, args.report)
     print(f"wrote {written['nbgrader']}")
     print(f"wrote {written['lms']}")
+    print(f"wrote {written['canvas']}")
     print(f"wrote {len(written['gradescope'])} Gradescope results.json under {out / 'gradescope'}")
     return 0
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from nbconvert.exporters import HTMLExporter
 from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
@@ -421,6 +422,31 @@ def student_text(folder: Path) -> str:
     return "\n".join(parts)
 
 
+class FeedbackLeak(RuntimeError):
+    """A rendered feedback page would show grader-only lines: it is not written."""
+
+
+class LeakCheckedHTMLExporter(HTMLExporter):
+    """nbgrader's feedback exporter, refusing a page that shows a grader-only line.
+
+    ``nbgrader_config.py`` makes it ``GenerateFeedback``'s exporter, so every way in
+    (``hw5-feedback``, ``nbgrader generate_feedback``, Formgrader's "Generate feedback")
+    scans each page before nbgrader writes it; a leaking page raises, nbgrader records a
+    failure for that student, and no file is written."""
+
+    def from_notebook_node(self, nb, resources=None, **kwargs):
+        output, resources = super().from_notebook_node(nb, resources, **kwargs)
+        info = (resources or {}).get("nbgrader", {})
+        if "assignment" in info and "student" in info:
+            root = Path(self.config.CourseDirectory.root or Path.cwd()).resolve()
+            leaks = find_leaks(output, secret_lines(root, info["assignment"]),
+                               student_text(root / "submitted" / info["student"] / info["assignment"]))
+            if leaks:
+                raise FeedbackLeak(f"feedback for {info['student']} not written: it would show {len(leaks)} "
+                                   f"grader-only line(s), e.g. {leaks[0]!r}")
+        return output, resources
+
+
 # -- the command ---------------------------------------------------------------------------------
 
 
@@ -446,7 +472,10 @@ def generate(root: Path, assignment: str, students: list[str] | None = None) -> 
             continue
         result = api.generate_feedback(assignment, student, force=True)
         if not result.get("success"):
-            problems.append(f"{student}: nbgrader generate_feedback failed: {(result.get('error') or result.get('log') or '')[-500:]}")
+            log = result.get("error") or result.get("log") or ""
+            leak = re.search(r"FeedbackLeak: (.*)", f"{result.get('log') or ''}\n{log}")
+            problems.append(f"{student}: {leak.group(1)}" if leak else
+                            f"{student}: nbgrader generate_feedback failed: {log[-500:]}")
     secrets = secret_lines(root, assignment)
     written = []
     for student in chosen:
