@@ -263,3 +263,20 @@ def test_checks_write_nothing_to_stderr(capfd):
 
     check_builder_optimizer(define_model_2_conv, "define_model_2_conv", [(0.01,), (0.05,)])
     assert capfd.readouterr().err == ""
+
+
+def test_activation_functions_read_as_the_activation_they_compute():
+    """Issue 16: tf.nn.softmax (named softmax_v2), keras.ops.relu and a lambda computing relu
+    are the homework's activations; a lambda computing something else is not."""
+    import tensorflow as tf
+
+    from graders.checks.describe import identify_activation
+
+    model = one_conv(output=layers.Dense(10, activation=tf.nn.softmax),
+                     hidden_activation=lambda x: keras.ops.maximum(x, 0.0))
+    check_architecture(model, "define_model")
+    assert identify_activation(keras.ops.relu) == "relu"
+    assert identify_activation(lambda x: x * 2.0) is None
+    message = failure(check_architecture,
+                         one_conv(hidden_activation=lambda x: keras.ops.maximum(x, 0.0) * 2.0), "define_model")
+    assert "activation='<lambda>'" in message

@@ -18,7 +18,7 @@ from bs4 import BeautifulSoup
 from graders.reporting import class_report
 from test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
-SECTIONS = ("scores", "pass-rates", "failures", "times", "review", "manual")
+SECTIONS = ("scores", "pass-rates", "failures", "times", "tampering", "needs-person", "review", "manual")
 
 
 def test_normalise_masks_varying_numbers_but_keeps_small_ones():
@@ -143,3 +143,37 @@ def test_hw5_class_report(tmp_path_factory):
     assert f"{graded} submissions" in times
     for mutant in HW5_MUTANTS:
         assert mutant in soup.get_text(" ")
+
+
+def test_needs_a_person_is_listed_apart_from_suspected_tampering():
+    """Issue 16: the verifier's two verdicts, each in its own section; neither in the other."""
+    from graders.reporting.exports import StudentRecord
+
+    def record(student, flags):
+        return StudentRecord(student=student, report={"student": student, "status": "graded", "flags": flags,
+                                                      "errors": []})
+
+    records = [
+        record("honest", ["hw5_part_b_cnn.ipynb: test_todo5_architecture: needs a person: could not verify out "
+                          "of kernel: layer class 'Lambda' is not allowed (no points until an instructor reviews it)"]),
+        record("cheat", ["hw5_part_b_cnn.ipynb: test_todo1_model: suspected tampering: passed in the kernel, "
+                         "failed out of kernel: lr is 0.5"]),
+        record("repaired", ["hw5_part_b_cnn.ipynb: repeats grade_id test_add (a copied cell): the copy was dropped"]),
+    ]
+    tampering, person = class_report.verifier_lists(records)
+    assert list(tampering) == ["cheat"] and list(person) == ["honest"]
+    assert list(class_report.review_flags(records)) == ["repaired"]
+    soup = BeautifulSoup(class_report.render(records, "hw5", True), "html.parser")
+
+    def section_text(section_id):
+        heading = soup.find("h2", id=section_id)
+        parts = []
+        for sibling in heading.find_next_siblings():
+            if sibling.name == "h2":
+                break
+            parts.append(sibling.get_text(" "))
+        return " ".join(parts)
+
+    assert "cheat" in section_text("tampering") and "honest" not in section_text("tampering")
+    assert "honest" in section_text("needs-person") and "cheat" not in section_text("needs-person")
+    assert "repaired" in section_text("review") and "honest" not in section_text("review")

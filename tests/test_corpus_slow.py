@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from corpus.correct_styles import ALL as CORRECT_STYLES
+from corpus.correct_styles import UNUSUAL_STYLES
 from corpus.mutants import MUTANTS
 from corpus.grading import grade_mocks
 from graders.course import course_db_url
@@ -19,7 +20,7 @@ from graders.authoring.mock_submissions import autograded_max_points
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.needs_mnist]
 
-CORPUS = (REFERENCE, *CORRECT_STYLES, *MUTANTS)
+CORPUS = (REFERENCE, *CORRECT_STYLES, *UNUSUAL_STYLES, *MUTANTS)
 #: Two submissions at a time, one TensorFlow thread each, on these two-core machines.
 WORKERS = 2
 
@@ -34,10 +35,19 @@ def selected_mocks(session) -> tuple:
     return tuple(mock for mock in CORPUS if mock.name in chosen) or CORPUS
 
 
+_ROOTS: dict[str, object] = {}
+
+
+def graded_root(request):
+    """The course the module's ``graded`` fixture graded."""
+    return _ROOTS[request.module.__name__]
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory, request):
     mocks = selected_mocks(request.session)
     root, outcomes = grade_mocks(tmp_path_factory.mktemp("corpus"), mocks, workers=WORKERS)
+    _ROOTS[request.module.__name__] = root
     db_url = course_db_url(root)
     points = {mock.name: autograded_points(student_grades(db_url, mock.name)) for mock in mocks}
     return autograded_max_points(root), outcomes, points
@@ -72,3 +82,33 @@ def test_mutation_score_is_100_percent(graded):
     print(f"  mutants graded exactly as expected: {exact}/{len(MUTANTS)}")
     assert all(caught == targeting for caught, targeting in score.values())
     assert len(score) >= 12, "every Part B test cell is targeted by some mutant"
+
+
+@pytest.mark.parametrize("mock", UNUSUAL_STYLES, ids=lambda mock: mock.name)
+def test_unusual_style_is_never_suspected_of_tampering(graded, mock):
+    """Issue 16: an honest unusual style gets full marks, or "needs a person" on the cells it
+    lost, and never a tampering flag."""
+    maxima, outcomes, points = graded
+    flags = outcomes[mock.name]["flags"]
+    assert not [flag for flag in flags if "suspected tampering" in flag], flags
+    lost = {cell for cell, maximum in maxima.items() if points[mock.name].get(cell, 0.0) < maximum}
+    for_a_person = {cell for cell in lost if any(f": {cell}: needs a person" in flag for flag in flags)}
+    assert lost == for_a_person, (sorted(lost), flags)
+
+
+def test_unusual_and_every_other_student_page_names_no_class_of_ours_and_shows_no_traceback(graded, request):
+    """Issue 16: the feedback of the whole graded corpus, rendered; every failure message on
+    every page is a sentence about the student's work."""
+    from test_feedback import student_page_problems
+
+    from graders.reporting import feedback
+
+    root = graded_root(request)
+    written, problems = feedback.generate(root, "hw5")
+    assert written and not problems, problems
+    found = {}
+    for path in written:
+        hits = student_page_problems(feedback.html_text(path.read_text(encoding="utf-8")))
+        if hits:
+            found[str(path.relative_to(root))] = hits
+    assert found == {}

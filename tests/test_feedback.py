@@ -177,10 +177,46 @@ def test_test_cell_traceback_becomes_the_message_only():
     cell.execution_count = 3
     notebook = nbformat.v4.new_notebook(cells=[cell])
     notebook, _ = feedback.FeedbackRedactor().preprocess(notebook, {})
-    assert notebook.cells[1].outputs[0]["traceback"] == ["GradingFailure: The SGD momentum is 0.0; expected 0.9."]
+    assert notebook.cells[1].outputs[0]["traceback"] == ["The SGD momentum is 0.0; expected 0.9."]
     summary = notebook.cells[0]
     assert summary.metadata[feedback.SUMMARY_KEY]
     assert "The SGD momentum is 0.0; expected 0.9." in summary.source and "failed" in summary.source
+
+
+#: Exception classes of the grader's own: a student page never names one (issue 16).
+OUR_CLASS_NAMES = ("GradingFailure", "CouldNotCheck", "OutOfKernelCheckFailed", "NotVerified", "ArtifactError",
+                   "CellTimeoutError", "CellNotExecuted", "NotExecuted", "OutputTooLarge", "HiddenError",
+                   "_Unsupported", "[for the instructor]", "Traceback (most recent call last)")
+
+
+def student_page_problems(text: str) -> list[str]:
+    """The grader's class names, instructor notes and tracebacks found in a student's page."""
+    return [name for name in OUR_CLASS_NAMES if name in text]
+
+
+@pytest.mark.parametrize("ename,evalue", [
+    ("GradingFailure", "The SGD momentum is 0.0; expected 0.9."),
+    ("CouldNotCheck", "The grader could not check this test on your work automatically (x).\n[for the instructor] "
+                      "check_architecture raised KeyError: 'layers'"),
+    ("NotVerified", "This test passed in your notebook, but ...\n[for the instructor] layer class 'X' is not allowed"),
+    ("OutOfKernelCheckFailed", "Re-checked outside your notebook, this test fails: The SGD learning rate is 0.5; expected 1."),
+    ("CellTimeoutError", "cell timed out after 300 s"),
+    ("CellNotExecuted", "did not run to completion (sandbox status: timeout)"),
+    ("OutputTooLarge", "cell output exceeded 1000 bytes"),
+    ("HiddenError", "the cell raised ValueError, but its traceback was not shown"),
+])
+def test_the_graders_own_errors_read_as_sentences_about_the_work(ename, evalue):
+    """Issue 16: no class name of ours, no instructor detail, in the test cell and the summary."""
+    frames = ["File /kit/graders/checks/failures.py:62, in wrapper\n   raise GradingFailure(message)"]
+    cell = _test_cell("check(model)", [_error(ename, evalue, frames)])
+    other = nbformat.v4.new_code_cell("model = build()")
+    other.outputs = [nbformat.from_dict(_error(ename, evalue, frames))]
+    notebook, _ = feedback.FeedbackRedactor().preprocess(nbformat.v4.new_notebook(cells=[cell, other]), {})
+    shown = [line for c in notebook.cells[1:] for output in c.outputs for line in output["traceback"]]
+    shown += [output["evalue"] for c in notebook.cells[1:] for output in c.outputs]
+    assert student_page_problems(notebook.cells[0].source + "\n".join(shown)) == []
+    message = feedback.student_message(ename, evalue)
+    assert message[:1].isupper() and message.rstrip().endswith((".", ")")), message
 
 
 def test_test_cell_traceback_keeps_the_students_own_frames():

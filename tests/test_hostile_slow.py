@@ -418,7 +418,8 @@ CASES: dict[str, Case] = {
     "rigged-equality": Case(_solution(
         "class Anything:\n    def __eq__(self, other):\n        return True\n"
         "def add(a, b):\n    return Anything()\n"),
-        (0, 0), "suspected tampering", outcome="stopped"),
+        # the exporter cannot carry an Anything: not re-checked on it, so a person looks (issue 16)
+        (0, 0), "needs a person", outcome="stopped"),
 }
 
 #: Outcome of the in-kernel cheats, as recorded by this test (see the module docstring):
@@ -429,7 +430,9 @@ CASES: dict[str, Case] = {
 #: - cell-rewriting-hook, rigged-equality: STOPPED. Inside the kernel the student controls
 #:   what a test cell runs and shows, so the kernel's verdict passes; the out-of-kernel
 #:   verifier re-runs each test cell on what the kernel exported (graders.verify) and fails
-#:   it, and the disagreement is flagged as suspected tampering. The wrong add scores 0.
+#:   it. The wrong add scores 0. The rewritten cell's disagreement is flagged as suspected
+#:   tampering; the rigged-equality object is one the exporter cannot carry (an honest
+#:   ``Fraction`` would be too), so it is not re-checked on it: "needs a person" (issue 16).
 OUTCOMES = {name: case.outcome for name, case in CASES.items() if case.outcome}
 
 

@@ -52,15 +52,16 @@ def test_passing_in_the_kernel_and_failing_outside_is_a_failed_cell_and_a_tamper
 def test_a_cell_without_a_verdict_fails():
     notebook = _notebook()
     flags = apply_verdicts(notebook, Verification({}))
-    assert _errors(notebook.cells[1]) == [FAILED_ENAME]
-    assert flags and "no verdict" in flags[0]
+    assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]  # our failure: a person looks
+    assert flags and "no verdict" in flags[0] and "needs a person" in flags[0]
 
 
 def test_a_verifier_that_could_not_run_fails_every_passing_cell_and_says_so():
     notebook = _notebook()
     flags = apply_verdicts(notebook, Verification(None, failure="TimeoutError: over 300 s"))
     assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]
-    assert flags == ["passes: could not verify out of kernel (TimeoutError: over 300 s)"]
+    assert flags == ["passes: needs a person: could not verify out of kernel (the verifier failed: "
+                     "TimeoutError: over 300 s)"]
     nbformat.validate(notebook)
 
 
@@ -178,5 +179,6 @@ def test_an_export_that_cannot_be_read_is_ours_to_review_not_tampering():
         "passes": {"passed": False, "message": "could not verify: layer class 'Lambda' is not allowed"},
         "fails": {"passed": False, "message": "x"}}))
     assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]
-    assert flags == ["passes: could not verify: layer class 'Lambda' is not allowed "
-                     "(zero until an instructor reviews it)"]
+    assert flags == ["passes: needs a person: could not verify out of kernel: layer class 'Lambda' is "
+                     "not allowed (no points until an instructor reviews it)"]
+    assert "suspected tampering" not in " ".join(flags)

@@ -108,7 +108,7 @@ def verified(tmp_path_factory):
 def test_the_well_formed_export_passes(verified):
     verification = verified[0]
     assert verification.failure is None, verification.failure
-    assert verification.verdicts["good"] == {"passed": True, "message": ""}
+    assert verification.verdicts["good"] == {"passed": True, "verdict": "passed", "message": ""}
 
 
 @pytest.mark.parametrize("grade_id", [g for g in EXPORTS if g != "good"])

@@ -6,7 +6,7 @@ calibrated thresholds (``thresholds.json``).
 """
 
 from graders.checks import recorder  # hw5_data.prepare_session switches it on while grading
-from graders.checks.failures import GradingFailure
+from graders.checks.failures import CouldNotCheck, GradingFailure
 from graders.checks.model_checks import (
     check_architecture,
     check_builder_optimizer,
@@ -17,6 +17,7 @@ from graders.checks.model_checks import (
 from graders.checks.training_checks import check_history, check_training, recompute_accuracy
 
 __all__ = [
+    "CouldNotCheck",
     "GradingFailure",
     "check_architecture",
     "check_builder_optimizer",

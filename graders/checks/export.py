@@ -22,6 +22,7 @@ An item is one of::
     {"kind": "history", ...}                     # see _history_item
     {"kind": "unsupported", "unsupported": type name}
     {"kind": "error", "error": str}              # the student's object raised
+    {"kind": "unrepresentable", "type": str, "reason": str}  # a Keras object we cannot carry
 
 Arrays live in ``arrays.npz`` under keys such as ``model_eta_large/layer3/0``
 (the layer's 4th weight list entry 0) or ``model_eta_large/opt/momentum/3/0``.
@@ -121,17 +122,13 @@ class _Writer:
         return key
 
 
-def _linear_layers(model) -> list:
-    """The model's layers, InputLayer excluded, if they form one chain; else raise.
+def _functional_chain_problem(model) -> str | None:
+    """Why a functional model's graph is not one chain of layers, or None when it is.
 
-    A Sequential model is a chain by construction. A functional model is one
-    when every layer has a single inbound tensor from the layer before it.
+    A functional model is a chain when every layer has a single inbound tensor from the
+    layer before it and the output is the last layer's. (A nested model counts as one
+    layer here; its own layers are opened up by ``describe.model_layers``.)
     """
-    import keras
-
-    layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
-    if isinstance(model, keras.Sequential):
-        return layers
     config = model.get_config()
     entries = config["layers"]
     previous = None
@@ -139,29 +136,129 @@ def _linear_layers(model) -> list:
         nodes = entry.get("inbound_nodes") or []
         if entry["class_name"] == "InputLayer":
             if previous is not None or nodes:
-                raise _Unsupported("a functional model with several inputs")
+                return "a functional model with several inputs"
             previous = entry["name"]
             continue
         if len(nodes) != 1 or len(nodes[0].get("args", [])) != 1 or nodes[0].get("kwargs"):
-            raise _Unsupported("a functional model that is not a single chain of layers")
+            return "a functional model that is not a single chain of layers"
         history = nodes[0]["args"][0].get("config", {}).get("keras_history", [None])
         if history[0] != previous:
-            raise _Unsupported("a functional model that is not a single chain of layers")
+            return "a functional model that is not a single chain of layers"
         previous = entry["name"]
     outputs = list(config.get("output_layers") or [])
     if outputs and not isinstance(outputs[0], (list, tuple)):  # one output: a flat [name, 0, 0]
         outputs = [outputs]
     if [list(item) for item in outputs] != [[previous, 0, 0]]:
-        raise _Unsupported("a functional model whose output is not its last layer")
-    return layers
+        return "a functional model whose output is not its last layer"
+    return None
 
 
-def _input_shape(model):
+def _chain_layers(model) -> tuple[list, list[str]]:
+    """The model's computing layers as one chain, and how they were read (``notes``).
+
+    A plain ``keras.Sequential``, or a functional model whose graph is a chain, gives no
+    note. Every other honest way of writing the chain (a subclassed ``keras.Model``, a
+    subclass of Sequential, nested models, a functional graph this reader does not
+    follow) is read as the chain of its layers in order, with a note: the verifier
+    confirms such a reading on probe images before it trusts it (see ``probe``).
+    """
+    import keras
+
+    from graders.checks.describe import model_layers
+
+    notes = []
+    if type(model) is keras.Sequential:
+        pass
+    elif isinstance(model, keras.Sequential):
+        notes.append(f"a subclass of Sequential ({type(model).__name__})")
+    elif _is_functional(model):
+        try:
+            problem = _functional_chain_problem(model)
+        except Exception as error:  # a config this reader does not know: read the layers instead
+            problem = f"a functional model whose config could not be read ({type(error).__name__})"
+        if problem:
+            notes.append(f"{problem}, read as the chain of its layers")
+    else:
+        notes.append(f"a subclassed keras.Model ({type(model).__name__}), read as the chain of its layers")
+    top = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    nested = [layer.name for layer in top if isinstance(layer, keras.Model)]
+    if nested:
+        notes.append(f"the layers of the nested model(s) {', '.join(nested)} opened up")
+    return model_layers(model), notes
+
+
+def _is_functional(model) -> bool:
+    """Whether Keras built the model from a graph of layers (``keras.Model(inputs, outputs)``)."""
+    return any(klass.__name__ == "Functional" and klass.__module__.startswith("keras")
+               for klass in type(model).__mro__)
+
+
+def _layer_entry(layer, index: int, notes: list[str]) -> dict:
+    """``{"class_name", "config"}`` of a layer in its nearest Keras form.
+
+    A subclass of a Keras layer is exported as that layer, with that layer's own config
+    (not the keys a subclass may add); an activation given as a function is exported as
+    the name of the Keras activation it computes. Each such reading adds a note.
+    """
+    from graders.checks.describe import KNOWN_ACTIVATIONS, _function_name, identify_activation, keras_class
+
+    klass = keras_class(layer)
+    if klass is not type(layer):
+        notes.append(f"layer {index}: {type(layer).__name__} read as {klass.__name__}")
+    activation = getattr(layer, "activation", None)
     try:
-        shape = model.input_shape if hasattr(model, "input_shape") else model.inputs[0].shape
-    except (AttributeError, ValueError, IndexError, TypeError):
-        return None
-    return [None if dim is None else int(dim) for dim in tuple(shape)[1:]]
+        config = klass.get_config(layer)
+    except Exception:  # e.g. a lambda activation Keras cannot serialize outside IPython
+        config = _config_with_known_activation(layer, klass, activation)
+    config = _json_config(config)
+    spelled = config.get("activation")
+    if "activation" in config and callable(activation) and spelled not in KNOWN_ACTIVATIONS:
+        name = identify_activation(activation)
+        if name is not None:
+            notes.append(f"layer {index}: activation {_function_name(activation)} read as {name!r}")
+            config["activation"] = name
+    return {"class_name": klass.__name__, "config": config}
+
+
+def _config_with_known_activation(layer, klass, activation) -> dict:
+    """The layer's config with its activation function swapped, for the call, for the Keras
+    activation it computes (put back at once): what Keras cannot serialize, it can then."""
+    import keras
+
+    from graders.checks.describe import identify_activation
+
+    name = identify_activation(activation)
+    if name is None:
+        raise _Unsupported(f"{type(layer).__name__}'s config cannot be read, and its activation "
+                           "computes none of Keras's")
+    layer.activation = keras.activations.get(name)
+    try:
+        return klass.get_config(layer)
+    finally:
+        layer.activation = activation
+
+
+#: Probe images: the kernel reports a mapped model's predictions on them, and the verifier
+#: makes the same images itself and compares its rebuilt model's predictions.
+PROBE_SEED, PROBE_COUNT = 20160, 8
+PROBE_TOLERANCE = 1e-4
+
+
+def probe_images(count: int = PROBE_COUNT) -> np.ndarray:
+    """``(count, 28, 28, 1)`` float32 images in [0, 1], the same in every process: noise,
+    with a blank and a saturated image, so that every layer's output varies."""
+    images = np.random.default_rng(PROBE_SEED).random((count, 28, 28, 1), dtype=np.float32)
+    images[0] = 0.0
+    images[1] = 1.0
+    return images
+
+
+def _probe_predictions(model) -> np.ndarray:
+    """The student's model's outputs on the probe images (this builds an unbuilt model, as
+    its first call in the notebook would)."""
+    import keras
+
+    return np.asarray(keras.ops.convert_to_numpy(model(probe_images(), training=False)), dtype="float32")
 
 
 def _compile_item(model) -> dict | None:
@@ -251,33 +348,58 @@ def _fits_item(model, name: str, writer: _Writer) -> list | None:
             for number, record in enumerate(records[:_MAX_FITS])]
 
 
-def _model_item(model, name: str, writer: _Writer | None) -> dict:
-    """Layers as [{"class_name", "config", "weights": [key, ...]}]; weights only with a writer.
+def _model_item(model, name: str, writer: _Writer | None, weights: bool = True) -> dict:
+    """Layers as [{"class_name", "config", "weights": [key, ...]}]; weights when ``weights``.
 
-    With a writer, ``"fits"`` carries the model's fit records (what each ``fit`` call
-    trained and validated on, see ``graders.checks.data_checks``), or null.
+    With ``weights``, ``"fits"`` carries the model's fit records (what each ``fit`` call
+    trained and validated on, see ``graders.checks.data_checks``), or null. A model that
+    had to be read in another form (``_chain_layers``, ``_layer_entry``) carries
+    ``"mapped"`` (the notes) and, when its input is the homework's, ``"probe"``: its
+    predictions on :func:`probe_images`, with its weights even for a builder's result,
+    so that the verifier can confirm the reading.
     """
-    layers = _linear_layers(model)
-    entries = []
-    for index, layer in enumerate(layers):
-        entry = {"class_name": type(layer).__name__, "config": _json_config(layer.get_config())}
-        if writer is not None:
+    from graders.checks.describe import model_input_shape
+
+    layers, notes = _chain_layers(model)
+    entries = [_layer_entry(layer, index, notes) for index, layer in enumerate(layers)]
+    input_shape = model_input_shape(model)
+    probe = None
+    if notes and writer is not None and input_shape == [28, 28, 1]:
+        probe = writer.add(f"{name}/probe", _probe_predictions(model))  # before reading weights: it builds
+        weights = True
+    for index, (entry, layer) in enumerate(zip(entries, layers)):
+        if weights and writer is not None:
             entry["weights"] = [
                 writer.add(f"{name}/layer{index}/{position}", np.asarray(weight))
                 for position, weight in enumerate(layer.get_weights())
             ]
-        entries.append(entry)
     item = {
         "kind": "model",
-        "model_class": "Sequential" if type(model).__name__ == "Sequential" else "Functional",
-        "input_shape": _input_shape(model),
+        "model_class": "Sequential" if isinstance(model, _keras_sequential()) else "Functional",
+        "input_shape": input_shape,
         "layers": entries,
         "compile": _compile_item(model),
-        "optimizer_state": None if writer is None else _optimizer_state(model, layers, name, writer),
+        "optimizer_state": None if writer is None or not weights else _optimizer_state(model, layers, name, writer),
     }
-    if writer is not None:
+    if notes:
+        item["mapped"] = [_short(note)[:300] for note in notes[:64]]
+        item["probe"] = probe
+    if writer is not None and weights:
         item["fits"] = _fits_item(model, name, writer)
     return item
+
+
+def _keras_sequential():
+    import keras
+
+    return keras.Sequential
+
+
+def _unrepresentable(value, error: BaseException) -> dict:
+    """A Keras object the exporter could not carry: a limit of ours, never the student's
+    failure (the verifier gives "could not verify: a person will look")."""
+    reason = str(error) if isinstance(error, _Unsupported) else f"{type(error).__name__}: {_short(error)}"
+    return {"kind": "unrepresentable", "type": type(value).__name__[:100], "reason": reason[:500]}
 
 
 def _history_item(history, namespace: dict, names) -> dict:
@@ -303,10 +425,15 @@ def _loaded_keras():
 def _item(value, name: str, namespace: dict, names, writer: _Writer) -> dict:
     keras = _loaded_keras()
     try:
-        if keras is not None and isinstance(value, keras.Model):
-            return _model_item(value, name, writer)
-        if keras is not None and isinstance(value, keras.callbacks.History):
-            return _history_item(value, namespace, names)
+        if keras is not None and isinstance(value, (keras.Model, keras.callbacks.History)):
+            try:
+                if isinstance(value, keras.Model):
+                    return _model_item(value, name, writer)
+                return _history_item(value, namespace, names)
+            except BaseException as error:
+                if isinstance(error, (KeyboardInterrupt, SystemExit)):
+                    raise
+                return _unrepresentable(value, error)
         if isinstance(value, np.ndarray):
             return _array_item(value, name, writer)
         if isinstance(value, np.generic):
@@ -341,16 +468,23 @@ def _short(error) -> str:
         return "(unprintable)"
 
 
-def _call_item(function, args, name: str) -> dict:
+def _call_item(function, args, name: str, writer: _Writer) -> dict:
+    """The result of the student's ``function(*args)``: an ``error`` when their function
+    raised, ``unrepresentable`` when the exporter could not carry what it returned."""
     keras = _loaded_keras()
     try:
         if not callable(function) or isinstance(function, type) or (
                 keras is not None and isinstance(function, keras.layers.Layer)):
             return {"kind": "unsupported", "unsupported": type(function).__name__}
         result = function(*args)
-        keras = _loaded_keras()  # the call may have imported it
+    except BaseException as error:
+        if isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise
+        return {"kind": "error", "error": f"{type(error).__name__}: {_short(error)}"}
+    keras = _loaded_keras()  # the call may have imported it
+    try:
         if keras is not None and isinstance(result, keras.Model):
-            return _model_item(result, name, None)
+            return _model_item(result, name, writer, weights=False)
         if isinstance(result, np.generic):
             result = result.item()
         return {"kind": "value", **_value_fields(result)}  # plain data only (numbers, strings, ...)
@@ -359,7 +493,7 @@ def _call_item(function, args, name: str) -> dict:
     except BaseException as error:
         if isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise
-        return {"kind": "error", "error": f"{type(error).__name__}: {_short(error)}"}
+        return _unrepresentable(result, error)
 
 
 def export_cell(request: dict, out_dir: str) -> None:
@@ -384,7 +518,7 @@ def export_cell(request: dict, out_dir: str) -> None:
         builder, args = str(call["builder"]), list(call.get("args", []))
         function = namespace.get(builder)
         result = {"kind": "missing"} if builder not in namespace else _call_item(
-            function, args, f"call{number}")
+            function, args, f"call{number}", writer)
         calls.append({"builder": builder, "args": args, "result": result})
     folder = os.path.join(out_dir, grade_id)
     os.makedirs(folder, exist_ok=True)

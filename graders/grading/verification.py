@@ -204,31 +204,83 @@ def _graded_cells(notebook):
             yield meta["grade_id"], cell
 
 
+#: Review flags start with one of these, so that reports can tell the verdicts apart.
+TAMPERING_TAG = "suspected tampering"
+NEEDS_PERSON_TAG = "needs a person"
+
+#: What a student reads on a cell the verifier could not re-check (no accusation).
+NOT_VERIFIED_SENTENCE = (
+    "This test passed in your notebook, but the grader could not re-check your work on its own "
+    "(a limit of the grader, not a mistake found in your work). Its points are held until an "
+    "instructor has looked at your work."
+)
+
+
+def _is_unverifiable(verdict: dict) -> bool:
+    return verdict.get("verdict") == "unverifiable" or str(verdict.get("message", "")).startswith(
+        "could not verify")
+
+
+def _limit(verdict: dict) -> str:
+    text = str(verdict.get("limit") or verdict.get("message", ""))
+    return text.removeprefix("could not verify: ")[:400]
+
+
+def _kernel_limit(cell) -> str | None:
+    """The instructor's detail when the kernel's own check met a limit of ours
+    (``CouldNotCheck``), else None."""
+    from graders.checks.failures import INSTRUCTOR_NOTE, instructor_part
+
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error" and output.get("ename") == COULD_NOT_CHECK_ENAME:
+            evalue = str(output.get("evalue", ""))
+            return instructor_part(evalue) if INSTRUCTOR_NOTE in evalue else "the kernel's check met a limit"
+    return None
+
+
+COULD_NOT_CHECK_ENAME = "CouldNotCheck"
+
+
 def apply_verdicts(executed, verification: Verification) -> list[str]:
     """Fail every test cell of ``executed`` (in place) that passed in the kernel but not out
-    of it; returns one review flag per such cell (empty when the verdicts agree)."""
+    of it; returns one review flag per such cell (empty when the verdicts agree).
+
+    Three verdicts, kept apart: a cell whose export the verifier read and rebuilt, and which
+    then failed, is flagged ``suspected tampering``; a cell the verifier could not re-check
+    (its own failure, an export it cannot read or represent, a limit of the checks) is
+    flagged ``needs a person``, names the limit, and tells the student so in a plain
+    sentence (the points are held until an instructor looks). A cell whose check in the
+    kernel met a limit of ours is flagged ``needs a person`` too.
+    """
+    from graders.checks.failures import INSTRUCTOR_NOTE
+
     flags = []
     for grade_id, cell in _graded_cells(executed):
         if has_error(cell):  # failed in the kernel already: no points either way
+            limit = _kernel_limit(cell)
+            if limit is not None:
+                flags.append(f"{grade_id}: {NEEDS_PERSON_TAG}: the check in the kernel could not read the "
+                             f"student's objects: {limit[:300]}")
             continue
         if verification.verdicts is None:
             cell.outputs.append(error_output(
-                NOT_VERIFIED_ENAME, "this test could not be re-checked outside your notebook's kernel; "
-                "an instructor will look at it"))
-            flags.append(f"{grade_id}: could not verify out of kernel ({verification.failure})")
+                NOT_VERIFIED_ENAME, NOT_VERIFIED_SENTENCE + INSTRUCTOR_NOTE + str(verification.failure)[:300]))
+            flags.append(f"{grade_id}: {NEEDS_PERSON_TAG}: could not verify out of kernel (the verifier "
+                         f"failed: {verification.failure})")
             continue
         verdict = verification.verdicts.get(grade_id) or {
-            "passed": False, "message": "the verifier gave no verdict for this cell"}
-        if not verdict["passed"]:
-            message = str(verdict.get("message", ""))[:1000]
-            if message.startswith("could not verify"):  # an export we could not read or rebuild
-                cell.outputs.append(error_output(
-                    NOT_VERIFIED_ENAME, "this test could not be re-checked outside your notebook's kernel "
-                    f"({message[:300]}); an instructor will look at it"))
-                flags.append(f"{grade_id}: {message[:300]} (zero until an instructor reviews it)")
-                continue
-            cell.outputs.append(error_output(
-                FAILED_ENAME, f"re-checked outside your notebook's kernel, this test fails: {message}"))
-            flags.append(f"{grade_id}: suspected tampering: passed in the kernel, failed out of kernel: "
-                         f"{message[:300]}")
+            "passed": False, "verdict": "unverifiable", "message": "the verifier gave no verdict for this cell"}
+        if verdict["passed"]:
+            continue
+        if _is_unverifiable(verdict):  # an export we could not read, represent or re-check
+            limit = _limit(verdict)
+            cell.outputs.append(error_output(NOT_VERIFIED_ENAME, NOT_VERIFIED_SENTENCE + INSTRUCTOR_NOTE + limit))
+            flags.append(f"{grade_id}: {NEEDS_PERSON_TAG}: could not verify out of kernel: {limit[:300]} "
+                         "(no points until an instructor reviews it)")
+            continue
+        message = str(verdict.get("message", ""))[:1000]
+        cell.outputs.append(error_output(
+            FAILED_ENAME, f"Re-checked outside your notebook, this test fails: {message}"))
+        flags.append(f"{grade_id}: {TAMPERING_TAG}: passed in the kernel, failed out of kernel: "
+                     f"{message[:300]}")
     return flags

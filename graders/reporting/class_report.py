@@ -11,9 +11,11 @@ as base64. It shows:
 2. the pass rate of each test cell;
 3. the most frequent failure messages, normalised (numbers and addresses masked);
 4. the grading time per submission (needs ``--report``);
-5. the submissions flagged for review: grading errors, repairs and tampering signals
-   from the report, manual scores on autograded cells;
-6. the written answers still waiting for manual grading.
+5. the out-of-kernel verifier's two verdicts, each in its own list: "suspected
+   tampering" and "needs a person" (a limit of the grader's, no accusation);
+6. the submissions flagged for review: grading errors, repairs and tampering signals
+   from the student-editable code, manual scores on autograded cells;
+7. the written answers still waiting for manual grading.
 """
 
 from __future__ import annotations
@@ -82,8 +84,35 @@ def failure_messages(records: list[StudentRecord]) -> list[tuple[str, int, list[
     return [(message, count, sorted(students), sorted(cells)) for message, (count, students, cells) in ordered]
 
 
+# How the out-of-kernel verifier's flags are tagged: a suspicion, and a limit of the
+# grader's that a person resolves. Kept apart in the report.
+from graders.grading.verification import NEEDS_PERSON_TAG, TAMPERING_TAG  # noqa: E402
+
+
+def verifier_flag_kind(flag: str) -> str | None:
+    """``"tampering"``, ``"person"`` or None (any other review flag), from the flag's tag
+    (``NOTEBOOK: GRADE_ID: TAG: ...``, as the grading report writes it)."""
+    if f": {TAMPERING_TAG}:" in flag:
+        return "tampering"
+    if f": {NEEDS_PERSON_TAG}:" in flag:
+        return "person"
+    return None
+
+
+def verifier_lists(records: list[StudentRecord]) -> tuple[OrderedDict, OrderedDict]:
+    """(suspected tampering, needs a person): student -> the verifier's flags of that kind."""
+    tampering, person = OrderedDict(), OrderedDict()
+    for record in records:
+        for flag in (record.report or {}).get("flags", []):
+            kind = verifier_flag_kind(flag)
+            if kind is not None:
+                (tampering if kind == "tampering" else person).setdefault(record.student, []).append(flag)
+    return tampering, person
+
+
 def review_flags(records: list[StudentRecord]) -> OrderedDict:
-    """student -> reasons to look at the submission."""
+    """student -> reasons to look at the submission, the verifier's two verdicts aside
+    (:func:`verifier_lists`)."""
     flagged = OrderedDict()
     for record in records:
         reasons = []
@@ -91,7 +120,7 @@ def review_flags(records: list[StudentRecord]) -> OrderedDict:
         if report.get("status") not in (None, "graded"):
             reasons.append(f"grading {report['status']}")
         reasons += [f"error: {error}" for error in report.get("errors", [])]
-        reasons += [f"review: {flag}" for flag in report.get("flags", [])]
+        reasons += [f"review: {flag}" for flag in report.get("flags", []) if verifier_flag_kind(flag) is None]
         for cell in record.cells:
             if cell.autograded and cell.manual_score is not None:
                 reasons.append(f"manual score {cell.manual_score:g} on autograded cell {cell.notebook}/{cell.grade_id}: "
@@ -242,6 +271,13 @@ def _who(record: StudentRecord) -> str:
     return f"{_esc(record.student)}" + (f" ({_esc(name)})" if name else "")
 
 
+def _flag_table(flags: OrderedDict, by_student: dict) -> str:
+    rows = [[_who(by_student[s]) if s in by_student else _esc(s),
+             "<ul>" + "".join(f"<li>{_esc(flag)}</li>" for flag in items) + "</ul>"]
+            for s, items in flags.items()]
+    return _table(["student", "test cells"], rows)
+
+
 def render(records: list[StudentRecord], assignment: str, has_report: bool) -> str:
     submitted = [r for r in records if r.submitted]
     totals = [r.total for r in submitted]
@@ -249,6 +285,7 @@ def render(records: list[StudentRecord], assignment: str, has_report: bool) -> s
     rates = pass_rates(records)
     failures = failure_messages(records)
     flagged = review_flags(records)
+    tampering, person = verifier_lists(records)
     pending = pending_manual(records)
     by_student = {r.student: r for r in records}
     pending_count = sum(len(students) for students in pending.values())
@@ -265,6 +302,8 @@ def render(records: list[StudentRecord], assignment: str, has_report: bool) -> s
         f"<div class=\"card\"><b>{len(submitted)}</b>submissions ({len(records)} students)</div>",
         f"<div class=\"card\"><b>{statistics.mean(totals) if totals else 0:.1f}</b>mean of {maximum:g} points</div>",
         f"<div class=\"card\"><b>{statistics.median(totals) if totals else 0:.1f}</b>median</div>",
+        f"<div class=\"card\"><b class=\"{'warn' if tampering else 'ok'}\">{len(tampering)}</b>suspected tampering</div>",
+        f"<div class=\"card\"><b class=\"{'warn' if person else 'ok'}\">{len(person)}</b>need a person</div>",
         f"<div class=\"card\"><b class=\"{'warn' if flagged else 'ok'}\">{len(flagged)}</b>flagged for review</div>",
         f"<div class=\"card\"><b class=\"{'warn' if pending_count else 'ok'}\">{pending_count}</b>answers to grade by hand</div>",
         "</div>",
@@ -305,6 +344,16 @@ def render(records: list[StudentRecord], assignment: str, has_report: bool) -> s
                      f"longest {max(seconds):.0f} s.</p>")
     else:
         parts.append("<p>No grading report given (<code>--report</code>, from <code>hw5-autograde --report</code>).</p>")
+
+    parts.append('<h2 id="tampering">Suspected tampering</h2>')
+    parts.append("<p>Test cells that passed in the student's kernel and failed when re-checked outside it, "
+                 "on models the verifier read and rebuilt: the kernel's verdict was not the work's.</p>")
+    parts.append(_flag_table(tampering, by_student) if tampering else '<p class="ok">None.</p>')
+    parts.append('<h2 id="needs-person">Needs a person</h2>')
+    parts.append("<p>Test cells the grader could not re-check on its own (a limit of the grader, named "
+                 "below; no accusation). Their points are held: look at the work, and set the points in "
+                 "the formgrader.</p>")
+    parts.append(_flag_table(person, by_student) if person else '<p class="ok">None.</p>')
 
     parts.append('<h2 id="review">Flagged for review</h2>')
     if flagged:

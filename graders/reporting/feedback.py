@@ -44,6 +44,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
 from graders.course import load_config
+from graders.checks.failures import student_part
 from graders.gradebook import CellGrade, notebook_grades
 
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -109,12 +110,43 @@ class CellOutcome:
     output: str  # what the test printed (stdout), e.g. the training summary
 
 
-def _error_message(output) -> str:
-    ename = strip_ansi(str(output.get("ename", "Error")))
-    evalue = strip_ansi(str(output.get("evalue", ""))).strip()
-    if ename in ("GradingFailure", "AssertionError"):
-        return evalue or f"{ename} (a check failed without a message)"
+#: Error outputs of the grader's own (a check's verdict, the sandbox, the verifier), by
+#: ename: a student reads a sentence about their work, never our class name. ``{0}`` is the
+#: output's evalue, without the instructor's detail.
+STUDENT_SENTENCES = {
+    "GradingFailure": "{0}",
+    "AssertionError": "{0}",
+    "CouldNotCheck": "{0}",
+    "OutOfKernelCheckFailed": "{0}",
+    "NotVerified": "{0}",
+    "CellTimeoutError": ("This cell ran longer than the grader allows and was stopped ({0}). Make it faster: "
+                         "train with the batch size and number of epochs the homework asks for."),
+    "CellNotExecuted": ("This cell did not run: your notebook stopped before it ({0}). Look at the first "
+                        "cell above it that failed or ran too long."),
+    "NotExecuted": ("This cell did not run: your notebook stopped before it ({0}). Look at the first "
+                    "cell above it that failed or ran too long."),
+    "OutputTooLarge": ("This cell printed more than the grader keeps ({0}). Print less, for example "
+                       "with verbose=0 in fit."),
+    "HiddenError": ("This cell raised an exception that your notebook hid ({0}). Remove the code that "
+                    "replaces how errors are shown, and run your cells from the top."),
+}
+
+
+def student_message(ename: str, evalue: str) -> str:
+    """What a student reads for an error output: a sentence about their work for the
+    grader's own outputs (:data:`STUDENT_SENTENCES`), ``ErrorName: message`` for their own
+    code's exceptions (a ``ValueError`` their model raised is theirs to read)."""
+    ename, evalue = strip_ansi(str(ename)), student_part(strip_ansi(str(evalue))).strip()
+    if ename in STUDENT_SENTENCES:
+        if not evalue:
+            return "A check failed without a message." if ename in ("GradingFailure", "AssertionError") \
+                else STUDENT_SENTENCES[ename].format("no detail").strip()
+        return STUDENT_SENTENCES[ename].format(evalue)
     return f"{ename}: {evalue}" if evalue else ename
+
+
+def _error_message(output) -> str:
+    return student_message(output.get("ename", "Error"), output.get("evalue", ""))
 
 
 def cell_outcome(cell, notebook: str) -> CellOutcome:
@@ -193,8 +225,9 @@ def _test_traceback(output, execution_count) -> list[str]:
     (their function that raised, the library calls below it); with nothing left, only
     ``ErrorName: message``."""
     ename = strip_ansi(str(output.get("ename", "Error")))
-    evalue = strip_ansi(str(output.get("evalue", ""))).strip()
-    last = f"{ename}: {evalue}" if evalue else ename
+    last = _error_message(output)
+    if ename in STUDENT_SENTENCES:  # the grader's own verdict: the sentence says it all
+        return [last]
     frames = list(output.get("traceback", []))[2:-1]  # IPython: rule, header, frames..., last line
     kept = []
     for frame in frames:
@@ -303,8 +336,11 @@ class FeedbackRedactor(NbGraderPreprocessor):
             if output.get("output_type") == "error":
                 if test:
                     output["traceback"] = _test_traceback(output, cell.get("execution_count"))
+                elif strip_ansi(str(output.get("ename", ""))) in STUDENT_SENTENCES:
+                    output["traceback"] = [_error_message(output)]  # the grader's own output
                 else:
                     output["traceback"] = _clean_traceback(list(output.get("traceback", [])))
+                output["evalue"] = student_part(str(output.get("evalue", "")))
         return cell, resources
 
 

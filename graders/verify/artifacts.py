@@ -201,9 +201,16 @@ def _fits(fits, where: str, keys: set) -> None:
 
 def _model(item: dict, where: str, keys: set) -> None:
     _object(item, where, {"kind", "model_class", "input_shape", "layers", "compile", "optimizer_state"},
-            {"fits"})
+            {"fits", "mapped", "probe"})
     if item.get("fits") is not None:
         _fits(item["fits"], where + ".fits", keys)
+    if "mapped" in item:  # read in another form than the student's: confirmed on the probe images
+        for note in _list(item["mapped"], where + ".mapped", 64):
+            _str(note, where + ".mapped", None, 300)
+        if item.get("probe") is not None:
+            keys.add(_str(item["probe"], where + ".probe", _KEY))
+    elif "probe" in item:
+        _fail(where, "has probe predictions but no mapping notes")
     if item["model_class"] not in ("Sequential", "Functional"):
         _fail(where, f"model_class {item['model_class']!r} is not Sequential or Functional")
     shape = item["input_shape"]
@@ -269,7 +276,8 @@ def _history(item: dict, where: str) -> None:
 
 def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool = True) -> None:
     if not isinstance(item, dict) or item.get("kind") not in (
-            "missing", "callable", "value", "array", "model", "history", "unsupported", "error"):
+            "missing", "callable", "value", "array", "model", "history", "unsupported", "error",
+            "unrepresentable"):
         _fail(where, "is not an item of a known kind")
     kind = item["kind"]
     if kind in ("missing", "callable"):
@@ -278,6 +286,10 @@ def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool 
         _str(_object(item, where, {"kind", "unsupported"})["unsupported"], where, None, 1000)
     elif kind == "error":
         _str(_object(item, where, {"kind", "error"})["error"], where, None, 10_000)
+    elif kind == "unrepresentable":
+        _object(item, where, {"kind", "type", "reason"})
+        _str(item["type"], where + ".type", None, 100)
+        _str(item["reason"], where + ".reason", None, 1000)
     elif kind == "value":
         _object(item, where, {"kind", "value", "tuple"})
         _plain_value(item["value"], where)
@@ -292,6 +304,8 @@ def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool 
         keys.add(key)
         arrays_meta[key] = (item["dtype"], shape)
     elif kind == "model":
+        # a builder's result carries weights only to confirm a mapped reading (its probe)
+        weights_allowed = weights_allowed or item.get("probe") is not None
         if not weights_allowed and (item.get("optimizer_state") is not None or any(
                 "weights" in layer for layer in item.get("layers") or [] if isinstance(layer, dict))):
             _fail(where, "a builder's result is exported without weights")

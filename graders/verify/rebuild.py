@@ -312,6 +312,7 @@ def rebuild_model(item: dict, arrays: dict, where: str = "model"):
             _fail(where, "weights for a model without an input shape")
         if shape is not None:
             _set_weights(built_layers[index], keys, arrays, f"{where}.layers[{index}]")
+    confirm_mapping(model, item, arrays, where)
     compiled = item["compile"]
     if compiled is not None:
         model.compile(optimizer=_optimizer(compiled["optimizer"], where + ".optimizer"),
@@ -325,6 +326,36 @@ def rebuild_model(item: dict, arrays: dict, where: str = "model"):
         for record in records:
             remember_fit(model, record)
     return model
+
+
+def confirm_mapping(model, item: dict, arrays: dict, where: str) -> None:
+    """A model the kernel read in another form (``item["mapped"]``: a subclassed model, a
+    layer subclass, an activation function...) is trusted only when the rebuilt chain
+    computes what the student's model computed on the probe images; else raise
+    :class:`ArtifactError` ("could not verify": a person will look). The grade then rests
+    on the rebuilt model."""
+    notes = item.get("mapped")
+    if not notes:
+        return
+    from graders.checks.export import PROBE_TOLERANCE, probe_images
+
+    reading = "; ".join(notes)
+    key = item.get("probe")
+    if key is None or item["input_shape"] is None:
+        _fail(where, f"was read in another form ({reading}), and no predictions on the probe images "
+                     "came with it to confirm that reading")
+    want = arrays[key]
+    got = np.asarray(model(probe_images(), training=False), dtype="float64")
+    if want.dtype.kind != "f" or want.shape != got.shape:
+        _fail(where, f"was read in another form ({reading}); its probe predictions have shape "
+                     f"{list(want.shape)}, the rebuilt model's {list(got.shape)}")
+    gaps = np.abs(got - want.astype("float64"))
+    difference = float(np.nanmax(gaps)) if got.size and not np.isnan(gaps).all() else 0.0
+    # equal_nan: a diverged model (learning rate 1) predicts NaN in both processes
+    if not np.allclose(got, want, rtol=PROBE_TOLERANCE, atol=PROBE_TOLERANCE, equal_nan=True):
+        _fail(where, f"was read in another form ({reading}), but the rebuilt chain of its layers does "
+                     f"not compute what the student's model computes on the probe images (largest "
+                     f"difference {difference:.3g})")
 
 
 def _fit_sample(sample: dict, arrays: dict, where: str) -> dict:

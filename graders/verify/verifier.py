@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graders.checks.failures import GradingFailure
+from graders.checks.failures import CouldNotCheck, GradingFailure, instructor_part, student_part
 from graders.verify import crosscheck, rebuild
 from graders.verify.artifacts import ArtifactError, read_cell_exports
 from graders.verify.requests import bound_by, graded_cells, setup_statements
@@ -85,10 +85,11 @@ def _same_args(wanted, exported) -> bool:
 
 
 def _raise_exported_error(text: str):
-    """Re-raise a student's exception under its own class name, so checks word it the same."""
+    """Re-raise a student's exception under its own class name, so checks word it the same
+    (``student_error``: the verifier tells it from an exception of its own)."""
     kind, _, message = text.partition(": ")
     name = kind if kind.isidentifier() else "Exception"
-    raise type(name, (Exception,), {})(message if name == kind else text)
+    raise type(name, (Exception,), {"student_error": True})(message if name == kind else text)
 
 
 def rebuilt_model(item: dict, arrays: dict, where: str, rebuilt: dict | None):
@@ -124,9 +125,15 @@ def make_standin(name: str, calls: list[dict], arrays: dict, rebuilt: dict | Non
                         _raise_exported_error(result["error"])
                     if result["kind"] == "unsupported":
                         return rebuild.placeholder(result["unsupported"])
+                    if result["kind"] == "unrepresentable":
+                        raise CouldNotCheck.about(
+                            f"the grader could not carry what {name} returns out of your notebook",
+                            f"{name}{tuple(args)}: the exporter could not represent this {result['type']} "
+                            f"({result['reason']})")
                     break
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        raise GradingFailure(f"could not verify: no exported result for {name}({shown})")
+        raise CouldNotCheck.about(f"no result of {name}({shown}) came out of your notebook to re-check",
+                                  f"no exported result for {name}({shown})")
 
     standin.__name__ = standin.__qualname__ = name
     return standin
@@ -164,8 +171,6 @@ def cell_namespace(setup_code, exports: dict, rebuilt: dict | None = None) -> di
     items = manifest["items"]
     models = {}
     for name, item in items.items():
-        if item["kind"] == "error":
-            raise GradingFailure(f"Checking your work raised an error while exporting {name}: {item['error']}")
         if item["kind"] == "model":
             models[name] = namespace[name] = rebuilt_model(item, arrays, name, rebuilt)
     for name, item in items.items():
@@ -176,6 +181,10 @@ def cell_namespace(setup_code, exports: dict, rebuilt: dict | None = None) -> di
             namespace[name] = rebuild.rebuild_value(item, arrays)
         elif kind == "unsupported":
             namespace[name] = rebuild.placeholder(item["unsupported"])
+        elif kind == "unrepresentable":
+            namespace[name] = rebuild.placeholder(item["type"])
+        elif kind == "error":
+            namespace[name] = rebuild.placeholder("unreadable")
         elif kind == "callable":
             calls = [call for call in manifest["calls"] if call["builder"] == name]
             namespace[name] = make_standin(name, calls, arrays, rebuilt)
@@ -189,6 +198,73 @@ def _message(error: BaseException) -> str:
     if isinstance(error, AssertionError):
         return text or "AssertionError"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+#: The three verdicts of a cell out of kernel.
+PASSED, FAILED, UNVERIFIABLE = "passed", "failed", "unverifiable"
+
+
+def passed() -> dict:
+    return {"passed": True, "verdict": PASSED, "message": ""}
+
+
+def failed(message: str) -> dict:
+    """The trusted cell fails on objects the verifier could read and rebuild."""
+    return {"passed": False, "verdict": FAILED, "message": message}
+
+
+def unverifiable(limit: str) -> dict:
+    """The verifier could not represent or re-check the student's objects: a limit of ours
+    (``limit`` names it, for the instructor), never evidence against the student."""
+    limit = " ".join(str(limit).split())[:600]
+    return {"passed": False, "verdict": UNVERIFIABLE, "message": f"could not verify: {limit}", "limit": limit}
+
+
+def export_limits(manifest: dict) -> list[str]:
+    """What the kernel's exporter could not carry, per name: objects it stood in for with a
+    placeholder. A cell that then fails out of kernel was not re-checked on the student's
+    real objects: "could not verify", not a failure."""
+    limits = []
+    for name, item in manifest["items"].items():
+        if item["kind"] == "unsupported":
+            limits.append(f"{name}: the exporter does not carry a {item['unsupported']}")
+        elif item["kind"] == "unrepresentable":
+            limits.append(f"{name}: the exporter could not represent this {item['type']} ({item['reason']})")
+        elif item["kind"] == "error":
+            limits.append(f"{name}: exporting it raised {item['error']}")
+    for call in manifest["calls"]:
+        result = call["result"]
+        shown = f"{call['builder']}{tuple(call['args'])}"
+        if result["kind"] == "unsupported":
+            limits.append(f"{shown}: the exporter does not carry a {result['unsupported']}")
+        elif result["kind"] == "unrepresentable":
+            limits.append(f"{shown}: the exporter could not represent this {result['type']} ({result['reason']})")
+    return limits
+
+
+def _is_student_error(error: BaseException) -> bool:
+    """An exception the student's code raised in the kernel (re-raised from the export), or a
+    name their notebook did not define: their failure, not ours."""
+    return bool(getattr(type(error), "student_error", False)) or isinstance(error, NameError)
+
+
+def judge(error: BaseException, limits: list[str]) -> dict:
+    """The verdict for an exception met while re-running a trusted cell.
+
+    A check's failure (``AssertionError``) or the student's own exception is ``failed``,
+    unless the exporter stood in for some of the cell's objects (``limits``); a limit met by
+    our checks (``CouldNotCheck``), an unreadable export (``ArtifactError``) or any other
+    exception of the verifier's own is ``unverifiable``.
+    """
+    if isinstance(error, ArtifactError):
+        return unverifiable(str(error))
+    if isinstance(error, CouldNotCheck):
+        return unverifiable(instructor_part(str(error)) or student_part(str(error)))
+    if isinstance(error, AssertionError) or _is_student_error(error):
+        if limits:
+            return unverifiable("; ".join(limits) + f" (the re-check then said: {_message(error)[:200]})")
+        return failed(_message(error))
+    return unverifiable(f"the verifier raised {type(error).__name__}: {str(error)[:300]}")
 
 
 def _fresh_checks(namespace: dict, request: dict | None) -> None:
@@ -227,30 +303,26 @@ def check_unchanged(items: dict, seen: dict[str, str]) -> None:
 
 def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | None,
                 seen: dict[str, str] | None = None, rebuilt: dict | None = None) -> dict:
-    """``{"passed": bool, "message": str}`` for one graded cell; ``seen``: see :func:`check_unchanged`."""
+    """The verdict for one graded cell: ``{"passed": bool, "verdict": "passed" | "failed" |
+    "unverifiable", "message": str}`` (and ``"limit"`` for the instructor when unverifiable);
+    ``seen``: see :func:`check_unchanged`."""
     try:
         exports = read_cell_exports(folder)
     except ArtifactError as error:
-        return {"passed": False, "message": f"could not verify: {error}"}
+        return unverifiable(str(error))
     try:
         check_unchanged(exports["manifest"]["items"], {} if seen is None else seen)
     except GradingFailure as failure:
-        return {"passed": False, "message": str(failure)}
+        return failed(str(failure))
+    limits = export_limits(exports["manifest"])
     try:
         namespace = cell_namespace(setup_code, exports, rebuilt)
-    except ArtifactError as error:
-        return {"passed": False, "message": f"could not verify: {error}"}
-    except GradingFailure as failure:
-        return {"passed": False, "message": str(failure)}
-    try:
         exec(compile(source, f"<{grade_id}>", "exec"), namespace)
         crosscheck.crosscheck_items(exports["manifest"]["items"])
         _fresh_checks(namespace, request)
-    except ArtifactError as error:  # a stand-in's rebuild found a bad config
-        return {"passed": False, "message": f"could not verify: {error}"}
-    except Exception as error:
-        return {"passed": False, "message": _message(error)}
-    return {"passed": True, "message": ""}
+    except Exception as error:  # every exception gets a verdict; none escapes as the student's
+        return judge(error, limits)
+    return passed()
 
 
 def verify_notebook(notebook, exports_dir, requests: dict | None = None,
@@ -269,7 +341,7 @@ def verify_notebook(notebook, exports_dir, requests: dict | None = None,
     verdicts, seen, rebuilt = {}, {}, {}
     for grade_id, source in graded_cells(notebook):
         if grade_id in (".", "..") or "/" in grade_id or "\0" in grade_id:
-            verdicts[grade_id] = {"passed": False, "message": "could not verify: unusable grade_id"}
+            verdicts[grade_id] = unverifiable("unusable grade_id")
             continue
         with contextlib.redirect_stdout(io.StringIO()):  # the checks print feedback lines
             verdicts[grade_id] = verify_cell(grade_id, source, os.path.join(os.fspath(exports_dir), grade_id),

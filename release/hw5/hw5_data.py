@@ -164,6 +164,33 @@ def preprocess(images: np.ndarray, labels: np.ndarray):
     return x, y
 
 
+def output_shape(model) -> tuple:
+    """A Keras model's output shape with the batch axis, e.g. ``(None, 10)``, however the
+    model was written: Keras's ``model.output_shape`` where it records one (Sequential,
+    functional), else traced for the homework's images (a subclassed ``keras.Model``, which
+    has no ``output_shape``)."""
+    try:
+        return tuple(model.output_shape)
+    except AttributeError:
+        import keras
+
+        return tuple(model.compute_output_spec(keras.KerasTensor((None, *IMAGE_SHAPE, 1))).shape)
+
+
+def all_layers(model) -> list:
+    """A Keras model's layers in order, with the layers of nested models (a Sequential
+    inside a Sequential, a subclassed model's sub-models) opened up; no InputLayer."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(all_layers(layer))
+        elif type(layer).__name__ != "InputLayer":
+            found.append(layer)
+    return found
+
+
 def _show_warning_on_stdout(message, category, filename, lineno, file=None, line=None):
     sys.stdout.write(warnings.formatwarning(message, category, filename, lineno, line))
 

@@ -149,3 +149,312 @@ DATA_STYLES = MockSubmission(
 
 ALL = (KERAS2_STYLE, FUNCTIONAL_STYLE, DATA_STYLES)
 assert set(CODE_SOLUTIONS) >= set(KERAS2_STYLE.cells)
+
+
+# -- issue 16: honest but unusual Keras styles -------------------------------------------------
+# Each builds exactly the homework's models in a way Keras allows and the reference does not
+# use. Each must get full marks (or "needs a person", never "suspected tampering"). TODO 4 and
+# TODO 6 train what the builders return, so the trained models are unusual too.
+
+_COMPILE = (
+    "    model.compile(optimizer=SGD(learning_rate=learning_rate{momentum}),\n"
+    "                  loss='categorical_crossentropy', metrics=['accuracy'])\n"
+    "    return model\n"
+)
+_COMPILE_3 = _COMPILE.format(momentum=", momentum=momentum")
+_COMPILE_5 = _COMPILE.format(momentum="")
+
+
+def _unusual(name: str, intent: str, todo3: str | None = None, todo5: str | None = None,
+             **extra) -> MockSubmission:
+    """A correct submission whose TODO 3 and/or TODO 5 are written in an unusual style."""
+    return MockSubmission(
+        name=f"unusual-{name}", intent=intent + ": full marks.",
+        cells={"todo1": SOLUTION, "todo2": SOLUTION, "todo3": todo3 or SOLUTION, "todo4": SOLUTION,
+               "todo5": todo5 or SOLUTION, "todo6": SOLUTION, **_PART_A, **extra},
+        default_points="full")
+
+
+SUBCLASSED_MODEL = _unusual(
+    "subclassed-model",
+    "TODO 5 as a keras.Model subclass: layers made in __init__, chained in call, built with "
+    "model.build((None, 28, 28, 1)) (issue 16's first case)",
+    todo5=(
+        "class TwoConv(keras.Model):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv1 = layers.Conv2D(32, (3, 3), activation='relu')\n"
+        "        self.pool1 = layers.MaxPooling2D((2, 2))\n"
+        "        self.conv2 = layers.Conv2D(64, (3, 3), activation='relu')\n"
+        "        self.pool2 = layers.MaxPooling2D((2, 2))\n"
+        "        self.flatten = layers.Flatten()\n"
+        "        self.hidden = layers.Dense(100, activation='relu')\n"
+        "        self.out = layers.Dense(10, activation='softmax')\n"
+        "\n"
+        "    def call(self, x):\n"
+        "        x = self.pool1(self.conv1(x))\n"
+        "        x = self.pool2(self.conv2(x))\n"
+        "        return self.out(self.hidden(self.flatten(x)))\n"
+        "\n"
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = TwoConv()\n"
+        "    model.build((None, 28, 28, 1))\n" + _COMPILE_5))
+
+SUBCLASSED_MODEL_LIST = _unusual(
+    "subclassed-model-list",
+    "TODO 3 as a keras.Model subclass holding its layers in a list, looped over in call, "
+    "built by calling it on one blank image",
+    todo3=(
+        "class OneConv(keras.Model):\n"
+        "    def __init__(self, **kwargs):\n"
+        "        super().__init__(**kwargs)\n"
+        "        self.stack = [layers.Conv2D(32, 3, activation='relu'), layers.MaxPooling2D(2),\n"
+        "                      layers.Flatten(), layers.Dense(100, activation='relu'),\n"
+        "                      layers.Dense(10, activation='softmax')]\n"
+        "\n"
+        "    def call(self, inputs):\n"
+        "        for layer in self.stack:\n"
+        "            inputs = layer(inputs)\n"
+        "        return inputs\n"
+        "\n"
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = OneConv(name='one_conv')\n"
+        "    model(np.zeros((1, 28, 28, 1), dtype='float32'))\n" + _COMPILE_3))
+
+TF_ACTIVATIONS = _unusual(
+    "tf-activation-functions",
+    "Activations passed as TensorFlow functions (tf.nn.relu, tf.nn.softmax, which Keras "
+    "serializes as softmax_v2) in TODO 3 and TODO 5 (issue 16's second case)",
+    todo3=(
+        "import tensorflow as tf\n"
+        "\n"
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = keras.Sequential([\n"
+        "        keras.Input(shape=(28, 28, 1)),\n"
+        "        layers.Conv2D(32, (3, 3), activation=tf.nn.relu),\n"
+        "        layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Flatten(),\n"
+        "        layers.Dense(100, activation=tf.nn.relu),\n"
+        "        layers.Dense(10, activation=tf.nn.softmax),\n"
+        "    ])\n" + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential([\n"
+        "        keras.Input(shape=(28, 28, 1)),\n"
+        "        layers.Conv2D(32, (3, 3), activation=tf.nn.relu),\n"
+        "        layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Conv2D(64, (3, 3), activation=tf.nn.relu),\n"
+        "        layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Flatten(),\n"
+        "        layers.Dense(100, activation=tf.nn.relu),\n"
+        "        layers.Dense(10, activation=tf.nn.softmax),\n"
+        "    ])\n" + _COMPILE_5))
+
+KERAS_ACTIVATIONS = _unusual(
+    "keras-activation-functions",
+    "Activations passed as Keras functions (keras.activations.relu, keras.ops.relu, "
+    "keras.activations.softmax) and as lambdas",
+    todo3=(
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = keras.Sequential([\n"
+        "        keras.Input(shape=(28, 28, 1)),\n"
+        "        layers.Conv2D(32, (3, 3), activation=keras.activations.relu),\n"
+        "        layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Flatten(),\n"
+        "        layers.Dense(100, activation=keras.ops.relu),\n"
+        "        layers.Dense(10, activation=keras.activations.softmax),\n"
+        "    ])\n" + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential([\n"
+        "        keras.Input(shape=(28, 28, 1)),\n"
+        "        layers.Conv2D(32, (3, 3), activation=lambda x: keras.ops.maximum(x, 0.0)),\n"
+        "        layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Conv2D(64, (3, 3), activation=lambda x: keras.activations.relu(x)),\n"
+        "        layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Flatten(),\n"
+        "        layers.Dense(100, activation='relu'),\n"
+        "        layers.Dense(10, activation=lambda z: keras.ops.softmax(z, axis=-1)),\n"
+        "    ])\n" + _COMPILE_5))
+
+LAYER_SUBCLASSES = _unusual(
+    "layer-subclasses",
+    "Subclasses of Conv2D, MaxPooling2D and Dense that fix the homework's settings",
+    todo3=(
+        "class Conv3x3(layers.Conv2D):\n"
+        "    def __init__(self, filters, **kwargs):\n"
+        "        super().__init__(filters, (3, 3), activation='relu', **kwargs)\n"
+        "\n"
+        "class Pool2(layers.MaxPooling2D):\n"
+        "    def __init__(self, **kwargs):\n"
+        "        super().__init__((2, 2), **kwargs)\n"
+        "\n"
+        "class Classifier(layers.Dense):\n"
+        "    def __init__(self, **kwargs):\n"
+        "        super().__init__(10, activation='softmax', **kwargs)\n"
+        "\n"
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), Conv3x3(32), Pool2(), layers.Flatten(),\n"
+        "                              layers.Dense(100, activation='relu'), Classifier()])\n" + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), Conv3x3(32), Pool2(), Conv3x3(64), Pool2(),\n"
+        "                              layers.Flatten(), layers.Dense(100, activation='relu'), Classifier()])\n"
+        + _COMPILE_5))
+
+NESTED_SEQUENTIAL = _unusual(
+    "nested-sequential",
+    "A feature-extractor Sequential nested in the model's Sequential (TODO 5), and a classifier "
+    "head nested (TODO 3)",
+    todo3=(
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    head = keras.Sequential([layers.Flatten(), layers.Dense(100, activation='relu'),\n"
+        "                             layers.Dense(10, activation='softmax')], name='head')\n"
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)),\n"
+        "                              layers.Conv2D(32, (3, 3), activation='relu'),\n"
+        "                              layers.MaxPooling2D((2, 2)), head])\n" + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    features = keras.Sequential([\n"
+        "        layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "    ], name='features')\n"
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), features, layers.Flatten(),\n"
+        "                              layers.Dense(100, activation='relu'), layers.Dense(10, activation='softmax')])\n"
+        + _COMPILE_5))
+
+BUILD_NOT_INPUT = _unusual(
+    "build-instead-of-input",
+    "Sequential models without keras.Input, built with model.build((None, 28, 28, 1))",
+    todo3=(
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = keras.Sequential([layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "                              layers.Flatten(), layers.Dense(100, activation='relu'),\n"
+        "                              layers.Dense(10, activation='softmax')])\n"
+        "    model.build((None, 28, 28, 1))\n" + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential([layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "                              layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "                              layers.Flatten(), layers.Dense(100, activation='relu'),\n"
+        "                              layers.Dense(10, activation='softmax')])\n"
+        "    model.build(input_shape=(None, 28, 28, 1))\n" + _COMPILE_5))
+
+ADD_AFTER_CONSTRUCTION = _unusual(
+    "add-after-construction",
+    "An empty named Sequential, keras.Input and every layer added with model.add in a loop",
+    todo3=(
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = keras.Sequential(name='momentum_cnn')\n"
+        "    model.add(keras.Input(shape=(28, 28, 1)))\n"
+        "    for layer in (layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "                  layers.Flatten(), layers.Dense(100, activation='relu'),\n"
+        "                  layers.Dense(10, activation='softmax')):\n"
+        "        model.add(layer)\n" + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential()\n"
+        "    model.add(keras.Input(shape=(28, 28, 1)))\n"
+        "    for filters in (32, 64):\n"
+        "        model.add(layers.Conv2D(filters, (3, 3), activation='relu'))\n"
+        "        model.add(layers.MaxPooling2D((2, 2)))\n"
+        "    model.add(layers.Flatten())\n"
+        "    model.add(layers.Dense(100, activation='relu'))\n"
+        "    model.add(layers.Dense(10, activation='softmax'))\n" + _COMPILE_5))
+
+SHARED_HELPER = _unusual(
+    "shared-helper-layers",
+    "A helper that makes each convolution block, shared by TODO 3 and TODO 5, and one "
+    "Flatten layer instance shared by every model",
+    todo3=(
+        "FLATTEN = layers.Flatten()  # no weights: one instance serves every model\n"
+        "\n"
+        "def conv_block(filters):\n"
+        "    return [layers.Conv2D(filters, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2))]\n"
+        "\n"
+        "def classifier():\n"
+        "    return [FLATTEN, layers.Dense(100, activation='relu'), layers.Dense(10, activation='softmax')]\n"
+        "\n"
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *conv_block(32), *classifier()])\n"
+        + _COMPILE_3),
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *conv_block(32), *conv_block(64),\n"
+        "                              *classifier()])\n" + _COMPILE_5))
+
+FUNCTIONAL_NESTED_BLOCK = _unusual(
+    "functional-nested-block",
+    "The functional API calling a Sequential convolution block as one layer, with keyword "
+    "inputs=/outputs=",
+    todo5=(
+        "def define_model_2_conv(learning_rate):\n"
+        "    block = keras.Sequential([layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
+        "                              layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2))])\n"
+        "    inputs = keras.Input(shape=(28, 28, 1))\n"
+        "    x = layers.Flatten()(block(inputs))\n"
+        "    x = layers.Dense(100, activation='relu')(x)\n"
+        "    model = keras.Model(inputs=inputs, outputs=layers.Dense(10, activation='softmax')(x))\n"
+        + _COMPILE_5))
+
+SUBCLASSED_IN_FUNCTIONAL = _unusual(
+    "subclassed-in-functional",
+    "A subclassed keras.Model (the whole chain) called on keras.Input inside a functional model",
+    todo3=(
+        "class Chain(keras.Model):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.conv = layers.Conv2D(32, (3, 3), activation='relu')\n"
+        "        self.pool = layers.MaxPooling2D((2, 2))\n"
+        "        self.flat = layers.Flatten()\n"
+        "        self.hidden = layers.Dense(100, activation='relu')\n"
+        "        self.out = layers.Dense(10, activation='softmax')\n"
+        "\n"
+        "    def call(self, x):\n"
+        "        return self.out(self.hidden(self.flat(self.pool(self.conv(x)))))\n"
+        "\n"
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    inputs = keras.Input((28, 28, 1))\n"
+        "    model = keras.Model(inputs, Chain()(inputs))\n" + _COMPILE_3))
+
+ACTIVATION_LAYERS = _unusual(
+    "activation-layers-as-functions",
+    "Linear Conv2D and Dense layers followed by Activation(tf.nn.relu), ReLU() and Softmax() layers",
+    todo5=(
+        "import tensorflow as tf\n"
+        "\n"
+        "def define_model_2_conv(learning_rate):\n"
+        "    model = keras.Sequential([\n"
+        "        keras.Input(shape=(28, 28, 1)),\n"
+        "        layers.Conv2D(32, (3, 3)), layers.Activation(tf.nn.relu), layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Conv2D(64, (3, 3)), layers.ReLU(), layers.MaxPooling2D((2, 2)),\n"
+        "        layers.Flatten(),\n"
+        "        layers.Dense(100), layers.Activation('relu'),\n"
+        "        layers.Dense(10), layers.Softmax(),\n"
+        "    ])\n" + _COMPILE_5))
+
+TF_KERAS_NAMESPACE = _unusual(
+    "tf-keras-namespace",
+    "Layers, Input and SGD taken from tensorflow.keras (Keras 3 under TensorFlow's name), "
+    "the optimizer as keras.optimizers.SGD with keywords",
+    todo3=(
+        "from tensorflow import keras as tfk\n"
+        "\n"
+        "def define_model_with_momentum(learning_rate, momentum):\n"
+        "    model = tfk.models.Sequential([\n"
+        "        tfk.layers.InputLayer(shape=(28, 28, 1)),\n"
+        "        tfk.layers.Conv2D(filters=32, kernel_size=(3, 3), strides=(1, 1), padding='valid',\n"
+        "                          activation='relu', kernel_initializer='he_uniform'),\n"
+        "        tfk.layers.MaxPool2D(pool_size=(2, 2)),\n"
+        "        tfk.layers.Flatten(),\n"
+        "        tfk.layers.Dense(units=100, activation='relu', kernel_initializer='he_uniform'),\n"
+        "        tfk.layers.Dense(units=10, activation='softmax'),\n"
+        "    ])\n"
+        "    model.compile(optimizer=tfk.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),\n"
+        "                  loss=tfk.losses.categorical_crossentropy, metrics=['accuracy'])\n"
+        "    return model\n"))
+
+#: Issue 16's corpus: honest, unusual styles (each full marks, none "suspected tampering").
+UNUSUAL_STYLES = (SUBCLASSED_MODEL, SUBCLASSED_MODEL_LIST, TF_ACTIVATIONS, KERAS_ACTIVATIONS, LAYER_SUBCLASSES,
+                  NESTED_SEQUENTIAL, BUILD_NOT_INPUT, ADD_AFTER_CONSTRUCTION, SHARED_HELPER,
+                  FUNCTIONAL_NESTED_BLOCK, SUBCLASSED_IN_FUNCTIONAL, ACTIVATION_LAYERS, TF_KERAS_NAMESPACE)
