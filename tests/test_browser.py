@@ -90,7 +90,8 @@ def _rendered_report(driver, path: Path) -> dict:
 
 def _check_report(rendered: dict, students: list[str]):
     assert rendered["headings"][1:] == ["Score distribution", "Pass rate per test cell", "Most frequent failure messages",
-                                        "Grading time per submission", "Flagged for review", "Waiting for manual grading"]
+                                        "Grading time per submission", "Suspected tampering", "Needs a person",
+                                        "Flagged for review", "Waiting for manual grading"]
     assert rendered["headings"][0].endswith("class report")
     images = rendered["images"]
     assert [image["alt"] for image in images] == ["Score distribution", "Pass rate per test cell",
