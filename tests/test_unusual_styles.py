@@ -204,3 +204,39 @@ def SUBCLASSED_MODEL_STYLE():
     from corpus.correct_styles import SUBCLASSED_MODEL
 
     return SUBCLASSED_MODEL
+
+
+def test_a_graders_import_hook_does_not_change_what_honest_work_exports(monkeypatch, tmp_path):
+    """The executor loads the exporter from its file so that a student's ``sys.modules`` swap
+    or import hook for ``graders`` cannot silence their honest cells' exports; the exporter
+    reads models through ``describe.py`` the same way (found by the tampering corpus)."""
+    import builtins
+    import json
+    import sys
+    import types
+
+    from graders.sandbox.execute_inside import export_code
+
+    exporter = vh.ROOT / "graders" / "checks" / "export.py"
+    request = {"grade_id": "cell", "names": ["define_model_2_conv"],
+               "calls": [{"builder": "define_model_2_conv", "args": [0.01]}]}
+    vh.kernel_namespace(monkeypatch, {"define_model_2_conv": student_kernel(SUBCLASSED_MODEL_STYLE())[
+        "define_model_2_conv"]})
+    fake = types.ModuleType("graders.checks")
+    fake.__getattr__ = lambda name: (lambda *args, **kwargs: None)
+    real_import = builtins.__import__
+
+    def hook(name, globals=None, locals=None, fromlist=(), level=0):
+        if name.startswith("graders"):
+            return fake
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setitem(sys.modules, "graders.checks", fake)
+    monkeypatch.setitem(sys.modules, "graders.checks.describe", fake)
+    monkeypatch.setattr(builtins, "__import__", hook)
+    exec(export_code(request, str(tmp_path), str(exporter)), {})
+    monkeypatch.undo()
+    result = json.loads((tmp_path / "cell" / "manifest.json").read_text())["calls"][0]["result"]
+    assert result["kind"] == "model", result
+    assert [layer["class_name"] for layer in result["layers"]][:2] == ["Conv2D", "MaxPooling2D"]
+    assert result["probe"] and "subclassed keras.Model (TwoConv)" in result["mapped"][0]
