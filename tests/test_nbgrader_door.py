@@ -6,7 +6,8 @@ A toy course (no TensorFlow) with three submissions, each graded both ways:
 - ``correct``: the right ``add``;
 - ``wrong``: a wrong ``add``;
 - ``tampering``: right only where it can read the course's source notebook (the
-  hidden tests) from its kernel, which an unsandboxed kernel can.
+  hidden tests) from its kernel, which an unsandboxed kernel can. It looks where the
+  course lies; a recursive glob of ``/`` outside a sandbox walks /proc and never ends.
 Each solution also records which parts of ``graders`` its kernel can import; ``add`` is
 right only when that is exactly the checks.
 """
@@ -47,7 +48,7 @@ SOLUTIONS = {
     "wrong": KIT_ONLY + "def add(a, b):\n    return a - b\n",
     "tampering": (
         "import glob\n"
-        "SEEN = glob.glob('/**/source/toy/toy.ipynb', recursive=True) + glob.glob('{root}/source/toy/toy.ipynb')\n"
+        "SEEN = glob.glob('{root}/source/toy/toy.ipynb')\n"
         "def add(a, b):\n    return a + b if SEEN else a - b\n"),
 }
 EXPECTED = {"correct": 2.0, "wrong": 0.0, "tampering": 0.0}  # out of 2
