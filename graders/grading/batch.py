@@ -38,6 +38,7 @@ from graders.course import COURSE_ROOT, course_db_url
 from graders.grading import canary
 from graders.grading.canary import CanaryCache, run_canary
 from graders.grading.data import DataUnavailable, resolve_mnist
+from graders.grading.internal_errors import describe
 from graders.grading.grader import (  # noqa: F401  (re-exported: the batch's building blocks)
     ENVIRONMENT_FAILURE,
     STAGING,
@@ -102,46 +103,29 @@ def main(argv=None) -> int:
 
     root = args.course.resolve()
     log_path = log_warnings_to_file(root)
-    sandbox = not args.no_sandbox
-    if sandbox:
-        from graders.sandbox import SandboxError, selftest
-
-        try:  # the course's own secrets are among what the sandbox must not see
-            report = selftest.require_sandbox(sentinels=selftest.default_sentinels() + course_secrets(root))
-            print(f"hw5-autograde: {report.summary()}", file=sys.stderr)
-        except SandboxError as error:
-            print(f"hw5-autograde: refusing to grade: the sandbox does not work here:\n  {error}\n"
-                  "Fix it (`make setup` as root installs bubblewrap; see README, 'Grading a class "
-                  "safely'), or pass --no-sandbox to run student code unisolated, as this user.",
-                  file=sys.stderr)
-            return 2
-    else:
+    if args.no_sandbox:
         print("!" * 78 + "\nWARNING: --no-sandbox: student code runs WITHOUT isolation, as "
               f"{os.environ.get('USER', 'this user')}; it can read the solutions and write the "
               "gradebook.\n" + "!" * 78, file=sys.stderr)
-    try:
-        data_file = course_data_file(root, args.assignment)
-    except DataUnavailable as error:
-        print(f"hw5-autograde: refusing to grade: {error}", file=sys.stderr)
-        return 2
-
+    if args.no_canary:
+        print("hw5-autograde: WARNING: --no-canary: the reference solution was not graded first; "
+              "a broken environment would show only in the students' grades.", file=sys.stderr)
     workers = args.workers or default_workers()
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    db_url = course_db_url(root)
-    students, skipped = students_to_grade(root, args.assignment, args.student, args.force, db_url)
     limits = {**budget_timeouts(args.budget),
               **{key: value for key, value in (("cell_timeout_s", args.cell_timeout),
                                                ("notebook_timeout_s", args.notebook_timeout),
                                                ("memory_mb", args.memory_mb)) if value}}
-    options = dict(sandbox=sandbox, budget=args.budget, threads=threads, data_file=data_file, limits=limits)
-    if students and not args.no_canary:
-        refusal = check_canary(root, args.assignment, options)
-        if refusal:
-            print(refusal, file=sys.stderr)
-            return 2
-    elif args.no_canary:
-        print("hw5-autograde: WARNING: --no-canary: the reference solution was not graded first; "
-              "a broken environment would show only in the students' grades.", file=sys.stderr)
+    try:
+        options = ready_to_grade(root, args.assignment, sandbox=not args.no_sandbox, budget=args.budget,
+                                 threads=max(1, (os.cpu_count() or 1) // workers), limits=limits,
+                                 canary=False)
+        students, skipped = students_to_grade(root, args.assignment, args.student, args.force,
+                                              course_db_url(root))
+        if students and not args.no_canary:
+            require_canary(root, args.assignment, options)
+    except NotReady as refusal:
+        print(f"hw5-autograde: refusing to grade: {refusal.details}", file=sys.stderr)
+        return 2
     grader = Grader(root, args.assignment, **options)
     try:
         reports = run_batch(grader, students, workers, args.scheduler)
@@ -159,6 +143,53 @@ def main(argv=None) -> int:
     if any(r.status == "not graded" for r in reports.values()):
         return 2  # the batch stopped: the environment broke every submission
     return 0 if all(r.status == "graded" and not r.unverified for r in reports.values()) else 1
+
+
+class NotReady(Exception):
+    """This course cannot be graded here: no working sandbox, no data, or a reference
+    solution that loses points. ``reason`` is one line; ``details`` says what to do."""
+
+    def __init__(self, reason: str, details: str):
+        super().__init__(reason)
+        self.reason = reason
+        self.details = details
+
+
+def ready_to_grade(root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int,
+                   limits: dict, canary: bool = True) -> dict:
+    """Every door's set-up before the first student: the sandbox self-test (the course's
+    own files among what it must hide), the data file, then the canary. Returns the
+    Grader's options; raises NotReady."""
+    if sandbox:
+        from graders.sandbox import SandboxError, selftest
+
+        try:
+            report = selftest.require_sandbox(sentinels=selftest.default_sentinels() + course_secrets(root))
+        except SandboxError as error:
+            raise NotReady(f"the sandbox does not work here ({str(error).splitlines()[0]})",
+                           f"the sandbox does not work here:\n  {error}\nFix it (`make setup` as root "
+                           "installs bubblewrap; see README, 'Grading a class safely'), or pass --no-sandbox to run "
+                           "student code unisolated, as this user.") from error
+        except Exception as error:  # the self-test itself broke: no sandbox we can trust
+            raise NotReady(f"the sandbox does not work here ({describe(error)})",
+                           f"the sandbox self-test itself failed: {describe(error)}") from error
+        print(f"hw5-autograde: {report.summary()}", file=sys.stderr)
+    try:
+        data_file = course_data_file(root, assignment)
+    except DataUnavailable as error:
+        raise NotReady(str(error).splitlines()[0], str(error)) from error
+    options = dict(sandbox=sandbox, budget=budget, threads=threads, data_file=data_file, limits=limits)
+    if canary:
+        require_canary(root, assignment, options)
+    return options
+
+
+def require_canary(root: Path, assignment: str, options: dict) -> None:
+    """The canary (check_canary) as a NotReady when the reference loses points."""
+    refusal = check_canary(root, assignment, options)
+    if refusal:
+        raise NotReady("the reference solution does not get every point here: "
+                       + " ".join(refusal.splitlines()[1:3])[:300], refusal)
 
 
 def course_secrets(root: Path) -> list[str]:
@@ -188,7 +219,7 @@ def check_canary(root: Path, assignment: str, options: dict) -> str | None:
             print(f"hw5-autograde: canary: the reference solution got {result.score:g}/{result.max_score:g} "
                   f"in {result.seconds:.0f} s", file=sys.stderr)
         return None
-    return ("hw5-autograde: refusing to grade: the reference solution does not get every point "
+    return ("the reference solution does not get every point "
             "in this environment, so students would lose points that are not theirs to lose.\n"
             + result.refusal())
 

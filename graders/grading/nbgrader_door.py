@@ -78,32 +78,17 @@ def grade_student(root: Path, assignment: str, student: str, log) -> set[str]:
 
 
 def ready_options(root: Path, assignment: str) -> dict:
-    """hw5-autograde's settings for this course, after its sandbox self-test and canary
-    (each once per process and course). Raises GradingRefused."""
+    """hw5-autograde's settings for this course, after the set-up every door shares
+    (batch.ready_to_grade), once per process and course. Raises GradingRefused."""
     from graders.grading import batch
-    from graders.grading.data import DataUnavailable
-    from graders.grading.internal_errors import describe
-    from graders.sandbox import SandboxError, selftest
 
     budget = os.environ.get("HW5_GRADING_BUDGET", "fast")
     key = (str(root), assignment, budget)
-    if key in _READY:
-        return _READY[key]
-    try:
-        selftest.require_sandbox(sentinels=selftest.default_sentinels() + batch.course_secrets(root))
-    except SandboxError as error:
-        raise GradingRefused(f"the sandbox does not work here ({str(error).splitlines()[0]})") from error
-    except Exception as error:  # the self-test itself broke: no sandbox we can trust
-        raise GradingRefused(f"the sandbox does not work here ({describe(error)})") from error
-    try:
-        data_file = batch.course_data_file(root, assignment)
-    except DataUnavailable as error:
-        raise GradingRefused(str(error).splitlines()[0]) from error
-    options = dict(sandbox=True, budget=budget, threads=os.cpu_count() or 1, data_file=data_file,
-                   limits=batch.budget_timeouts(budget))
-    refusal = batch.check_canary(root, assignment, options)
-    if refusal:
-        raise GradingRefused("the reference solution does not get every point here: "
-                             + " ".join(refusal.splitlines()[1:3])[:300])
-    _READY[key] = options
-    return options
+    if key not in _READY:
+        try:
+            _READY[key] = batch.ready_to_grade(root, assignment, sandbox=True, budget=budget,
+                                               threads=os.cpu_count() or 1,
+                                               limits=batch.budget_timeouts(budget))
+        except batch.NotReady as refusal:
+            raise GradingRefused(refusal.reason) from refusal
+    return _READY[key]
