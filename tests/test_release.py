@@ -79,3 +79,25 @@ def test_committed_release_equals_a_fresh_generate_assignment():
     """Golden test: regenerate from source (ignoring cell ids) and compare with release/."""
     problems = check_release()
     assert not problems, "release/ is stale; run `hw5-release`:\n" + "\n".join(problems)
+
+
+def test_a_scratch_course_reuses_the_release_of_identical_inputs_and_regenerates_for_changed_ones(
+        tmp_path, monkeypatch):
+    from graders.authoring import release
+
+    runs = []
+    real = release.generate_release
+    monkeypatch.setattr(release, "generate_release", lambda root, assignment="hw5": runs.append(root) or real(root, assignment))
+    monkeypatch.setattr(release, "_SCRATCH_RELEASES", {})
+    monkeypatch.delenv("HW5_DB_URL", raising=False)
+    first = release.make_scratch_course(tmp_path / "first")
+    second = release.make_scratch_course(tmp_path / "second")
+    assert runs == [first]  # nbgrader ran once; the second course got a copy
+    assert differences(first / "release" / "hw5", second / "release" / "hw5") == []
+    assert (second / "gradebook.db").read_bytes() == (first / "gradebook.db").read_bytes()
+
+    edited = release.copy_course(tmp_path / "edited")
+    notebook = edited / "source" / "hw5" / "hw5_part_a_written.ipynb"
+    notebook.write_text(notebook.read_text().replace("Part A", "Part  A", 1))
+    release.scratch_release(edited)
+    assert runs == [first, edited]  # changed inputs: nbgrader runs again
