@@ -35,12 +35,12 @@ system-packages:
 
 # requirements.lock pins every package for Python 3.10-3.13; regenerate it after editing
 # pyproject.toml's dependencies with:
-#   uv pip compile pyproject.toml --extra test --universal --python-version 3.10 -o requirements.lock
+#   uv pip compile pyproject.toml --extra course --extra test --universal --python-version 3.10 -o requirements.lock
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PYTHON3) graders/python_check.py
 	$(PYTHON3) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet --constraint requirements.lock -e '.[test]'
+	$(VENV)/bin/pip install --quiet --constraint requirements.lock -e '.[course,test]'
 	touch $@
 
 demo: setup

@@ -57,6 +57,47 @@ def _orchestrator_paths() -> list[str]:
     return paths
 
 
+def course_only_modules() -> list[str]:
+    """The modules of the `course` and `test` extras (pyproject.toml) that no base
+    dependency provides: a worker installed with `pip install .` has none of them."""
+    import importlib.metadata
+    import re
+
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    def dist(requirement: str) -> str:
+        return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = {dist(r) for name in ("course", "test") for r in project["optional-dependencies"][name]}
+    base = {dist(r) for r in project["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    return sorted(module for module, dists in providers.items()
+                  if {d.lower().replace("_", "-") for d in dists} <= extras - base and not module.startswith("_"))
+
+
+def _course_only_packages_removed(venv: str) -> list[str]:
+    """Shell lines (inside the worker's mount namespace) that make the course-only packages
+    of its Python at ``venv`` absent: each package folder is covered by a tmpfs whose
+    ``__init__.py`` raises ModuleNotFoundError, for the worker and its sandboxes alike."""
+    import importlib.util
+
+    lines = []
+    for module in course_only_modules():
+        spec = importlib.util.find_spec(module)
+        folders = list(spec.submodule_search_locations or []) if spec else []
+        for folder in folders:
+            if folder.startswith(sys.prefix + os.sep):
+                inside = venv + folder[len(sys.prefix):]
+                lines += [f"mount -t tmpfs -o size=1m tmpfs {inside}",
+                          f"echo \"raise ModuleNotFoundError('No module named {module} (not installed on this worker)')\""
+                          f" > {inside}/__init__.py"]
+    return lines
+
+
 def _start_isolated_worker(address: str, home: Path, with_package: bool) -> subprocess.Popen:
     (home / "venv").mkdir()
     if with_package:
@@ -66,6 +107,7 @@ def _start_isolated_worker(address: str, home: Path, with_package: bool) -> subp
         "set -e",
         "mount --make-rprivate /",
         f"mount --bind {sys.prefix} {home}/venv",  # the worker's own Python, at a path of its own
+        *_course_only_packages_removed(f"{home}/venv"),  # installed with `pip install .`: no extras
         *(f"mount -t tmpfs -o size=2g tmpfs {path}" for path in hide),  # deepest first
         f"exec {home}/venv/bin/python -m distributed.cli.dask_worker {address} --no-nanny --nthreads 1 "
         f"--memory-limit 0 --no-dashboard --local-directory {home}/dask --name isolated",
@@ -116,10 +158,29 @@ def _sees_nothing_of_the_orchestrator(client, root: Path) -> None:
         assert client.run(os.path.exists, path) == {next(iter(client.scheduler_info()["workers"])): False}, path
 
 
+def test_the_course_only_modules_are_the_course_machines_tools():
+    modules = set(course_only_modules())
+    assert {"nbgrader", "bs4", "tqdm", "selenium", "pandas", "pytest"} <= modules
+    assert not modules & {"tensorflow", "keras", "numpy", "nbclient", "ipykernel", "distributed", "matplotlib"}
+
+
 def test_a_worker_without_the_course_grades_the_class(tmp_path, isolated_worker):
+    """... nor the course machine's tools: installed with `pip install .`, no extras."""
     address, client, home = isolated_worker
     root = toy_course_with(tmp_path / "course", CLASS)
     _sees_nothing_of_the_orchestrator(client, root)
+
+    def importable(name: str) -> bool:  # nested: cloudpickle sends it by value
+        import importlib
+
+        try:
+            importlib.import_module(name)
+            return True
+        except ImportError:
+            return False
+
+    assert set(client.run(importable, "nbgrader").values()) == {False}
+    assert set(client.run(importable, "bs4").values()) == {False}
     code, reports = _grade(root, "--scheduler", address)
     for student, (_, expected) in CLASS.items():
         assert tuple(points(root, student).get(test, 0.0) for test in TESTS) == tuple(map(float, expected)), \

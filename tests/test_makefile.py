@@ -108,11 +108,12 @@ def test_setup_installs_from_the_lock_file_and_the_lock_pins_every_dependency():
     import re
 
     recipe = (ROOT / "Makefile").read_text()
-    assert "--constraint requirements.lock -e '.[test]'" in recipe
+    assert "--constraint requirements.lock -e '.[course,test]'" in recipe
     lock = (ROOT / "requirements.lock").read_text()
     pinned = {re.split(r"[=;\s]", line, maxsplit=1)[0].lower().replace("_", "-")
               for line in lock.splitlines() if "==" in line and not line.startswith((" ", "#"))}
     declared = re.findall(r'^\s*"([A-Za-z0-9_.-]+)', (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[0],
                           re.M)
+    assert {"nbgrader", "tensorflow-cpu", "pytest"} <= set(declared)  # base, course and test all read
     names = {name.lower().replace("_", "-") for name in declared} - {"setuptools"}
     assert names and names <= pinned, f"not pinned in requirements.lock: {sorted(names - pinned)}"
