@@ -24,11 +24,18 @@ from graders.reporting.score_table import autograded_points, score_table
 from graders.authoring.mock_submissions import autograded_max_points
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-demo's options, which ``hw5 demo`` shares."""
+    parser.add_argument("--skip-release", action="store_true", help="keep the current release")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="hw5-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-release", action="store_true", help="keep the current release")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
+
+def run(args: argparse.Namespace) -> int:
     if not args.skip_release:
         print("1. generating the release ...", flush=True)
         refresh_release()
