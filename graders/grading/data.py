@@ -219,7 +219,7 @@ def resolve_mnist(course_root: Path, environ=os.environ, home: Path | None = Non
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``record PATH`` or ``resolve`` (see the module docstring), which ``hw5 data`` shares."""
-    actions = parser.add_subparsers(dest="data_action", required=True)
+    actions = parser.add_subparsers(dest="data_action", required=True, metavar="{record,resolve}")
     record = actions.add_parser("record", help="validate PATH and record it in the course's .hw5-data")
     record.add_argument("path", type=Path, metavar="PATH", help="an mnist.npz")
     actions.add_parser("resolve", help="print the file that grading will use")
