@@ -1,6 +1,6 @@
 """The main job: release the assignment, grade the sample class, show and export the grades.
 
-``hw5-demo`` (see README):
+``hw5 demo``, or ``hw5-demo`` (see README, 'The two commands'):
 1. regenerate ``release/hw5`` (and record the assignment in the gradebook);
 2. write the sample class (graders/authoring/sample_class.py) into ``submitted/``;
 3. grade the class with ``hw5-autograde`` (sandboxed, one worker process per student at a time);

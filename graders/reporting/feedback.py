@@ -25,7 +25,8 @@ for hidden-test lines, rubric text and grader-only code; a file with a finding i
 deleted and the command exits 1 (fail closed).
 
 ``nbgrader generate_feedback`` itself gets the same behaviour once ``nbgrader_config.py``
-sets ``c.GenerateFeedback.preprocessors`` to :data:`FEEDBACK_PREPROCESSORS` (see README).
+sets ``c.GenerateFeedback.preprocessors`` to :data:`FEEDBACK_PREPROCESSORS` (see docs/grading.md,
+'Feedback').
 """
 
 from __future__ import annotations
