@@ -20,7 +20,7 @@ The workers here share this machine's cores (2 on the development machine): each
 notebook still costs CPU outside the sleep (a kernel's start-up, the sandbox, the
 executor), so with many workers the figures measure this machine's CPU as much as the
 grader; the JSON records the load average before and after each run. The measured
-figures are in bench/results/cluster-scaling.json; the README quotes them.
+figures are in bench/results/cluster-scaling.json; docs/cluster.md sums them up.
 """
 
 from __future__ import annotations

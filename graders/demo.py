@@ -1,6 +1,6 @@
 """The main job: release the assignment, grade the sample class, show and export the grades.
 
-``hw5-demo`` (see README):
+``hw5 demo``, or ``hw5-demo`` (see README, 'The two commands'):
 1. regenerate ``release/hw5`` (and record the assignment in the gradebook);
 2. write the sample class (graders/authoring/sample_class.py) into ``submitted/``;
 3. grade the class with ``hw5-autograde`` (sandboxed, one worker process per student at a time);
@@ -24,11 +24,18 @@ from graders.reporting.score_table import autograded_points, score_table
 from graders.authoring.mock_submissions import autograded_max_points
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-demo's options, which ``hw5 demo`` shares."""
+    parser.add_argument("--skip-release", action="store_true", help="keep the current release")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="hw5-demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--skip-release", action="store_true", help="keep the current release")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
 
+
+def run(args: argparse.Namespace) -> int:
     if not args.skip_release:
         print("1. generating the release ...", flush=True)
         refresh_release()

@@ -200,8 +200,8 @@ def write_thresholds(budget_name: str, summary: dict) -> None:
     THRESHOLDS_PATH.write_text(json.dumps(thresholds, indent=2) + "\n")
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m graders.authoring.calibrate", description=__doc__.splitlines()[0])
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The calibration's options, which ``hw5 calibrate`` shares."""
     parser.add_argument("--budget", default="fast", choices=("fast", "full"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--runs", nargs="+", choices=sorted(reference.RUNS))
@@ -209,7 +209,15 @@ def main(argv=None) -> int:
     parser.add_argument("--write-thresholds", action="store_true")
     parser.add_argument("--resummarize", action="store_true",
                         help="recompute the report from the committed measurements, without training")
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m graders.authoring.calibrate", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     if args.resummarize:
         saved = json.loads((CALIBRATION_DIR / f"calibration-{args.budget}.json").read_text())
         records, args.seeds = saved["records"], saved["seeds"]

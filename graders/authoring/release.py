@@ -136,10 +136,18 @@ def refresh_release(root: Path = COURSE_ROOT) -> Path:
     return generate_release(root)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-release's options, which ``hw5 release`` shares."""
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="hw5-release", description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only compare; exit 1 if stale")
-    args = parser.parse_args(argv)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     if args.check:
         problems = check_release()
         for problem in problems:

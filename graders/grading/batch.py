@@ -79,16 +79,17 @@ def log_warnings_to_file(root: Path) -> Path:
     return path
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="hw5-autograde", description=__doc__.splitlines()[0])
-    parser.add_argument("assignment", nargs="?", default="hw5")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-autograde's options, which ``hw5 autograde`` shares."""
+    from graders.cli import add_course_arguments
+
+    add_course_arguments(parser)
     parser.add_argument("--student", nargs="+", action="extend", metavar="ID",
                         help="grade only these students (--student a b, or repeated)")
     parser.add_argument("--workers", type=int, help="local worker processes (default: cores / 2)")
     parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--force", action="store_true", help="regrade students already graded")
     parser.add_argument("--budget", choices=("fast", "full"), default=os.environ.get("HW5_GRADING_BUDGET", "fast"))
-    parser.add_argument("--course", type=Path, default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run student code WITHOUT isolation, as this user (never the default)")
     parser.add_argument("--cell-timeout", type=int,
@@ -99,8 +100,15 @@ def main(argv=None) -> int:
     parser.add_argument("--report", type=Path, help="also write the per-student report as JSON here")
     parser.add_argument("--no-canary", action="store_true",
                         help="do not grade the reference solution first (not recommended)")
-    args = parser.parse_args(argv)
 
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hw5-autograde", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     root = args.course.resolve()
     log_path = log_warnings_to_file(root)
     if args.no_sandbox:

@@ -24,6 +24,7 @@ Command line (for the Makefile)::
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import sys
@@ -216,18 +217,28 @@ def resolve_mnist(course_root: Path, environ=os.environ, home: Path | None = Non
     raise DataUnavailable("MNIST not found; looked at " + "; ".join(looked) + f". To fix: {HOW_TO_FIX}")
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``record PATH`` or ``resolve`` (see the module docstring), which ``hw5 data`` shares."""
+    actions = parser.add_subparsers(dest="data_action", required=True, metavar="{record,resolve}")
+    record = actions.add_parser("record", help="validate PATH and record it in the course's .hw5-data")
+    record.add_argument("path", type=Path, metavar="PATH", help="an mnist.npz")
+    actions.add_parser("resolve", help="print the file that grading will use")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``record PATH`` or ``resolve`` (see the module docstring); 0 on success, 1 on a refusal."""
-    args = sys.argv[1:] if argv is None else argv
+    """``record PATH`` or ``resolve``; 0 on success, 1 on a refusal, 2 on a usage error."""
+    parser = argparse.ArgumentParser(prog="python -m graders.grading.data", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     root = Path.cwd()
     try:
-        if len(args) == 2 and args[0] == "record":
-            print(f"recorded {validate_mnist(Path(args[1]))} in {record_data_path(root, Path(args[1]))}")
-        elif args == ["resolve"]:
-            print(resolve_mnist(root))
+        if args.data_action == "record":
+            print(f"recorded {validate_mnist(args.path)} in {record_data_path(root, args.path)}")
         else:
-            print("usage: python -m graders.grading.data record PATH | resolve", file=sys.stderr)
-            return 2
+            print(resolve_mnist(root))
     except (DataUnavailable, InvalidDataFile) as error:
         print(f"hw5: {error}", file=sys.stderr)
         return 1

@@ -385,16 +385,22 @@ def write_report(root: Path, assignment: str = "hw5", report: Path | None = None
     return out
 
 
-def main(argv=None) -> int:
-    from graders.course import COURSE_ROOT
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-class-report's options, which ``hw5 report`` shares."""
+    from graders.cli import add_course_arguments
 
-    parser = argparse.ArgumentParser(prog="hw5-class-report", description=__doc__.splitlines()[0])
-    parser.add_argument("assignment", nargs="?", default="hw5")
-    parser.add_argument("--course", type=Path,
-                        default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
+    add_course_arguments(parser)
     parser.add_argument("--report", type=Path, help="the JSON report of hw5-autograde --report")
     parser.add_argument("--out", type=Path, help="the HTML file (default: COURSE/reports/class-report.html)")
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hw5-class-report", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     path = write_report(args.course.resolve(), args.assignment, args.report, args.out)
     print(f"wrote {path}")
     return 0

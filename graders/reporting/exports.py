@@ -353,16 +353,22 @@ def export_all(root: Path, assignment: str, out: Path, report: Path | None = Non
     }
 
 
-def main(argv=None) -> int:
-    from graders.course import COURSE_ROOT
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-export's options, which ``hw5 export`` shares."""
+    from graders.cli import add_course_arguments
 
-    parser = argparse.ArgumentParser(prog="hw5-export", description=__doc__.splitlines()[0])
-    parser.add_argument("assignment", nargs="?", default="hw5")
-    parser.add_argument("--course", type=Path,
-                        default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
+    add_course_arguments(parser)
     parser.add_argument("--out", type=Path, help="output folder (default: COURSE/reports)")
     parser.add_argument("--report", type=Path, help="the JSON report of hw5-autograde --report")
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hw5-export", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     root = args.course.resolve()
     out = args.out or root / "reports"
     written = export_all(root, args.assignment, out, args.report)

@@ -25,7 +25,8 @@ for hidden-test lines, rubric text and grader-only code; a file with a finding i
 deleted and the command exits 1 (fail closed).
 
 ``nbgrader generate_feedback`` itself gets the same behaviour once ``nbgrader_config.py``
-sets ``c.GenerateFeedback.preprocessors`` to :data:`FEEDBACK_PREPROCESSORS` (see README).
+sets ``c.GenerateFeedback.preprocessors`` to :data:`FEEDBACK_PREPROCESSORS` (see docs/grading.md,
+'Feedback').
 """
 
 from __future__ import annotations
@@ -491,15 +492,21 @@ def generate(root: Path, assignment: str, students: list[str] | None = None) -> 
     return written, problems
 
 
-def main(argv=None) -> int:
-    from graders.course import COURSE_ROOT
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """hw5-feedback's options, which ``hw5 feedback`` shares."""
+    from graders.cli import add_course_arguments
 
-    parser = argparse.ArgumentParser(prog="hw5-feedback", description=__doc__.splitlines()[0])
-    parser.add_argument("assignment", nargs="?", default="hw5")
+    add_course_arguments(parser)
     parser.add_argument("--student", action="append", help="only this student (repeatable)")
-    parser.add_argument("--course", type=Path,
-                        default=Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else COURSE_ROOT)
-    args = parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="hw5-feedback", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
     written, problems = generate(args.course.resolve(), args.assignment, args.student)
     for path in written:
         print(f"wrote {path}")

@@ -65,25 +65,34 @@ def overhead(runs: int) -> dict[str, list[float]]:
     return {"in-process": warm, "fresh-proc": fresh, "sandboxed": boxed}
 
 
+def add_selftest_arguments(parser: argparse.ArgumentParser) -> None:
+    """The self-test's options (none: it checks the default limits), which ``hw5 selftest`` shares."""
+
+
+def run_selftest(args: argparse.Namespace) -> int:
+    """Exit 1, and say why, when the sandbox does not hold; else print the self-test's summary."""
+    from .errors import SandboxUnavailable
+    from .selftest import require_sandbox
+
+    try:
+        report = require_sandbox()
+    except SandboxUnavailable as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(report.summary())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m graders.sandbox")
     sub = p.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("selftest")
+    add_selftest_arguments(sub.add_parser("selftest"))
     o = sub.add_parser("overhead")
     o.add_argument("--runs", type=int, default=3)
     sub.add_parser("cleanup")
     args = p.parse_args(argv)
     if args.cmd == "selftest":
-        from .errors import SandboxUnavailable
-        from .selftest import require_sandbox
-
-        try:
-            report = require_sandbox()
-        except SandboxUnavailable as exc:
-            print(exc, file=sys.stderr)
-            return 1
-        print(report.summary())
-        return 0
+        return run_selftest(args)
     if args.cmd == "cleanup":
         from .stale import cleanup_stale
 

@@ -22,7 +22,8 @@ sandbox uid can open it through ``/proc/<pid>/fd`` or take it with ``pidfd_getfd
   output, and the outputs kept per cell and in total are capped.
 
 What the kernel prints is still the student's: a kernel can lie about its own cells
-(in-kernel cheats, see README). It can no longer lie about the others.
+(in-kernel cheats: see docs/security.md, "The judge is outside the student's kernel"). It can
+no longer lie about the others.
 
 Only nbformat, nbclient and this package's kit are needed; nothing of the course is imported.
 """
