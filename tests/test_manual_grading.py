@@ -1,6 +1,6 @@
 """Manual grading in nbgrader's formgrader: graders see a rubric, and the points add up.
 
-The rubric mechanism (README, "Grading written answers"): a locked markdown cell right
+The rubric mechanism (docs/grading.md, "Grading written answers"): a locked markdown cell right
 after each written answer holds the rubric between ``=== BEGIN MARK SCHEME ===`` and
 ``=== END MARK SCHEME ===``, with ``c.ClearMarkScheme.enforce_metadata = False`` in the
 config. ``generate_assignment`` stores the cell whole in the gradebook and strips the

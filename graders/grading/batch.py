@@ -176,7 +176,7 @@ def ready_to_grade(root: Path, assignment: str, *, sandbox: bool, budget: str, t
         except SandboxError as error:
             raise NotReady(f"the sandbox does not work here ({str(error).splitlines()[0]})",
                            f"the sandbox does not work here:\n  {error}\nFix it (`make setup` as root "
-                           "installs bubblewrap; see README, 'Grading a class safely'), or pass --no-sandbox to run "
+                           "installs bubblewrap; see docs/security.md), or pass --no-sandbox to run "
                            "student code unisolated, as this user.") from error
         except Exception as error:  # the self-test itself broke: no sandbox we can trust
             raise NotReady(f"the sandbox does not work here ({describe(error)})",
