@@ -117,6 +117,7 @@ def grade_rootless(user, students, *options: str) -> float:
     return seconds
 
 
+@pytest.mark.slow  # CI grades the sample class rootless anyway: make demo in .ci/system-python
 @pytest.mark.e2e
 @pytest.mark.needs_mnist
 def test_grades_a_correct_and_a_wrong_submission_rootless(user):
