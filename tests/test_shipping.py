@@ -17,7 +17,8 @@ import pytest
 
 from graders.grading import blobs, shipping, worker_check
 from graders.grading.blobs import Blob, BlobCache, BlobError
-from graders.grading.execution import Job, build_checks_kit
+from graders.grading.execution import Job
+from graders.grading.kits import build_checks_kit
 
 GRADERS = Path(__file__).resolve().parents[1] / "graders"
 

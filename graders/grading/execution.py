@@ -23,11 +23,9 @@ from pathlib import Path
 
 import nbformat
 
+from graders.grading.kits import CHECKS_INSIDE, DATA_INSIDE
 from graders.grading.shipping import materialize
-
-#: Where the checks kit and the data file appear inside the sandbox.
-CHECKS_INSIDE = "/opt/hw5-kit"
-DATA_INSIDE = "/opt/hw5-data/mnist.npz"
+from graders.grading.verification import ToVerify, apply_verdicts, verify_submission
 
 
 @dataclass
@@ -66,31 +64,6 @@ class JobResult:
     verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier (all notebooks at once)
 
 
-def build_kit(target: Path, graders_dir: Path, packages: tuple[str, ...],
-              files: dict[str, tuple[str, ...]] | None = None) -> Path:
-    """A copy of some of ``graders/`` under ``target/graders``: whole ``packages``, the
-    named ``files`` of others (package -> file names), and a bare ``__init__.py``;
-    readable by the sandboxes' unprivileged uids. Returns ``target``."""
-    package = target / "graders"
-    shutil.rmtree(package, ignore_errors=True)
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(f'"""Grading kit: {", ".join(packages)} only."""\n')
-    for name in packages:
-        shutil.copytree(graders_dir / name, package / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for name, file_names in (files or {}).items():
-        (package / name).mkdir()
-        for file_name in file_names:
-            shutil.copyfile(graders_dir / name / file_name, package / name / file_name)
-    for path in [target, *target.rglob("*")]:
-        path.chmod(0o755 if path.is_dir() else 0o644)
-    return target
-
-
-def build_checks_kit(target: Path, graders_dir: Path) -> Path:
-    """The kernel's kit: ``graders/checks`` and nothing else (no reference code)."""
-    return build_kit(target, graders_dir, ("checks",))
-
-
 def execute_job(job: Job) -> JobResult:
     job = materialize(job)  # content references (a cluster worker) -> verified paths of this worker's cache
     started = time.monotonic()
@@ -113,8 +86,6 @@ def execute_job(job: Job) -> JobResult:
 def _verify(job: Job, runs: dict[str, NotebookRun], artifacts: str) -> float:
     """Re-check every notebook's test cells out of kernel, in one verifier process, and
     fail the cells whose verdicts disagree. Returns the verifier's seconds."""
-    from graders.grading.verification import ToVerify, apply_verdicts, verify_submission
-
     if not job.verifier_kit_dir:
         return 0.0
     wanted = {name: ToVerify(job.notebooks[name], job.export_requests[name], os.path.join(artifacts, str(index)))

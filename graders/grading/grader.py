@@ -25,12 +25,13 @@ from graders import gradebook
 from graders.course import course_db_url, load_config, source_layout
 from graders.grading.blobs import BlobError
 from graders.grading.environment import instructor_cell_failures
-from graders.grading.execution import Job, JobResult, build_checks_kit, execute_job
+from graders.grading.execution import Job, JobResult, execute_job
 from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.internal_errors import describe
+from graders.grading.kits import build_checks_kit, build_verifier_kit
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
 from graders.grading.shipping import ship, unship
-from graders.grading.verification import NOT_VERIFIED_ENAME, build_verifier_kit, export_requests_for
+from graders.grading.verification import NOT_VERIFIED_ENAME, export_requests_for
 from graders.grading.worker_check import check_workers
 from graders.sandbox.outputs import NOT_EXECUTED_ENAME, NOT_GRADED_ENAME, TIMEOUT_ENAME, TOO_LARGE_ENAME
 

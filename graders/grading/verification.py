@@ -34,18 +34,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graders.grading.kits import DATA_INSIDE, VERIFIER_KIT_INSIDE
 from graders.sandbox.outputs import error_output, has_error
 
-#: Where the verifier's kit, the copied exports and the data appear in its sandbox.
-VERIFIER_KIT_INSIDE = "/opt/hw5-verifier"
+#: Where the copied exports appear in the verifier's sandbox.
 ARTIFACTS_INSIDE = "/opt/hw5-artifacts"
-DATA_INSIDE = "/opt/hw5-data/mnist.npz"
 #: The verifier runs as a uid of its own: nothing the student's uid left can touch it.
 VERIFIER_UID = 65533
 VERIFIER_TIMEOUT_S = 300
 VERIFIER_MEMORY_MB = 4096
 MARKER = "HW5-VERDICTS "
-VERIFIER_SANDBOX_FILES = ("__init__.py", "errors.py", "hostfs.py")
 
 FAILED_ENAME = "OutOfKernelCheckFailed"
 NOT_VERIFIED_ENAME = "NotVerified"
@@ -58,15 +56,6 @@ class Verification:
     verdicts: dict[str, dict] | None
     failure: str | None = None
     problems: list[str] = field(default_factory=list)  # exports refused while copying
-
-
-def build_verifier_kit(target: Path, graders_dir: Path) -> Path:
-    """``graders/checks``, ``graders/verify`` and the sandbox's file reader (the capped,
-    link-refusing ``hostfs.read_capped`` and what it imports): the verifier's code, which
-    no student code ever ran with."""
-    from graders.grading.execution import build_kit
-
-    return build_kit(target, graders_dir, ("checks", "verify"), {"sandbox": VERIFIER_SANDBOX_FILES})
 
 
 def export_requests_for(notebook, seed_text: str, support_modules: frozenset[str] = frozenset()) -> dict[str, dict]:

@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Mapping
 
+from graders.grading.kits import build_kit
+
 from . import bwrap as bw
 from . import pidns, rootless
 from .cgroups import NAME_PREFIX, CgroupError, SandboxCgroup
@@ -147,18 +149,7 @@ class SandboxRun:
             self.python_binds.append(bw.Bind(self.mirror(host), inside))
 
     def _build_kit(self) -> None:
-        src = Path(__file__).resolve().parent
-        pkg = self.host("kit", "graders", "sandbox")
-        os.makedirs(pkg, mode=0o755)
-        os.chmod(self.host("kit", "graders"), 0o755)
-        with open(self.host("kit", "graders", "__init__.py"), "w") as fh:
-            fh.write('"""Sandbox kit: only graders.sandbox (execute_inside) is here."""\n')
-        for name in KIT_FILES:
-            shutil.copyfile(src / name, os.path.join(pkg, name))
-        for dirpath, dirnames, filenames in os.walk(self.host("kit")):
-            os.chmod(dirpath, 0o755)
-            for n in filenames:
-                os.chmod(os.path.join(dirpath, n), 0o644)
+        build_kit(Path(self.host("kit")), Path(__file__).resolve().parent.parent, files={"sandbox": KIT_FILES})
 
     def mirror(self, host_path: str | os.PathLike) -> str:
         """A host path the sandbox uid can reach with the content of ``host_path``:
