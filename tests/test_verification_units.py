@@ -8,7 +8,7 @@ import os
 import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
-from graders.grading.verification import FAILED_ENAME, NOT_VERIFIED_ENAME, Verification, apply_verdicts
+from graders.grading.verifier_step import FAILED_ENAME, NOT_VERIFIED_ENAME, Verification, apply_verdicts
 from graders.sandbox.artifacts import FILE_CAPS, collect_artifacts
 from graders.sandbox.outputs import error_output
 

@@ -17,7 +17,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from graders.course import COURSE_ROOT
 from graders.grading.kits import build_verifier_kit
-from graders.grading.verification import ToVerify, verify_submission
+from graders.grading.verifier_step import ToVerify, verify_submission
 from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")

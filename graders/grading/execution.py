@@ -25,7 +25,7 @@ import nbformat
 
 from graders.grading.kits import CHECKS_INSIDE, DATA_INSIDE
 from graders.grading.shipping import materialize
-from graders.grading.verification import ToVerify, apply_verdicts, verify_submission
+from graders.grading.verifier_step import ToVerify, apply_verdicts, verify_submission
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Job:
     env: dict[str, str] = field(default_factory=dict)  # e.g. HW5_GRADING_BUDGET, thread counts
     sandbox: bool = True
     limits: dict = field(default_factory=dict)  # SandboxLimits overrides
-    # notebook file name -> {grade_id: export request} (graders.grading.verification)
+    # notebook file name -> {grade_id: export request} (graders.grading.verifier_step)
     export_requests: dict[str, dict] = field(default_factory=dict)
     verifier_kit_dir: str | None = None  # host dir holding graders/{checks,verify}
 

@@ -31,7 +31,7 @@ from graders.grading.internal_errors import describe
 from graders.grading.kits import build_checks_kit, build_verifier_kit
 from graders.grading.pipeline import AUTOGRADE, executed_path, sanitize
 from graders.grading.shipping import ship, unship
-from graders.grading.verification import NOT_VERIFIED_ENAME, export_requests_for
+from graders.grading.verifier_step import NOT_VERIFIED_ENAME, export_requests_for
 from graders.grading.worker_check import check_workers
 from graders.sandbox.outputs import NOT_EXECUTED_ENAME, NOT_GRADED_ENAME, TIMEOUT_ENAME, TOO_LARGE_ENAME
 

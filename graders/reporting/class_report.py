@@ -86,7 +86,7 @@ def failure_messages(records: list[StudentRecord]) -> list[tuple[str, int, list[
 
 # How the out-of-kernel verifier's flags are tagged: a suspicion, and a limit of the
 # grader's that a person resolves. Kept apart in the report.
-from graders.grading.verification import NEEDS_PERSON_TAG, TAMPERING_TAG  # noqa: E402
+from graders.grading.verifier_step import NEEDS_PERSON_TAG, TAMPERING_TAG  # noqa: E402
 
 
 def verifier_flag_kind(flag: str) -> str | None:
