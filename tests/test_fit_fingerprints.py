@@ -269,7 +269,7 @@ def test_fingerprints_travel_through_the_export_to_the_verifier(kernel, monkeypa
 
     from graders.checks.export import export_cell
     from graders.verify import rebuild
-    from graders.verify.artifacts import read_cell_exports
+    from graders.verify.export_reader import read_cell_exports
 
     x, y = kernel["x_train"], kernel["y_train"]
     model, history = _trained(kernel, x[:10_000], y[:10_000])

@@ -12,7 +12,7 @@ from graders.checks.describe import describe_model
 from graders.checks.export import export_cell
 from graders.checks.optimizer_identity import KERAS_SGD_PATH, class_path, identity_problem
 from graders.verify import crosscheck
-from graders.verify.artifacts import read_cell_exports
+from graders.verify.export_reader import read_cell_exports
 from graders.verify.rebuild import rebuild_model
 from tests import verify_helpers as vh
 

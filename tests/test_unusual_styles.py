@@ -23,7 +23,7 @@ from corpus.correct_styles import UNUSUAL_STYLES
 from graders.authoring.mock_submissions import SOLUTION
 from graders.checks.export import export_cell
 from graders.verify import verifier
-from graders.verify.artifacts import read_cell_exports
+from graders.verify.export_reader import read_cell_exports
 from graders.verify.rebuild import rebuild_model
 from graders.verify.requests import export_requests, fresh_calls
 from tests import verify_helpers as vh
@@ -126,7 +126,7 @@ def test_an_exception_of_ours_in_a_check_is_could_not_check_with_a_sentence():
 
 def test_the_verifier_judges_our_exceptions_as_unverifiable_and_check_failures_as_failed():
     from graders.checks import CouldNotCheck, GradingFailure
-    from graders.verify.artifacts import ArtifactError
+    from graders.verify.export_reader import ArtifactError
 
     assert verifier.judge(GradingFailure("lr is 0.5"), [])["verdict"] == "failed"
     assert verifier.judge(AssertionError("Train for epochs=10."), [])["verdict"] == "failed"
@@ -185,7 +185,7 @@ def test_a_mapped_model_without_probe_predictions_is_not_trusted(monkeypatch, tm
     """Forging the mapping notes away from the probe cannot make a mapped reading trusted."""
     import json
 
-    from graders.verify.artifacts import ArtifactError
+    from graders.verify.export_reader import ArtifactError
 
     values = student_kernel(SUBCLASSED_MODEL_STYLE())
     vh.kernel_namespace(monkeypatch, {"model_2_layer": values["model_2_layer"]})

@@ -9,7 +9,7 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_notebook
 
 from graders.grading.verifier_step import FAILED_ENAME, NOT_VERIFIED_ENAME, Verification, apply_verdicts
-from graders.sandbox.artifacts import FILE_CAPS, collect_artifacts
+from graders.sandbox.copy_exports import FILE_CAPS, collect_artifacts
 from graders.sandbox.outputs import error_output
 
 

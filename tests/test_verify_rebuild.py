@@ -11,7 +11,7 @@ from graders.checks import GradingFailure
 from graders.checks.describe import describe_model
 from graders.checks.export import export_cell
 from graders.verify import crosscheck
-from graders.verify.artifacts import read_cell_exports
+from graders.verify.export_reader import read_cell_exports
 from graders.verify.rebuild import rebuild_history, rebuild_model
 from tests import verify_helpers as vh
 from tests.corpus.correct_styles import FUNCTIONAL_STYLE, KERAS2_STYLE

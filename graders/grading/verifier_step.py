@@ -8,7 +8,7 @@ kernel only *exports* plain data (:mod:`graders.checks.export`), and here, on th
    from the gradebook) what each test cell needs, plus builder arguments drawn afresh
    from a seed only this submission's own text determines;
 2. after the run, every process dead, the exports are copied out
-   (:mod:`graders.sandbox.artifacts`);
+   (:mod:`graders.sandbox.copy_exports`);
 3. :func:`verify_submission` starts ``python -m graders.verify`` (one process for all the
    submission's notebooks) in a FRESH sandbox under
    another uid (no network, read-only inputs, time and memory limits) that never ran

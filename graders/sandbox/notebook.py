@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from . import bwrap as bw
-from .artifacts import EXPORT_FOLDER, collect_artifacts
+from .copy_exports import EXPORT_FOLDER, collect_artifacts
 from .channel import FrameReader
 from .errors import SandboxError
 from .hostfs import read_capped
@@ -160,7 +160,7 @@ def execute_notebook(
     per process) - raises :class:`SandboxUnavailable` if the sandbox does not hold.
     ``export_requests`` (grade_id -> request) makes the kernel export plain data after
     those test cells; once every process of the run is dead and the cgroup is empty,
-    the exports are copied to ``artifacts_to`` (:mod:`graders.sandbox.artifacts`).
+    the exports are copied to ``artifacts_to`` (:mod:`graders.sandbox.copy_exports`).
 
     Raises :class:`SandboxError` for host-side failures (never returns an
     unsandboxed result); every failure of the notebook itself is a status.

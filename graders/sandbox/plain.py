@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from .artifacts import EXPORT_FOLDER, collect_artifacts
+from .copy_exports import EXPORT_FOLDER, collect_artifacts
 from .hostfs import CappedReader, check_rel_name
 from .limits import SandboxLimits
 from .notebook import CRASHED, INVALID_INPUT, ExecutionResult, executor_argv, load_input, read_result, result_reader

@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from graders.checks.optimizer_identity import KERAS_SGD_PATH
-from graders.verify.artifacts import ArtifactError
+from graders.verify.export_reader import ArtifactError
 
 ACTIVATIONS = frozenset({
     "relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "softplus", "softsign",

@@ -29,7 +29,7 @@ import numpy as np
 
 from graders.checks.failures import CouldNotCheck, GradingFailure, instructor_part, student_part
 from graders.verify import crosscheck, rebuild
-from graders.verify.artifacts import ArtifactError, read_cell_exports
+from graders.verify.export_reader import ArtifactError, read_cell_exports
 from graders.verify.requests import bound_by, graded_cells, setup_statements
 
 

@@ -10,8 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from graders.verify import artifacts
-from graders.verify.artifacts import ArtifactError, read_cell_exports
+from graders.verify import export_reader
+from graders.verify.export_reader import ArtifactError, read_cell_exports
 from graders.verify.rebuild import rebuild_model
 
 DENSE = {"class_name": "Dense", "config": {"name": "dense", "units": 10, "activation": "softmax",
@@ -106,7 +106,7 @@ def test_a_symlinked_folder_and_extra_files_are_refused(cell, tmp_path):
 
 def test_an_oversized_manifest_is_refused(cell):
     with open(cell / "manifest.json", "ab") as handle:
-        handle.write(b" " * artifacts.MAX_MANIFEST_BYTES)
+        handle.write(b" " * export_reader.MAX_MANIFEST_BYTES)
     with pytest.raises(ArtifactError, match="limit"):
         read_cell_exports(cell)
 

@@ -10,7 +10,7 @@ run is dead (nothing can change it while it is read), and copies only:
 
 into a folder the student's uid never had. What is refused is listed, so the verifier
 can say why that cell could not be verified. Parsing is the verifier's job
-(:mod:`graders.verify.artifacts`); nothing here interprets the bytes.
+(:mod:`graders.verify.export_reader`); nothing here interprets the bytes.
 """
 
 from __future__ import annotations
