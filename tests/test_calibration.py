@@ -7,7 +7,7 @@ import json
 import pytest
 
 from graders.authoring.calibrate import CALIBRATION_DIR, summarize
-from graders.checks.expectations import thresholds
+from graders.checks.expected_data import thresholds
 
 
 def _record(run, variant, accuracy, gap=0.0):

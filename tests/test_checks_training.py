@@ -8,7 +8,7 @@ import hw5_data
 from graders.authoring import reference
 from graders.checks import GradingFailure, check_history, check_training
 from graders.checks import training_checks
-from graders.checks.expectations import thresholds
+from graders.checks.expected_data import thresholds
 
 pytestmark = pytest.mark.needs_mnist
 

@@ -1,6 +1,6 @@
 """graders/checks/expected.json is derived from graders/authoring/reference.py, never typed by hand."""
 
-from graders.checks.expectations import EXPECTED_PATH
+from graders.checks.expected_data import EXPECTED_PATH
 from graders.authoring.expectations import derive_expected, render
 
 

@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 from graders.authoring import reference  # noqa: E402
-from graders.checks.expectations import THRESHOLDS_PATH  # noqa: E402
+from graders.checks.expected_data import THRESHOLDS_PATH  # noqa: E402
 from graders.course import COURSE_ROOT, source_dir  # noqa: E402
 
 CALIBRATION_DIR = COURSE_ROOT / "calibration"

@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from graders.authoring import reference  # noqa: E402
 from graders.checks.describe import describe_model  # noqa: E402
-from graders.checks.expectations import EXPECTED_PATH  # noqa: E402
+from graders.checks.expected_data import EXPECTED_PATH  # noqa: E402
 
 
 def derive_expected() -> dict:

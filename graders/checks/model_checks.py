@@ -10,7 +10,7 @@ import math
 
 from graders.checks.failures import GradingFailure, call_student, public_check
 from graders.checks.describe import describe_layers, describe_model
-from graders.checks.expectations import expected, run_settings
+from graders.checks.expected_data import expected, run_settings
 from graders.checks.optimizer_identity import optimizer_problem
 
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]

@@ -13,7 +13,7 @@ import numpy as np
 from graders.checks.data_checks import budget_arrays, check_fit_data, forget_budget_data
 from graders.checks.failures import GradingFailure, public_check
 from graders.checks.describe import steps_per_epoch
-from graders.checks.expectations import expected, thresholds
+from graders.checks.expected_data import expected, thresholds
 from graders.checks.model_checks import require_model, matches_run
 
 
