@@ -267,7 +267,7 @@ def test_check_training_fails_shifted_labels_and_passes_a_shuffled_copy(kernel):
 def test_fingerprints_travel_through_the_export_to_the_verifier(kernel, monkeypatch, tmp_path):
     import sys
 
-    from graders.checks.export import export_cell
+    from graders.checks.kernel_export import export_cell
     from graders.verify import rebuild
     from graders.verify.export_reader import read_cell_exports
 

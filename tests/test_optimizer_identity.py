@@ -9,7 +9,7 @@ import pytest
 from graders.authoring import reference
 from graders.checks import GradingFailure, check_builder_optimizer, check_optimizer
 from graders.checks.describe import describe_model
-from graders.checks.export import export_cell
+from graders.checks.kernel_export import export_cell
 from graders.checks.optimizer_identity import KERAS_SGD_PATH, class_path, identity_problem
 from graders.verify import crosscheck
 from graders.verify.export_reader import read_cell_exports

@@ -21,7 +21,7 @@ import pytest
 
 from corpus.correct_styles import UNUSUAL_STYLES
 from graders.authoring.mock_submissions import SOLUTION
-from graders.checks.export import export_cell
+from graders.checks.kernel_export import export_cell
 from graders.verify import verifier
 from graders.verify.export_reader import read_cell_exports
 from graders.verify.rebuild import rebuild_model
@@ -217,7 +217,7 @@ def test_a_graders_import_hook_does_not_change_what_honest_work_exports(monkeypa
 
     from graders.sandbox.execute_inside import export_code
 
-    exporter = vh.ROOT / "graders" / "checks" / "export.py"
+    exporter = vh.ROOT / "graders" / "checks" / "kernel_export.py"
     request = {"grade_id": "cell", "names": ["define_model_2_conv"],
                "calls": [{"builder": "define_model_2_conv", "args": [0.01]}]}
     vh.kernel_namespace(monkeypatch, {"define_model_2_conv": student_kernel(SUBCLASSED_MODEL_STYLE())[

@@ -128,10 +128,10 @@ def test_an_export_cell_follows_each_requested_test_cell_and_maps_back():
     notebook = new_notebook(cells=[new_code_cell("x = 1"), _graded("passes"), _graded("not_requested"),
                                    nbformat.v4.new_markdown_cell("text")])
     origin = insert_export_cells(notebook, {"passes": {"names": ["x"], "calls": []}}, "/work/.hw5-exports",
-                                 "/opt/hw5-kit/graders/checks/export.py")
+                                 "/opt/hw5-kit/graders/checks/kernel_export.py")
     assert origin == [0, 1, None, 2, 3]
     export = notebook.cells[2].source
-    assert "spec_from_file_location" in export and "'/opt/hw5-kit/graders/checks/export.py'" in export
+    assert "spec_from_file_location" in export and "'/opt/hw5-kit/graders/checks/kernel_export.py'" in export
     assert "'/work/.hw5-exports'" in export
     assert '"grade_id": "passes"' in export and '"names": ["x"]' in export
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from graders.checks.export import export_cell
+from graders.checks.kernel_export import export_cell
 from graders.verify.requests import export_requests, fresh_calls, setup_names
 from graders.verify.verifier import verify_notebook
 from tests import verify_helpers as vh

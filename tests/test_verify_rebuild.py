@@ -9,7 +9,7 @@ import pytest
 
 from graders.checks import GradingFailure
 from graders.checks.describe import describe_model
-from graders.checks.export import export_cell
+from graders.checks.kernel_export import export_cell
 from graders.verify import crosscheck
 from graders.verify.export_reader import read_cell_exports
 from graders.verify.rebuild import rebuild_history, rebuild_model

@@ -2,7 +2,7 @@
 
 Inside the sandbox the student's kernel runs the hidden tests, but it could also rig
 them: whatever runs there belongs to the student. So after each graded test cell the
-kernel only *exports* plain data (:mod:`graders.checks.export`), and here, on the host:
+kernel only *exports* plain data (:mod:`graders.checks.kernel_export`), and here, on the host:
 
 1. :func:`export_requests_for` derives from the TRUSTED notebook (locked cells restored
    from the gradebook) what each test cell needs, plus builder arguments drawn afresh

@@ -1,7 +1,7 @@
 """Copy what the kernel exported out of a finished run's scratch, as untrusted bytes.
 
 After each graded test cell the kernel writes ``<export dir>/<grade_id>/manifest.json``
-and ``arrays.npz`` (:mod:`graders.checks.export`). Everything there was written by the
+and ``arrays.npz`` (:mod:`graders.checks.kernel_export`). Everything there was written by the
 student's uid and is only a claim. The host copies it only after every process of the
 run is dead (nothing can change it while it is read), and copies only:
 

@@ -122,7 +122,7 @@ def export_code(request: dict, export_dir: str, exporter_path: str = "") -> str:
     the cells their work honestly passes (what it exports is still only a claim)."""
     call = f'export_cell(__import__("json").loads({json.dumps(request)!r}), {export_dir!r})'
     if not exporter_path:
-        return f'__import__("graders.checks.export", fromlist=["export_cell"]).{call}'
+        return f'__import__("graders.checks.kernel_export", fromlist=["export_cell"]).{call}'
     return (
         "def __hw5_export__():\n"
         "    import importlib.util\n"
@@ -136,7 +136,7 @@ def export_code(request: dict, export_dir: str, exporter_path: str = "") -> str:
 
 def insert_export_cells(nb, requests: dict, export_dir: str, exporter_path: str = "") -> list[int | None]:
     """After each graded test cell named in ``requests``, insert a cell that has the
-    kernel write what the out-of-kernel verifier needs (``graders.checks.export``).
+    kernel write what the out-of-kernel verifier needs (``graders.checks.kernel_export``).
 
     What the kernel writes is only a claim: the verifier checks it, and a missing or
     malformed export fails that test cell. Returns, per executed cell, the index of the
@@ -209,7 +209,7 @@ def run(args: argparse.Namespace) -> int:
             cell["execution_count"] = None
 
     # origin[i]: the sent notebook's index of executed cell i; None for an export cell.
-    exporter = (os.path.join(args.kernel_pythonpath.split(os.pathsep)[0], "graders", "checks", "export.py")
+    exporter = (os.path.join(args.kernel_pythonpath.split(os.pathsep)[0], "graders", "checks", "kernel_export.py")
                 if args.kernel_pythonpath else "")
     origin = insert_export_cells(nb, _read_requests(args.export_requests), args.export_dir, exporter)
     executed: set[int] = set()

@@ -3,7 +3,7 @@
 Everything here is written by the student's kernel, so it is read as hostile
 input: regular files only, opened with ``O_NOFOLLOW`` relative to the folder;
 size caps; JSON parsed by ``json.loads`` after a nesting-depth scan; every field
-checked against the schema of ``graders.checks.export``; the npz's zip members
+checked against the schema of ``graders.checks.kernel_export``; the npz's zip members
 checked (names, declared sizes, ``.npy`` headers: dtype allowlist, shape bounds)
 before ``np.load(allow_pickle=False)`` reads them. Any violation raises
 :class:`ArtifactError`. Layer configs are only checked to be JSON here;

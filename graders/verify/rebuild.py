@@ -1,6 +1,6 @@
 """Rebuild Keras objects from validated exports, with our own code and allowlists only.
 
-A model item (see ``graders.checks.export``) becomes
+A model item (see ``graders.checks.kernel_export``) becomes
 ``keras.Sequential([keras.Input(input_shape), *layers])``: each layer's class
 must be in ``LAYERS`` and each config key in that class's allowlist with a
 value of the right type and range (else :class:`ArtifactError`). Weights are
@@ -337,7 +337,7 @@ def confirm_mapping(model, item: dict, arrays: dict, where: str) -> None:
     notes = item.get("mapped")
     if not notes:
         return
-    from graders.checks.export import PROBE_TOLERANCE, probe_images
+    from graders.checks.kernel_export import PROBE_TOLERANCE, probe_images
 
     reading = "; ".join(notes)
     key = item.get("probe")
