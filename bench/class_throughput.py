@@ -51,7 +51,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from graders.grading import batch as grade_class  # noqa: E402
+from graders.grading import batch  # noqa: E402
 from toy_course import make_toy_course, submit  # noqa: E402
 
 WORK = """import numpy as np
@@ -108,7 +108,7 @@ def grade_once(base: Path, template: Path, assignment: str, students: int, worke
     argv = [assignment, "--course", str(root), "--workers", str(workers), "--report", str(report),
             "--budget", "fast"] + ([] if sandbox else ["--no-sandbox"])
     started = time.monotonic()
-    code = grade_class.main(argv)
+    code = batch.main(argv)
     wall = time.monotonic() - started
     entries = {entry["student"]: entry for entry in json.loads(report.read_text())} if report.exists() else {}
     wrong = [s for s in (f"student-{i:02d}" for i in range(students))

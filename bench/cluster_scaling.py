@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from graders.grading import batch as grade_class  # noqa: E402
+from graders.grading import batch  # noqa: E402
 from graders.grading import grader as grader_module  # noqa: E402
 from toy_course import CORRECT, make_toy_course, submit  # noqa: E402
 
@@ -96,10 +96,10 @@ def grade(base: Path, workers: int, students: int, sleep: float, sandbox: bool) 
         restore = clock.install()
         try:
             started = time.monotonic()
-            code = grade_class.main(["toy", "--course", str(root), "--scheduler", cluster.scheduler_address,
-                                     "--no-canary", "--cell-timeout", str(int(sleep * 4 + 60)),
-                                     "--notebook-timeout", str(int(sleep * 4 + 120)), "--report", str(report)]
-                                    + ([] if sandbox else ["--no-sandbox"]))
+            code = batch.main(["toy", "--course", str(root), "--scheduler", cluster.scheduler_address,
+                               "--no-canary", "--cell-timeout", str(int(sleep * 4 + 60)),
+                               "--notebook-timeout", str(int(sleep * 4 + 120)), "--report", str(report)]
+                              + ([] if sandbox else ["--no-sandbox"]))
             wall = time.monotonic() - started
         finally:
             restore()

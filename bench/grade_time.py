@@ -76,11 +76,11 @@ def phases(notebook_path: Path, started: float, wall: float) -> dict[str, float]
 
 def _via_hw5_autograde(root: Path, budget: str) -> float:
     """hw5-autograde (sandboxed, one worker): the submission's grading seconds."""
-    from graders.grading import batch as grade_class
+    from graders.grading import batch
 
     report = root / "bench-report.json"
-    code = grade_class.main(["hw5", "--course", str(root), "--student", REFERENCE.name, "--force",
-                             "--budget", budget, "--workers", "1", "--report", str(report)])
+    code = batch.main(["hw5", "--course", str(root), "--student", REFERENCE.name, "--force",
+                       "--budget", budget, "--workers", "1", "--report", str(report)])
     (entry,) = json.loads(report.read_text())
     if code != 0 or entry["status"] != "graded" or entry["errors"]:
         raise SystemExit(f"grading failed under the {budget} budget: {entry}")

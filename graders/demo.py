@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from graders.grading import batch as grade_class
+from graders.grading import batch
 from graders.course import COURSE_ROOT, course_db_url, run_nbgrader
 from graders.grading.batch import STAGING
 from graders.authoring.release import refresh_release
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     report_path = COURSE_ROOT / STAGING / "demo-report.json"
     report_path.parent.mkdir(exist_ok=True)
     students = [argument for mock in SAMPLE_CLASS for argument in ("--student", mock.name)]
-    code = grade_class.main(["hw5", "--course", str(COURSE_ROOT), "--force", "--report", str(report_path), *students])
+    code = batch.main(["hw5", "--course", str(COURSE_ROOT), "--force", "--report", str(report_path), *students])
     if code == 2:
         return 2  # no working sandbox: hw5-autograde said why
     reports = {entry["student"]: entry for entry in json.loads(report_path.read_text())}

@@ -92,7 +92,7 @@ def graded_toy_course(tmp_path_factory) -> tuple[Path, Path]:
     """A rubric toy course with three graded students (sandboxed hw5-autograde):
     alice (correct, answered), bob (wrong, answered), carol (correct, no answer)."""
     if "toy" not in _COURSES:
-        from graders.grading import batch as grade_class
+        from graders.grading import batch
         from toy_course import ASSIGNMENT, CORRECT, submit
 
         root = make_rubric_toy_course(tmp_path_factory.mktemp("toy-feedback") / "course")
@@ -102,7 +102,7 @@ def graded_toy_course(tmp_path_factory) -> tuple[Path, Path]:
         _answer(root, "bob", "It subtracts.")
         submit(root, "carol", CORRECT)
         report = root / "report.json"
-        code = grade_class.main([ASSIGNMENT, "--course", str(root), "--report", str(report), "--workers", "1"])
+        code = batch.main([ASSIGNMENT, "--course", str(root), "--report", str(report), "--workers", "1"])
         assert code == 0, report.read_text() if report.exists() else "no report"
         _COURSES["toy"] = (root, report)
     return _COURSES["toy"]

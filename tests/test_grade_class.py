@@ -13,7 +13,7 @@ import time
 import nbformat
 import pytest
 
-from graders.grading import batch as grade_class
+from graders.grading import batch
 from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, TESTS, make_toy_course, points, released, report_of, submit
 
@@ -81,8 +81,8 @@ def graded(tmp_path_factory):
     source_hash = tree_hash(root / "source")
     _BEFORE.update(orphaned_sandbox_leftovers())  # another run's debris is not this batch's
     report = root / "report.json"
-    code = grade_class.main(["toy", "--course", str(root), "--workers", "2", "--report", str(report)]
-                            + _short_timeouts())
+    code = batch.main(["toy", "--course", str(root), "--workers", "2", "--report", str(report)]
+                      + _short_timeouts())
     return root, code, report_of(report), source_hash
 
 
@@ -115,16 +115,16 @@ def test_a_submission_that_breaks_the_intake_fails_alone(tmp_path, monkeypatch, 
     root = make_toy_course(tmp_path / "course")
     for student in ("breaks-the-intake", "correct"):
         submit(root, student, CORRECT)
-    prepare = grade_class.Grader.prepare
+    prepare = batch.Grader.prepare
 
     def prepare_or_break(self, student, report):
         if student == "breaks-the-intake":
             raise RuntimeError("an intake bug")
         return prepare(self, student, report)
 
-    monkeypatch.setattr(grade_class.Grader, "prepare", prepare_or_break)
+    monkeypatch.setattr(batch.Grader, "prepare", prepare_or_break)
     report = tmp_path / "report.json"
-    code = grade_class.main(["toy", "--course", str(root), "--workers", "1", "--no-canary", "--report", str(report)])
+    code = batch.main(["toy", "--course", str(root), "--workers", "1", "--no-canary", "--report", str(report)])
     reports = report_of(report)
     assert code == 1
     assert reports["correct"]["status"] == "graded" and reports["correct"]["score"] == 2.0
@@ -155,7 +155,7 @@ def test_the_host_is_unchanged(graded):
 
 def test_students_already_graded_are_skipped_unless_forced(graded, capsys):
     root = graded[0]
-    code = grade_class.main(["toy", "--course", str(root), "--student", "correct"])
+    code = batch.main(["toy", "--course", str(root), "--student", "correct"])
     assert code == 0
     assert "1 skipped" in capsys.readouterr().out
 
@@ -168,15 +168,15 @@ def test_grading_is_refused_without_a_working_sandbox(graded, monkeypatch, capsy
         raise SandboxUnavailable("bwrap: setting up uid map: Permission denied")
 
     monkeypatch.setattr(selftest, "require_sandbox", broken)
-    code = grade_class.main(["toy", "--course", str(graded[0]), "--student", "correct", "--force"])
+    code = batch.main(["toy", "--course", str(graded[0]), "--student", "correct", "--force"])
     assert code == 2
     assert "refusing to grade" in capsys.readouterr().err
 
 
 def test_no_sandbox_runs_only_when_asked_and_says_so(graded, capsys):
     root = graded[0]
-    code = grade_class.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox",
-                             "--no-canary"])
+    code = batch.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox",
+                       "--no-canary"])
     assert code == 0
     assert "WITHOUT isolation" in capsys.readouterr().err
     assert points(root, "correct") == {"test_add": 1.0, "test_add_more": 1.0}
@@ -189,8 +189,8 @@ def empty_toy_course(tmp_path_factory):
 
 @pytest.mark.parametrize("argv, expected", [
     ([], {}),  # the fast budget keeps the sandbox's defaults
-    (["--budget", "full"], grade_class.FULL_BUDGET_TIMEOUTS),
-    (["--budget", "full", "--cell-timeout", "99"], {**grade_class.FULL_BUDGET_TIMEOUTS, "cell_timeout_s": 99}),
+    (["--budget", "full"], batch.FULL_BUDGET_TIMEOUTS),
+    (["--budget", "full", "--cell-timeout", "99"], {**batch.FULL_BUDGET_TIMEOUTS, "cell_timeout_s": 99}),
     (["--notebook-timeout", "77", "--memory-mb", "512"], {"notebook_timeout_s": 77, "memory_mb": 512}),
 ])
 def test_the_full_budget_gets_longer_time_limits_unless_given(empty_toy_course, monkeypatch, argv, expected):
@@ -207,6 +207,6 @@ def test_the_full_budget_gets_longer_time_limits_unless_given(empty_toy_course, 
     root = empty_toy_course
     monkeypatch.setattr(grade_class, "Grader", Recorder)
     monkeypatch.setattr(grade_class, "run_batch", lambda *args: {})
-    assert grade_class.main(["toy", "--course", str(root), "--no-sandbox", *argv]) == 0
+    assert batch.main(["toy", "--course", str(root), "--no-sandbox", *argv]) == 0
     assert seen == expected
-    assert grade_class.FULL_BUDGET_TIMEOUTS["notebook_timeout_s"] >= 5 * 600  # five trainings on 60,000 images
+    assert batch.FULL_BUDGET_TIMEOUTS["notebook_timeout_s"] >= 5 * 600  # five trainings on 60,000 images

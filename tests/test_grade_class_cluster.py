@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from graders.grading import batch as grade_class
+from graders.grading import batch
 from toy_course import grade_toy, points, toy_course_with
 from toy_course import CORRECT, TESTS
 
@@ -196,8 +196,8 @@ def test_a_worker_without_the_package_refuses_in_one_line(tmp_path, isolated_wor
     address, client, home = isolated_worker
     root = toy_course_with(tmp_path / "course", {"alice": (CORRECT, None)})
     report = root / "report.json"
-    code = grade_class.main(["toy", "--course", str(root), "--no-canary", "--report", str(report),
-                             "--scheduler", address])
+    code = batch.main(["toy", "--course", str(root), "--no-canary", "--report", str(report),
+                       "--scheduler", address])
     err = capsys.readouterr().err
     assert code == 2 and not report.exists(), err
     line = next(line for line in err.splitlines() if "worker tcp://" in line)
@@ -227,8 +227,8 @@ def test_a_worker_without_the_course_grades_hw5_exactly(tmp_path, isolated_worke
         mock.write(root / "submitted", root=root)
     _sees_nothing_of_the_orchestrator(client, root)
     report = root / "report.json"
-    code = grade_class.main(["hw5", "--course", str(root), "--report", str(report), "--no-canary",
-                             "--scheduler", address])
+    code = batch.main(["hw5", "--course", str(root), "--report", str(report), "--no-canary",
+                       "--scheduler", address])
     outcomes = {entry["student"]: entry for entry in json.loads(report.read_text())}
     for mock in mocks:
         got = autograded_points(student_grades(course_db_url(root), mock.name))

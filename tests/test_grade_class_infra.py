@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from graders.grading import batch as grade_class
+from graders.grading import batch
 from host_state import sandbox_processes
 from toy_course import CORRECT, TESTS, grade_toy, points, submit, toy_course_with
 
@@ -89,7 +89,7 @@ def test_a_worker_killed_mid_batch_loses_no_grade(tmp_path, cluster, monkeypatch
     students = {"a-slow": (SLOW, (1, 1)), **CLASS}
     root = toy_course_with(tmp_path / "course", students)
     killed = {}
-    record = grade_class.Grader.record
+    record = batch.Grader.record
 
     def record_then_kill(self, result, report, failure=None):
         record(self, result, report, failure)
@@ -103,7 +103,7 @@ def test_a_worker_killed_mid_batch_loses_no_grade(tmp_path, cluster, monkeypatch
                 killed["pid"] = pids[address]
                 os.kill(pids[address], signal.SIGKILL)
 
-    monkeypatch.setattr(grade_class.Grader, "record", record_then_kill)
+    monkeypatch.setattr(batch.Grader, "record", record_then_kill)
     code, reports = _grade(root, "--scheduler", dask_cluster.scheduler_address, "--cell-timeout", "60")
     assert killed.get("pid"), f"a-slow was not running when {killed.get('after')} was saved"
     assert killed["after"] != "a-slow"
@@ -137,7 +137,7 @@ def _sandbox_processes_of(owner: int) -> list[int]:
 @needs_sandbox
 def test_ctrl_c_keeps_the_finished_grades(tmp_path, monkeypatch, capsys):
     root = toy_course_with(tmp_path / "course", CLASS)
-    record = grade_class.Grader.record
+    record = batch.Grader.record
     saved = []
 
     def record_then_interrupt(self, result, report, failure=None):
@@ -146,7 +146,7 @@ def test_ctrl_c_keeps_the_finished_grades(tmp_path, monkeypatch, capsys):
         record(self, result, report, failure)
         saved.append(report.student)
 
-    monkeypatch.setattr(grade_class.Grader, "record", record_then_interrupt)
+    monkeypatch.setattr(batch.Grader, "record", record_then_interrupt)
     code, reports = _grade(root, "--workers", "2")
     assert code == 1 and "interrupted: finished grades are saved" in capsys.readouterr().err
     first = saved[0]
@@ -154,7 +154,7 @@ def test_ctrl_c_keeps_the_finished_grades(tmp_path, monkeypatch, capsys):
     assert _points(root, first) == tuple(map(float, CLASS[first][1]))
     assert sorted(s for s, entry in reports.items() if entry["status"] != "graded") == sorted(set(CLASS) - {first})
     # run again: the saved grade is skipped, the rest are graded
-    monkeypatch.setattr(grade_class.Grader, "record", record)
+    monkeypatch.setattr(batch.Grader, "record", record)
     code, reports = _grade(root, "--workers", "2")
     assert code == 0 and set(reports) == set(CLASS) - {first}
     assert "1 skipped" in capsys.readouterr().out

@@ -43,7 +43,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from graders.grading import batch as grade_class
+from graders.grading import batch
 from host_state import orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, NOTEBOOK, TESTS, make_toy_course, points, released, report_of, submit
 
@@ -446,7 +446,7 @@ def _sleepers() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def graded(tmp_path_factory):
     root = make_toy_course(tmp_path_factory.mktemp("hostile") / "course")
     outside = tmp_path_factory.mktemp("outside")
     sentinel = outside / "sentinel.txt"
@@ -469,9 +469,9 @@ def batch(tmp_path_factory):
     report = root / "report.json"
     started = time.monotonic()
     try:
-        code = grade_class.main(["toy", "--course", str(root), "--workers", "2", "--cell-timeout", "10",
-                                 "--notebook-timeout", "60", "--memory-mb", "1024",
-                                 "--report", str(report)])
+        code = batch.main(["toy", "--course", str(root), "--workers", "2", "--cell-timeout", "10",
+                           "--notebook-timeout", "60", "--memory-mb", "1024",
+                           "--report", str(report)])
         seconds = time.monotonic() - started
         try:
             listener.accept()
@@ -500,9 +500,9 @@ def _notebook_text(root: Path, student: str) -> str:
 
 
 @pytest.mark.parametrize("student", CASES)
-def test_each_case_gets_its_points_status_and_reason(batch, student):
-    case, root = CASES[student], batch["root"]
-    entry = batch["reports"][student]
+def test_each_case_gets_its_points_status_and_reason(graded, student):
+    case, root = CASES[student], graded["root"]
+    entry = graded["reports"][student]
     got = tuple(points(root, student).get(test, 0.0) for test in TESTS)
     recorded = " | ".join(entry["errors"] + entry["flags"])
     assert got == tuple(map(float, case.points)), f"{student}: points {got}; recorded: {recorded}"
@@ -519,12 +519,12 @@ def test_each_case_gets_its_points_status_and_reason(batch, student):
         assert entry["errors"] == [], entry["errors"]  # a good submission is not reported as broken
 
 
-def test_what_the_probes_got_is_nothing(batch):
+def test_what_the_probes_got_is_nothing(graded):
     """The secrets/network cases print what they obtained: it must be an empty list."""
     for student in ("read-course-source", "read-gradebook", "read-graders", "read-other-students",
                     "write-gradebook", "write-outside-scratch", "library-shadowing-files", "network",
                     "download-mnist"):
-        assert "GOT []" in _notebook_text(batch["root"], student), student
+        assert "GOT []" in _notebook_text(graded["root"], student), student
 
 
 def test_in_kernel_cheats_are_recorded_honestly():
@@ -534,37 +534,37 @@ def test_in_kernel_cheats_are_recorded_honestly():
         assert (CASES[name].points == (0, 0)) == (outcome == "stopped")
 
 
-def test_the_batch_went_on_and_counted_the_failures(batch):
-    reports = batch["reports"]
+def test_the_batch_went_on_and_counted_the_failures(graded):
+    reports = graded["reports"]
     assert set(reports) == set(CASES)
     failed = sorted(s for s, entry in reports.items() if entry["status"] != "graded")
     assert failed == sorted(s for s, case in CASES.items() if case.status != "graded")
-    assert batch["code"] == 1
-    print(f"\n{len(CASES)} hostile submissions graded in {batch['seconds']:.0f} s")
+    assert graded["code"] == 1
+    print(f"\n{len(CASES)} hostile submissions graded in {graded['seconds']:.0f} s")
 
 
-def test_the_rest_of_the_class_is_unaffected(batch):
-    root = batch["root"]
+def test_the_rest_of_the_class_is_unaffected(graded):
+    root = graded["root"]
     assert points(root, "control-correct") == {"test_add": 1.0, "test_add_more": 1.0}
     assert points(root, "control-wrong") == {"test_add": 0.0, "test_add_more": 0.0}
     for student in ("control-correct", "control-wrong"):
-        assert batch["reports"][student]["errors"] == batch["reports"][student]["flags"] == []
+        assert graded["reports"][student]["errors"] == graded["reports"][student]["flags"] == []
 
 
-def test_the_host_is_unchanged(batch):
-    root, before = batch["root"], batch["before"]
+def test_the_host_is_unchanged(graded):
+    root, before = graded["root"], graded["before"]
     assert tree_hash(root / "source") == before["source"]
-    assert _file_hash(batch["sentinel"]) == before["sentinel"]
-    assert sorted(p.name for p in batch["outside"].iterdir()) == before["outside"]
+    assert _file_hash(graded["sentinel"]) == before["sentinel"]
+    assert sorted(p.name for p in graded["outside"].iterdir()) == before["outside"]
     assert not (root / "escaped.txt").exists() and not VENV_PROBE.exists()
-    assert not batch["connected"], "a sandboxed kernel reached a port on the host"
+    assert not graded["connected"], "a sandboxed kernel reached a port on the host"
     assert orphaned_sandbox_leftovers() - before["leftovers"] == set()
     assert _sleepers() == [], "the background process outlived its sandbox"
 
 
-def test_no_submitted_file_reached_the_graded_folders(batch):
+def test_no_submitted_file_reached_the_graded_folders(graded):
     """Only the allow-list (notebooks, timestamp) is staged; support files come from source."""
-    root = batch["root"]
+    root = graded["root"]
     for folder in (root / "autograded" / "library-shadowing-files" / "toy",
                    root / ".grading" / "submitted" / "library-shadowing-files" / "toy"):
         names = {p.name for p in folder.iterdir()}
@@ -573,12 +573,12 @@ def test_no_submitted_file_reached_the_graded_folders(batch):
     assert not helper.exists() or "SHADOWED" not in helper.read_text()
 
 
-def test_the_gradebook_holds_no_forged_score(batch):
+def test_the_gradebook_holds_no_forged_score(graded):
     from nbgrader.api import Gradebook
 
     from graders.course import course_db_url
 
-    with Gradebook(course_db_url(batch["root"])) as gradebook:
+    with Gradebook(course_db_url(graded["root"])) as gradebook:
         for student in CASES:
             try:
                 submission = gradebook.find_submission("toy", student)

@@ -218,7 +218,7 @@ def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monke
     The worker runs in this process (threads), so the refusal can be forced here."""
     from distributed import LocalCluster
 
-    from graders.grading import batch as grade_class
+    from graders.grading import batch
     from toy_course import CORRECT, make_toy_course, points, submit
 
     root = make_toy_course(tmp_path / "course")
@@ -230,8 +230,8 @@ def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monke
 
     monkeypatch.setattr(BlobCache, "get", refuse)
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
-        code = grade_class.main(["toy", "--course", str(root), "--no-sandbox", "--no-canary",
-                                 "--scheduler", cluster.scheduler_address])
+        code = batch.main(["toy", "--course", str(root), "--no-sandbox", "--no-canary",
+                           "--scheduler", cluster.scheduler_address])
     out = capsys.readouterr().out
     assert code == 1 and "could not use the grading content" in out, out  # ours: exit 1, nothing recorded
     assert points(root, "alice") == {} and points(root, "bob") == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graders.grading import batch as grade_class
+from graders.grading import batch
 from graders.authoring.release import make_scratch_course
 
 
@@ -17,7 +17,7 @@ def grade_mocks(base: Path, mocks, workers: int | None = None) -> tuple[Path, di
         mock.write(root / "submitted", root=root)
     report = root / "report.json"
     options = ["--workers", str(workers)] if workers else []
-    grade_class.main(["hw5", "--course", str(root), "--report", str(report), *options])
+    batch.main(["hw5", "--course", str(root), "--report", str(report), *options])
     return root, {entry["student"]: entry for entry in json.loads(report.read_text())}
 
 
