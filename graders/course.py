@@ -21,6 +21,16 @@ def release_dir(root: Path = COURSE_ROOT) -> Path:
     return root / "release" / ASSIGNMENT
 
 
+def hw5_data():
+    """The course's own MNIST loader, ``source/hw5/hw5_data.py``, imported on the host (the
+    home of what the notebook, the checks and the grader share: budgets, MNIST's shapes)."""
+    if str(source_dir()) not in sys.path:
+        sys.path.insert(0, str(source_dir()))
+    import hw5_data
+
+    return hw5_data
+
+
 def load_config(root: Path = COURSE_ROOT):
     """The configuration nbgrader itself would use in the course root, as a traitlets
     Config: ``nbgrader_config.py`` (and ``.json``) from Jupyter's config path, lowest

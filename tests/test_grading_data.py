@@ -33,7 +33,7 @@ def no_network(monkeypatch):
 def valid_npz(tmp_path_factory) -> Path:
     """An archive with MNIST's keys, dtypes and shapes (zeros: validation looks at the layout)."""
     path = tmp_path_factory.mktemp("mnist") / "fake-mnist.npz"
-    np.savez(path, **{key: np.zeros(shape, np.uint8) for key, shape in data.EXPECTED_SHAPES.items()})
+    np.savez(path, **{key: np.zeros(shape, np.uint8) for key, shape in data.expected_shapes().items()})
     return path
 
 
@@ -119,9 +119,9 @@ def test_a_download_lands_in_the_cache_and_is_used(tmp_path, monkeypatch, valid_
 @pytest.mark.parametrize("write, says", [
     (lambda p: p.write_bytes(b"<html>proxy login</html>"), "cannot be read as an .npz"),
     (lambda p: np.savez(p, x_train=np.zeros((10, 28, 28), np.uint8)), "missing x_test, y_test, y_train"),
-    (lambda p: np.savez(p, **{k: np.zeros((5,) + s[1:], np.uint8) for k, s in data.EXPECTED_SHAPES.items()}),
+    (lambda p: np.savez(p, **{k: np.zeros((5,) + s[1:], np.uint8) for k, s in data.expected_shapes().items()}),
      "x_train is uint8 (5, 28, 28), expected uint8 (60000, 28, 28)"),
-    (lambda p: np.savez(p, **{k: np.zeros(s, np.int8) for k, s in data.EXPECTED_SHAPES.items()}),
+    (lambda p: np.savez(p, **{k: np.zeros(s, np.int8) for k, s in data.expected_shapes().items()}),
      "x_train is int8 (60000, 28, 28), expected uint8 (60000, 28, 28)"),
 ])
 def test_a_corrupt_file_is_refused_with_the_reason(tmp_path, write, says):

@@ -36,7 +36,7 @@ import numpy as np  # noqa: E402
 
 from graders.authoring import reference  # noqa: E402
 from graders.checks.expected_data import THRESHOLDS_PATH  # noqa: E402
-from graders.course import COURSE_ROOT, source_dir  # noqa: E402
+from graders.course import COURSE_ROOT, hw5_data as course_loader  # noqa: E402
 
 CALIBRATION_DIR = COURSE_ROOT / "calibration"
 #: Runs that get an accuracy floor; the two learning-rate runs learn (almost) nothing by design.
@@ -45,14 +45,6 @@ FLOOR_RUNS = ("baseline", "momentum", "two_conv")
 FLOOR_MUTANTS = ("shuffled-labels", "untrained")
 #: ... and near misses that are measured and reported, but that no floor can separate.
 NEAR_MISSES = ("unscaled-inputs",)
-
-
-def _hw5_data():
-    if str(source_dir()) not in sys.path:
-        sys.path.insert(0, str(source_dir()))
-    import hw5_data
-
-    return hw5_data
 
 
 def _accuracy(model, x_test, labels) -> float:
@@ -97,7 +89,7 @@ def _train(run: str, seed: int, data, variant: str = "reference") -> dict:
 
 
 def measure(budget_name: str, seeds: list[int], runs=None, mutants: bool = True) -> list[dict]:
-    hw5_data = _hw5_data()
+    hw5_data = course_loader()
     budget = hw5_data.BUDGETS[budget_name]
     (x_train, y_train), (x_test, y_test) = hw5_data.load_mnist(budget)
     data = (*hw5_data.preprocess(x_train, y_train), *hw5_data.preprocess(x_test, y_test),

@@ -26,6 +26,14 @@ import numpy as np
 
 NUM_CLASSES = 10
 IMAGE_SHAPE = (28, 28)
+#: The arrays of an MNIST archive (as Keras ships it) and their shapes; the grader checks
+#: the data file it grades with against these too.
+MNIST_SHAPES = {
+    "x_train": (60_000, *IMAGE_SHAPE),
+    "y_train": (60_000,),
+    "x_test": (10_000, *IMAGE_SHAPE),
+    "y_test": (10_000,),
+}
 
 #: Environment variables this module reads.
 DATA_PATH_VARIABLE = "HW5_MNIST_PATH"
@@ -76,18 +84,12 @@ def in_grading_mode(environ=os.environ) -> bool:
 def _read_npz(path: Path):
     try:
         with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+            arrays = {key: archive[key] for key in MNIST_SHAPES}
     except KeyError as missing:
         raise ValueError(f"{path} is not an MNIST archive: key {missing} is missing.") from None
     except (OSError, ValueError) as error:
         raise ValueError(f"{path} could not be read as an .npz archive: {error}") from None
-    expected = {
-        "x_train": (60_000, *IMAGE_SHAPE),
-        "y_train": (60_000,),
-        "x_test": (10_000, *IMAGE_SHAPE),
-        "y_test": (10_000,),
-    }
-    for key, shape in expected.items():
+    for key, shape in MNIST_SHAPES.items():
         if arrays[key].shape != shape:
             raise ValueError(f"{path}: {key} has shape {arrays[key].shape}, expected {shape}.")
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
