@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from graders.checks.kernel_export import FORMAT
 from graders.course import COURSE_ROOT
 from graders.grading.kits import build_verifier_kit
 from graders.grading.verifier_step import ToVerify, verify_submission
@@ -22,7 +23,6 @@ from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
-FORMAT = "hw5-export/1"
 
 
 def _manifest(grade_id: str, items: dict) -> bytes:

@@ -36,7 +36,7 @@ def _arrays():
 
 def _write(folder, manifest=None, arrays=None):
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = manifest or {"format": "hw5-export/1", "grade_id": folder.name,
+    manifest = manifest or {"format": export_reader.FORMAT, "grade_id": folder.name,
                             "items": {"m": _model_item(), "answer": {"kind": "value", "value": "B", "tuple": False},
                                       "grid": {"kind": "array", "key": "grid", "dtype": "int64", "shape": [4]}},
                             "calls": []}

@@ -39,7 +39,16 @@ import numpy as np
 from graders.checks.optimizer_identity import class_path, slot_names
 from graders.checks.recorder import fit_records
 
+#: The export format, the one home of its constants: its name, the two files of each
+#: graded cell, their caps (the host's copy, ``graders.sandbox.copy_exports``, and the
+#: verifier's reader, ``graders.verify.export_reader``, refuse more) and the fit records
+#: a model carries at most.
 FORMAT = "hw5-export/1"
+MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
+MAX_MANIFEST_BYTES = 1 << 20
+MAX_ARRAYS_BYTES = 64 << 20
+MAX_FITS = 16
+
 _MAX_VALUE_DEPTH = 8
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 
@@ -336,9 +345,6 @@ def _optimizer_state(model, layers, name: str, writer: _Writer) -> dict | None:
     }
 
 
-_MAX_FITS = 16
-
-
 def _sample_item(sample, key: str, writer: _Writer) -> dict:
     """One side of a fit record (``recorder``'s sample) as plain data, arrays by key."""
     kind = sample.get("kind") if isinstance(sample, dict) else None
@@ -364,7 +370,7 @@ def _fits_item(model, name: str, writer: _Writer) -> list | None:
         return None
     return [{"train": _sample_item(record.get("train"), f"{name}/fit{number}/train", writer),
              "validation": _sample_item(record.get("validation"), f"{name}/fit{number}/validation", writer)}
-            for number, record in enumerate(records[:_MAX_FITS])]
+            for number, record in enumerate(records[:MAX_FITS])]
 
 
 def _model_item(model, name: str, writer: _Writer | None, weights: bool = True) -> dict:
@@ -542,8 +548,8 @@ def export_cell(request: dict, out_dir: str) -> None:
     folder = os.path.join(out_dir, grade_id)
     os.makedirs(folder, exist_ok=True)
     manifest = {"format": FORMAT, "grade_id": grade_id, "items": items, "calls": calls}
-    with open(os.path.join(folder, "manifest.json"), "w", encoding="utf-8") as handle:
+    with open(os.path.join(folder, MANIFEST), "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, allow_nan=True)
     if writer.arrays:
-        with open(os.path.join(folder, "arrays.npz"), "wb") as handle:
+        with open(os.path.join(folder, ARRAYS), "wb") as handle:
             np.savez(handle, **writer.arrays)

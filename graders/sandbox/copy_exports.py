@@ -20,12 +20,14 @@ import re
 import stat
 from pathlib import Path
 
+from graders.checks.kernel_export import ARRAYS, MANIFEST, MAX_ARRAYS_BYTES, MAX_MANIFEST_BYTES
+
 from .hostfs import read_capped
 from .limits import MiB
 
 #: The folder, relative to the kernel's working directory, that the kernel exports into.
 EXPORT_FOLDER = ".hw5-exports"
-FILE_CAPS = {"manifest.json": 1 * MiB, "arrays.npz": 64 * MiB}
+FILE_CAPS = {MANIFEST: MAX_MANIFEST_BYTES, ARRAYS: MAX_ARRAYS_BYTES}
 TOTAL_CAP = 256 * MiB
 MAX_CELLS = 64
 _GRADE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")

@@ -21,18 +21,14 @@ import zipfile
 
 import numpy as np
 
+from graders.checks.kernel_export import ARRAYS, FORMAT, MANIFEST, MAX_ARRAYS_BYTES, MAX_FITS, MAX_MANIFEST_BYTES
 from graders.sandbox.hostfs import read_capped
 
-FORMAT = "hw5-export/1"
-MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
-MAX_MANIFEST_BYTES = 1 << 20
-MAX_ARRAYS_BYTES = 64 << 20
 MAX_UNCOMPRESSED_BYTES = 64 << 20  # all members together, as declared
 MAX_JSON_DEPTH = 32
 MAX_DIMS, MAX_ELEMENTS = 4, 10_000_000
 DTYPES = frozenset({"float16", "float32", "float64", "int32", "int64", "bool"})
 MAX_LAYERS, MAX_CALLS, MAX_LIST = 64, 64, 10_000
-MAX_FITS = 16
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 _KEY = re.compile(r"[A-Za-z0-9_/]{1,200}\Z")
 
