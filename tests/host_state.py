@@ -14,8 +14,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from graders.sandbox.cgroups import leftover_cgroups, pid_alive, run_owner
-from graders.grading.verifier_step import VERIFIER_UID
-from graders.sandbox.limits import SandboxLimits
+from graders.sandbox.limits import VERIFIER_UID, SandboxLimits
 from graders.sandbox.stale import leftover_mounts
 
 SANDBOX_UID = SandboxLimits().uid

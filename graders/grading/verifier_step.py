@@ -35,15 +35,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graders.grading.kits import DATA_INSIDE, VERIFIER_KIT_INSIDE
+from graders.sandbox.limits import VERIFIER_MEMORY_MB, VERIFIER_TIMEOUT_S, VERIFIER_UID
 from graders.sandbox.outputs import error_output, has_error
+from graders.verify.__main__ import MARKER
 
 #: Where the copied exports appear in the verifier's sandbox.
 ARTIFACTS_INSIDE = "/opt/hw5-artifacts"
-#: The verifier runs as a uid of its own: nothing the student's uid left can touch it.
-VERIFIER_UID = 65533
-VERIFIER_TIMEOUT_S = 300
-VERIFIER_MEMORY_MB = 4096
-MARKER = "HW5-VERDICTS "
 
 FAILED_ENAME = "OutOfKernelCheckFailed"
 NOT_VERIFIED_ENAME = "NotVerified"

@@ -18,6 +18,12 @@ MIN_ADDRESS_SPACE_MB = 4096
 SHIPPED_FOLDER_MAX_BYTES = 64 * MiB
 SHIPPED_FOLDER_MAX_MEMBERS = 10_000
 
+#: The out-of-kernel verifier's sandbox (:mod:`graders.grading.verifier_step`): a uid of its
+#: own, so that nothing the student's uid left can touch it, and its own limits.
+VERIFIER_UID = 65533
+VERIFIER_TIMEOUT_S = 300
+VERIFIER_MEMORY_MB = 4096
+
 
 @dataclass(frozen=True)
 class SandboxLimits:

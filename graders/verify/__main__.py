@@ -21,6 +21,7 @@ import json
 import os
 import sys
 
+#: What starts the verdict line (:mod:`graders.grading.verifier_step` reads it).
 MARKER = "HW5-VERDICTS "
 
 
