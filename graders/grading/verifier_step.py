@@ -31,7 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from graders.grading.kits import DATA_INSIDE, VERIFIER_KIT_INSIDE
@@ -52,7 +52,6 @@ class Verification:
 
     verdicts: dict[str, dict] | None
     failure: str | None = None
-    problems: list[str] = field(default_factory=list)  # exports refused while copying
 
 
 def export_requests_for(notebook, seed_text: str, support_modules: frozenset[str] = frozenset()) -> dict[str, dict]:

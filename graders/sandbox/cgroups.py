@@ -313,16 +313,6 @@ class SandboxCgroup:
         ev = _keyed(d / "memory.events")
         return ev.get("oom_kill", 0) + ev.get("oom_group_kill", 0)
 
-    def memory_failcnt(self) -> int:
-        if self.version == "v1" and "memory" in self.dirs:
-            try:
-                return int(_read(self.dirs["memory"] / "memory.failcnt"))
-            except (OSError, ValueError):
-                return 0
-        if self.version == "v2" and "" in self.dirs:
-            return _keyed(self.dirs[""] / "memory.events").get("max", 0)
-        return 0
-
     def peak_memory_bytes(self) -> int | None:
         if self.version == "v1" and "memory" in self.dirs:
             f = self.dirs["memory"] / "memory.max_usage_in_bytes"

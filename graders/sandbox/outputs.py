@@ -59,20 +59,6 @@ def merge_outputs(sent, cells: dict) -> Any:
     return result
 
 
-def _mark_unfinished(nb, status: str) -> None:
-    import nbformat
-
-    for cell in nb.cells:
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
-        if cell.get("execution_count") is None and not any(
-                o.get("output_type") == "error" for o in cell.outputs):
-            cell.outputs.append(nbformat.v4.new_output(
-                "error", ename="CellNotExecuted",
-                evalue=f"did not run to completion (sandbox status: {status})",
-                traceback=[f"CellNotExecuted: sandbox status {status}"]))
-
-
 def mark_unfinished(nb, status: str) -> None:
     """Every code cell that has source but never ran, and shows no error, gets one."""
     for cell in nb.cells:
