@@ -3,26 +3,14 @@
     hw5-autograde [ASSIGNMENT] [--student ID ...] [--workers N] [--scheduler ADDRESS]
                   [--force] [--budget fast|full] [--no-sandbox]
 
-For every student in ``submitted/`` (or those named):
-1. *intake* (here): read the notebooks as hostile input, repair what nbgrader would
-   abort on, and sanitize them with nbgrader's own preprocessors;
-2. *execute* (a worker process, local or on a Dask cluster): run each notebook in the
-   sandbox and return the executed notebook;
-3. *grade* (here, one student at a time, as results arrive): nbgrader's autograde with
-   the executed outputs, which writes ``autograded/`` and the gradebook.
-
-The orchestrator is the only writer of the gradebook. A finished grade is saved before
-the next result is taken, so an interrupted batch loses none. Students already graded
-are skipped unless ``--force``.
-
-Before anyone is graded: the MNIST file is found on the host (:mod:`graders.grading.data`),
-the sandbox proves it holds (:mod:`graders.sandbox.selftest`), and the reference solution
-is graded through the same pipeline (the canary, :mod:`graders.grading.canary`). A failure
-of ours is never a student's zero. Exit status: 0 when every student was graded, 1 when
-some failed (a submission, or a cell of ours for that submission), 2 when grading was
-refused (no data, no working sandbox, a canary that lost points, or an environment that
-broke every submission). A submission the verifier could not verify (a failure of ours)
-keeps zero for its unverified cells, is flagged, and makes the exit status 1.
+The command (``hw5 autograde``): its options, and the set-up every door shares before the
+first student (:func:`ready_to_grade`: the sandbox's self-test, the MNIST file, the
+canary); then it hands the students of ``submitted/`` (those named, and those already
+graded only with ``--force``) to :func:`~graders.grading.grader.run_batch`, and prints and
+writes the report. Exit status: 0 when every student was graded, 1 when some failed (a
+submission, or a cell of ours for that submission) or could not be verified, 2 when
+grading was refused (no data, no working sandbox, a canary that lost points, workers that
+cannot grade, or an environment that broke every submission).
 """
 
 from __future__ import annotations

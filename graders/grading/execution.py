@@ -1,15 +1,10 @@
-"""The worker's job: execute one student's sanitized notebooks, and nothing else.
+"""A worker's job: execute one student's sanitized notebooks, then verify them.
 
-:func:`execute_job` is a plain function of plain data (notebooks as JSON text, paths,
-settings) so that it runs the same in a local process pool and on a Dask worker. It
-never touches the gradebook; it returns executed notebooks and a status per notebook.
-
-With ``sandbox=True`` (the default everywhere) each notebook runs in
-:mod:`graders.sandbox` (bubblewrap, an unprivileged uid, no network, cgroup limits),
-which sees only the notebook, the assignment's support files, the checks kit
-(``graders/checks``, no reference code) and the data file. ``sandbox=False`` runs the
-same executor, by the same rules, as a plain subprocess of the grading user
-(:mod:`graders.sandbox.plain`); the orchestrator only does that when told ``--no-sandbox``.
+:func:`execute_job` is a plain function of plain data (:class:`Job`: notebooks as JSON
+text, paths, settings), so that it runs the same in a local process and on a Dask
+worker; it never touches the gradebook. Each notebook runs in :mod:`graders.sandbox`
+(or, with ``sandbox=False``, by the same rules unisolated, :mod:`graders.sandbox.plain`),
+then :mod:`graders.grading.verifier_step` re-checks them all out of the kernel.
 """
 
 from __future__ import annotations

@@ -1,12 +1,11 @@
-"""The orchestrator of one batch: intake, execution on Dask workers, scoring.
+"""The orchestrator of one batch: each student's intake, job and grade, on the host.
 
-For every student: *intake* here (read the notebooks as hostile input, repair what
-nbgrader would abort on, sanitize them with nbgrader's own preprocessors, and derive what
-the kernel exports for the out-of-kernel verifier); *execute* in a worker process (local
-or on a Dask cluster: the sandbox, then the verifier); *grade* here, one student at a time
-as results arrive (nbgrader's autograde on the executed outputs, which writes
-``autograded/`` and the gradebook). The orchestrator is the only writer of the gradebook,
-and a finished grade is saved before the next result is taken.
+:meth:`Grader.prepare` reads a submission (:mod:`graders.grading.intake`), sanitizes it
+and derives its export requests, and builds the job a worker runs
+(:func:`graders.grading.execution.execute_job`); :func:`run_batch` sends the jobs to local
+or Dask workers and :meth:`Grader.record` scores each result as it arrives. The
+orchestrator is the only writer of the gradebook, and a grade is saved before the next
+result is taken.
 """
 
 from __future__ import annotations

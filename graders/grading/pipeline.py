@@ -1,12 +1,9 @@
-"""nbgrader's autograde, split so that student code never runs in the orchestrator.
+"""nbgrader's autograde in two halves, so that student code never runs in the orchestrator.
 
-nbgrader autogrades a notebook in two passes: *sanitize* (restore locked cells and
-hidden tests from the gradebook) and *autograde* (execute, then score and save).
-Here the orchestrator sanitizes (:func:`sanitize`, read-only use of the gradebook),
-a worker executes the sanitized notebook in the sandbox, and the orchestrator then
-runs nbgrader's own autograde with :class:`PrecomputedExecute` in place of
-``Execute``: it takes the outputs the worker produced instead of running anything.
-Only the orchestrator writes the gradebook.
+:func:`sanitize` is nbgrader's first pass (restore locked cells and hidden tests from the
+gradebook, read-only); :class:`PrecomputedExecute` stands in for nbgrader's ``Execute`` in
+its second pass (score and save), taking the outputs a worker's sandbox produced instead
+of running anything.
 """
 
 from __future__ import annotations

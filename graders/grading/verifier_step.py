@@ -1,23 +1,11 @@
-"""The verdict from outside the student's kernel, and how it combines with the kernel's.
+"""Run the out-of-kernel verifier, and combine its verdicts with the kernel's.
 
-Inside the sandbox the student's kernel runs the hidden tests, but it could also rig
-them: whatever runs there belongs to the student. So after each graded test cell the
-kernel only *exports* plain data (:mod:`graders.checks.kernel_export`), and here, on the host:
-
-1. :func:`export_requests_for` derives from the TRUSTED notebook (locked cells restored
-   from the gradebook) what each test cell needs, plus builder arguments drawn afresh
-   from a seed only this submission's own text determines;
-2. after the run, every process dead, the exports are copied out
-   (:mod:`graders.sandbox.copy_exports`);
-3. :func:`verify_submission` starts ``python -m graders.verify`` (one process for all the
-   submission's notebooks) in a FRESH sandbox under
-   another uid (no network, read-only inputs, time and memory limits) that never ran
-   student code: it rebuilds the models from the exports with its own code and re-runs
-   each trusted test cell with the unchanged ``graders.checks``;
-4. :func:`apply_verdicts` keeps a test cell's points only when both verdicts pass. A cell
-   that passed in the kernel and failed outside gets an error output and a review flag;
-   a verifier that crashed or timed out gives "could not verify" to every cell that
-   passed in the kernel (zero, flagged), for this student alone.
+:func:`export_requests_for` derives from the trusted notebook what the kernel exports
+after each test cell; :func:`verify_submission` runs ``python -m graders.verify`` on the
+copied exports, in a fresh sandbox under a uid of its own (or unisolated without the
+sandbox); :func:`apply_verdicts` keeps a test cell's points only when both verdicts pass,
+and flags the rest: tampering, or "needs a person" where the verifier could not check.
+See docs/security.md, "The judge is outside the student's kernel".
 """
 
 from __future__ import annotations
