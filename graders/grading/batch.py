@@ -22,7 +22,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from graders.course import COURSE_ROOT, course_db_url
+from graders.course import course_db_url
 from graders.grading import canary
 from graders.grading.canary import CanaryCache, run_canary
 from graders.grading.data import DataUnavailable, resolve_mnist

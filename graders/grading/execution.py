@@ -14,7 +14,6 @@ import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import nbformat
 
