@@ -161,6 +161,8 @@ def test_the_canary_refuses_when_the_checks_do_not_import(tmp_path, monkeypatch,
     assert not (root / "autograded" / "alice").exists()  # nobody was graded
 
 
+@pytest.mark.slow  # a whole grading of the reference; the canary's refusal path itself is
+# covered on every run by test_the_canary_refuses_when_the_checks_do_not_import (a toy course)
 @pytest.mark.e2e
 @pytest.mark.needs_mnist
 def test_the_canary_refuses_when_the_thresholds_fail_the_reference(tmp_path, monkeypatch, capsys):
