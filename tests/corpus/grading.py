@@ -27,17 +27,19 @@ _SHARED: dict[str, tuple[Path, dict[str, dict]]] = {}
 def shared_class(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
     """One graded HW5 class for the whole test session (grading costs minutes, so the
     end-to-end and the feedback tests share it): the sample class, a correct solution in
-    another style and three failing mutants. One of them changes only Part A, so its Part B
-    is the reference's, graded a second time (determinism, at no extra cost)."""
+    another style, the reference again (determinism) and three failing mutants."""
     if "class" not in _SHARED:
+        from dataclasses import replace
+
         from corpus.correct_styles import KERAS2_STYLE
         from corpus.mutants import MUTANTS
-        from graders.authoring.sample_class import SAMPLE_CLASS
+        from graders.authoring.sample_class import REFERENCE, SAMPLE_CLASS
 
         by_name = {mock.name: mock for mock in MUTANTS}
         students = (
             *SAMPLE_CLASS,
             KERAS2_STYLE,
+            replace(REFERENCE, name="reference-again", intent="The reference, graded a second time."),
             *(by_name[name] for name in SHARED_MUTANTS),
         )
         _SHARED["class"] = grade_mocks(tmp_path_factory.mktemp("shared-class") / "course", students, workers=2)
@@ -45,4 +47,4 @@ def shared_class(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
 
 
 #: Failing mutants in the shared class (their feedback is checked for leaks).
-SHARED_MUTANTS = ("dense100-softmax-output", "batch-size-1024", PART_A_ONLY := "part-a-wrong-choice-and-flipped-kernel")
+SHARED_MUTANTS = ("dense100-softmax-output", "batch-size-1024", "part-a-wrong-choice-and-flipped-kernel")
