@@ -205,8 +205,8 @@ def test_the_full_budget_gets_longer_time_limits_unless_given(empty_toy_course, 
             pass
 
     root = empty_toy_course
-    monkeypatch.setattr(grade_class, "Grader", Recorder)
-    monkeypatch.setattr(grade_class, "run_batch", lambda *args: {})
+    monkeypatch.setattr(batch, "Grader", Recorder)
+    monkeypatch.setattr(batch, "run_batch", lambda *args: {})
     assert batch.main(["toy", "--course", str(root), "--no-sandbox", *argv]) == 0
     assert seen == expected
     assert batch.FULL_BUDGET_TIMEOUTS["notebook_timeout_s"] >= 5 * 600  # five trainings on 60,000 images
