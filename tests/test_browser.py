@@ -101,6 +101,7 @@ def _check_report(rendered: dict, students: list[str]):
     assert missing == []
 
 
+@pytest.mark.batch  # grades the toy class
 @needs_bwrap
 def test_class_report_renders_in_chromium(browser, tmp_path_factory, tmp_path):
     from graders.reporting import class_report
