@@ -144,6 +144,40 @@ def test_no_export_cells_without_an_export_folder():
     assert len(notebook.cells) == 1
 
 
+def test_an_export_cell_runs_without_the_students_trace_and_profile_hooks(tmp_path, monkeypatch):
+    """A student's ``sys.settrace`` hook that slows every call (or skips lines) is off while
+    our export cell runs, and back on after it (found by the tampering corpus: whether the
+    export ended within the cell's time limit depended on the machine's load)."""
+    import json
+    import sys
+
+    from graders.sandbox.execute_inside import export_code
+
+    exporter = os.path.join(os.path.dirname(__file__), "..", "graders", "checks", "kernel_export.py")
+    monkeypatch.setitem(sys.modules["__main__"].__dict__, "x", 3)
+    seen = []
+
+    def tracer(frame, event, arg):
+        seen.append((event, frame.f_code.co_filename))
+        return None
+
+    def profiler(frame, event, arg):
+        seen.append((event, frame.f_code.co_filename))
+
+    sys.setprofile(profiler)
+    sys.settrace(tracer)
+    try:
+        exec(export_code({"grade_id": "cell", "names": ["x"], "calls": []}, str(tmp_path), exporter), {})
+        hooks = sys.gettrace(), sys.getprofile()
+    finally:
+        sys.settrace(None)
+        sys.setprofile(None)
+    assert hooks == (tracer, profiler)
+    assert not [filename for _, filename in seen if filename.endswith("kernel_export.py")], seen[:5]
+    manifest = json.loads((tmp_path / "cell" / "manifest.json").read_text())
+    assert manifest["items"]["x"] == {"kind": "value", "value": 3, "tuple": False}
+
+
 def test_the_summary_counts_cells_that_could_not_run_from_the_notebook():
     from graders.grading.grader import cells_that_could_not_run
 

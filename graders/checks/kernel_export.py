@@ -36,9 +36,6 @@ import sys
 
 import numpy as np
 
-from graders.checks.optimizer_identity import class_path, slot_names
-from graders.checks.recorder import fit_records
-
 #: The export format, the one home of its constants: its name, the two files of each
 #: graded cell, their caps (the host's copy, ``graders.sandbox.copy_exports``, and the
 #: verifier's reader, ``graders.verify.export_reader``, refuse more) and the fit records
@@ -120,23 +117,33 @@ def _json_config(value, depth: int = 0):
     return {"unsupported": type(value).__name__}
 
 
-_DESCRIBE = None
+_SIBLINGS: dict = {}
+
+
+def _sibling(name: str):
+    """``graders/checks/<name>.py`` loaded from its file beside this one, as the executor
+    loads this exporter, and never through an ``import`` statement: a student's
+    ``sys.modules`` entry or ``builtins.__import__`` hook for ``graders`` must not change
+    what their honest work exports. Every module of ``graders`` this exporter uses comes
+    through here (``tests/test_unusual_styles.py`` checks that none is imported)."""
+    if name not in _SIBLINGS:
+        import importlib.util
+
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(f"hw5_export_{name}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # a dataclass looks its module up while it is made
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.modules.pop(spec.name, None)
+        _SIBLINGS[name] = module
+    return _SIBLINGS[name]
 
 
 def _describe():
-    """``graders/checks/describe.py`` (how the checks read a model), loaded from its file
-    beside this one, as the executor loads this exporter: a student's ``sys.modules`` entry
-    or import hook for ``graders`` must not change what their honest work exports."""
-    global _DESCRIBE
-    if _DESCRIBE is None:
-        import importlib.util
-
-        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "describe.py")
-        spec = importlib.util.spec_from_file_location("hw5_export_describe", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        _DESCRIBE = module
-    return _DESCRIBE
+    """``graders/checks/describe.py``: how the checks read a model."""
+    return _sibling("describe")
 
 
 class _Writer:
@@ -306,7 +313,7 @@ def _compile_item(model) -> dict | None:
     return {
         "optimizer": {
             "class_name": type(optimizer).__name__,
-            "class_path": class_path(type(optimizer)),
+            "class_path": _sibling("optimizer_identity").class_path(type(optimizer)),
             # a schedule is named, never carried: the checks want a number
             "learning_rate": float(rate) if isinstance(rate, (int, float)) else {"schedule": _json_config(rate)},
             "momentum": float(momentum or 0.0),
@@ -341,7 +348,7 @@ def _optimizer_state(model, layers, name: str, writer: _Writer) -> dict | None:
         "iterations": int(np.asarray(optimizer.iterations)),
         "learning_rate": float(np.asarray(rate)) if hasattr(rate, "numpy") else None,
         "momentums": momentums,
-        "slots": slot_names(optimizer),
+        "slots": _sibling("optimizer_identity").slot_names(optimizer),
     }
 
 
@@ -365,7 +372,7 @@ def _sample_item(sample, key: str, writer: _Writer) -> dict:
 
 def _fits_item(model, name: str, writer: _Writer) -> list | None:
     """The fit records the grading kit left on the model (``recorder.fit_records``), or None."""
-    records = fit_records(model)
+    records = _sibling("recorder").fit_records(model)
     if records is None:
         return None
     return [{"train": _sample_item(record.get("train"), f"{name}/fit{number}/train", writer),

@@ -119,17 +119,26 @@ def _read_requests(path: str) -> dict:
 def export_code(request: dict, export_dir: str, exporter_path: str = "") -> str:
     """The code of one export cell. It loads the exporter from its file, so a student's
     ``sys.modules`` entry or import hook for ``graders`` does not silence the export of
-    the cells their work honestly passes (what it exports is still only a claim)."""
+    the cells their work honestly passes (what it exports is still only a claim). The
+    student's trace and profile hooks are off while it runs and back on after it: a
+    tracer that slows every call must not decide whether the export ends in time."""
     call = f'export_cell(__import__("json").loads({json.dumps(request)!r}), {export_dir!r})'
     if not exporter_path:
         return f'__import__("graders.checks.kernel_export", fromlist=["export_cell"]).{call}'
     return (
         "def __hw5_export__():\n"
-        "    import importlib.util\n"
-        f'    spec = importlib.util.spec_from_file_location("hw5_export", {exporter_path!r})\n'
-        "    module = importlib.util.module_from_spec(spec)\n"
-        "    spec.loader.exec_module(module)\n"
-        f"    module.{call}\n"
+        "    import importlib.util, sys\n"
+        "    trace, profile = sys.gettrace(), sys.getprofile()\n"
+        "    sys.settrace(None)\n"
+        "    sys.setprofile(None)\n"
+        "    try:\n"
+        f'        spec = importlib.util.spec_from_file_location("hw5_export", {exporter_path!r})\n'
+        "        module = importlib.util.module_from_spec(spec)\n"
+        "        spec.loader.exec_module(module)\n"
+        f"        module.{call}\n"
+        "    finally:\n"
+        "        sys.settrace(trace)\n"
+        "        sys.setprofile(profile)\n"
         "__hw5_export__()\n"
         "del __hw5_export__\n")
 

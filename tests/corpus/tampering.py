@@ -61,11 +61,16 @@ BUILDER_CELLS = ("test_todo3_architecture", "test_todo3_optimizer", "test_todo5_
 LOSSES = {
     # The multi-line check_builder_optimizer call loses its first line: a SyntaxError in the kernel.
     "input-transformer-cleanup": ("test_todo3_optimizer",),
-    # Jumping over check lines derails the builder cells' own checks in the kernel.
-    "settrace-skips-checks": BUILDER_CELLS,
     # Every export is destroyed, the builders' too: nothing of Part B can be verified.
     "oversized-export": BUILDER_CELLS,
     "symlinked-export": BUILDER_CELLS,
+}
+#: Cells a trick makes so slow that whether they end within the per-cell time limit depends
+#: on the machine: they get their honest points or none, never more. A tracer that jumps
+#: over check lines cannot jump into a multi-line call, and calling it on every function
+#: call makes TODO 3's builder check take minutes. (Our export cells run untraced.)
+TIME_LIMITED = {
+    "tamper-settrace-skips-checks": ("test_todo3_optimizer",),
 }
 
 TRICKS = {
