@@ -8,9 +8,7 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 
 c.CourseDirectory.root = COURSE_ROOT
 c.CourseDirectory.course_id = "hw5-cnn"
-c.CourseDirectory.db_url = os.environ.get(
-    "HW5_DB_URL", "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db")
-)
+c.CourseDirectory.db_url = os.environ.get("HW5_DB_URL", "sqlite:///" + os.path.join(COURSE_ROOT, "gradebook.db"))
 # The exchange (release_assignment, fetch_assignment, submit, collect, release_feedback,
 # fetch_feedback) lives in the course root, not in nbgrader's system-wide default, which
 # does not exist on a fresh machine ("Unwritable directory"). HW5_EXCHANGE overrides it

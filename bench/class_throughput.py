@@ -51,8 +51,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from graders.grading import batch  # noqa: E402
 from toy_course import make_toy_course, submit  # noqa: E402
+
+from graders.grading import batch  # noqa: E402
 
 WORK = """import numpy as np
 x = np.random.default_rng(0).random(200_000)
@@ -100,19 +101,30 @@ def hw5_template(base: Path, students: int) -> Path:
     return root
 
 
-def grade_once(base: Path, template: Path, assignment: str, students: int, workers: int,
-               sandbox: bool) -> float:
+def grade_once(base: Path, template: Path, assignment: str, students: int, workers: int, sandbox: bool) -> float:
     root = base / f"w{workers}-{'sandbox' if sandbox else 'nosandbox'}-{time.time_ns()}"
     shutil.copytree(template, root)
     report = root / "bench-report.json"
-    argv = [assignment, "--course", str(root), "--workers", str(workers), "--report", str(report),
-            "--budget", "fast"] + ([] if sandbox else ["--no-sandbox"])
+    argv = [
+        assignment,
+        "--course",
+        str(root),
+        "--workers",
+        str(workers),
+        "--report",
+        str(report),
+        "--budget",
+        "fast",
+    ] + ([] if sandbox else ["--no-sandbox"])
     started = time.monotonic()
     code = batch.main(argv)
     wall = time.monotonic() - started
     entries = {entry["student"]: entry for entry in json.loads(report.read_text())} if report.exists() else {}
-    wrong = [s for s in (f"student-{i:02d}" for i in range(students))
-             if s not in entries or entries[s]["errors"] or entries[s]["score"] != entries[s]["max_score"]]
+    wrong = [
+        s
+        for s in (f"student-{i:02d}" for i in range(students))
+        if s not in entries or entries[s]["errors"] or entries[s]["score"] != entries[s]["max_score"]
+    ]
     if code != 0 or wrong:
         raise SystemExit(f"grading failed (exit {code}) or wrong points for {wrong}: see {root}")
     shutil.rmtree(root, ignore_errors=True)
@@ -123,8 +135,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--students", type=int, default=8)
     parser.add_argument("--work-seconds", type=float, default=6.0)
-    parser.add_argument("--hw5", action="store_true",
-                        help="grade copies of the HW5 reference submission instead of toy ones")
+    parser.add_argument(
+        "--hw5", action="store_true", help="grade copies of the HW5 reference submission instead of toy ones"
+    )
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
@@ -140,36 +153,61 @@ def main(argv=None) -> int:
         for _ in range(args.repeat):
             for workers, sandbox in CONFIGS:
                 walls[(workers, sandbox)].append(
-                    grade_once(base, template, assignment, args.students, workers, sandbox))
+                    grade_once(base, template, assignment, args.students, workers, sandbox)
+                )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
     wall = {config: statistics.median(values) for config, values in walls.items()}
     rate = {config: args.students / (seconds / 60) for config, seconds in wall.items()}
-    what = ("HW5 reference submissions (fast budget)" if args.hw5 else
-            f"toy submissions, ~{args.work_seconds:g} s of CPU work each ({rounds} NumPy rounds)")
+    what = (
+        "HW5 reference submissions (fast budget)"
+        if args.hw5
+        else f"toy submissions, ~{args.work_seconds:g} s of CPU work each ({rounds} NumPy rounds)"
+    )
     lines = [f"{args.students} {what}, {os.cpu_count()} cores, median of {args.repeat}:"]
     for workers, sandbox in CONFIGS:
-        lines.append(f"  {workers} worker(s), sandbox {'on ' if sandbox else 'off'}: "
-                     f"{wall[(workers, sandbox)]:6.1f} s  {rate[(workers, sandbox)]:5.2f} submissions/min")
+        lines.append(
+            f"  {workers} worker(s), sandbox {'on ' if sandbox else 'off'}: "
+            f"{wall[(workers, sandbox)]:6.1f} s  {rate[(workers, sandbox)]:5.2f} submissions/min"
+        )
     speedup = {sb: rate[(2, sb)] / rate[(1, sb)] for sb in (True, False)}
     overhead = {w: (wall[(w, True)] / wall[(w, False)] - 1) * 100 for w in (1, 2)}
     lines.append(f"  2 vs 1 workers: x{speedup[True]:.2f} (sandbox on), x{speedup[False]:.2f} (sandbox off)")
     # the extra worker-seconds the sandbox cost per submission
     fixed = {w: (wall[(w, True)] - wall[(w, False)]) * w / args.students for w in (1, 2)}
-    lines.append(f"  sandbox overhead: {overhead[1]:+.0f} % (1 worker), {overhead[2]:+.0f} % (2 workers); "
-                 f"{fixed[1]:+.2f} s / {fixed[2]:+.2f} s of worker time per submission")
+    lines.append(
+        f"  sandbox overhead: {overhead[1]:+.0f} % (1 worker), {overhead[2]:+.0f} % (2 workers); "
+        f"{fixed[1]:+.2f} s / {fixed[2]:+.2f} s of worker time per submission"
+    )
     print("\n".join(lines))
     if args.json:
-        args.json.write_text(json.dumps({
-            "students": args.students, "hw5": args.hw5, "work_seconds": None if args.hw5 else args.work_seconds,
-            "rounds": rounds, "sandbox_seconds_per_submission": {"1_worker": fixed[1], "2_workers": fixed[2]},
-            "repeat": args.repeat, "cores": os.cpu_count(),
-            "configs": [{"workers": w, "sandbox": sb, "wall_s": wall[(w, sb)], "walls_s": walls[(w, sb)],
-                         "submissions_per_min": rate[(w, sb)]} for w, sb in CONFIGS],
-            "speedup_2_vs_1": {"sandbox": speedup[True], "no_sandbox": speedup[False]},
-            "sandbox_overhead_pct": {"1_worker": overhead[1], "2_workers": overhead[2]},
-        }, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "students": args.students,
+                    "hw5": args.hw5,
+                    "work_seconds": None if args.hw5 else args.work_seconds,
+                    "rounds": rounds,
+                    "sandbox_seconds_per_submission": {"1_worker": fixed[1], "2_workers": fixed[2]},
+                    "repeat": args.repeat,
+                    "cores": os.cpu_count(),
+                    "configs": [
+                        {
+                            "workers": w,
+                            "sandbox": sb,
+                            "wall_s": wall[(w, sb)],
+                            "walls_s": walls[(w, sb)],
+                            "submissions_per_min": rate[(w, sb)],
+                        }
+                        for w, sb in CONFIGS
+                    ],
+                    "speedup_2_vs_1": {"sandbox": speedup[True], "no_sandbox": speedup[False]},
+                    "sandbox_overhead_pct": {"1_worker": overhead[1], "2_workers": overhead[2]},
+                },
+                indent=2,
+            )
+        )
     return 0
 
 

@@ -37,9 +37,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
+from toy_course import CORRECT, make_toy_course, submit  # noqa: E402
+
 from graders.grading import batch  # noqa: E402
 from graders.grading import grader as grader_module  # noqa: E402
-from toy_course import CORRECT, make_toy_course, submit  # noqa: E402
 
 SLEEPER = "import time\ntime.sleep({seconds})\n" + CORRECT
 
@@ -77,8 +78,11 @@ class SerialClock:
 
         grader_module.Grader.prepare, grader_module.Grader.record = timed_prepare, timed_record
         grader_module.ship = timed_ship
-        return lambda: (setattr(grader_module.Grader, "prepare", prepare),
-                        setattr(grader_module.Grader, "record", record), setattr(grader_module, "ship", ship))
+        return lambda: (
+            setattr(grader_module.Grader, "prepare", prepare),
+            setattr(grader_module.Grader, "record", record),
+            setattr(grader_module, "ship", ship),
+        )
 
 
 def grade(base: Path, workers: int, students: int, sleep: float, sandbox: bool) -> dict:
@@ -89,17 +93,31 @@ def grade(base: Path, workers: int, students: int, sleep: float, sandbox: bool) 
         submit(root, f"student-{i:02d}", SLEEPER.format(seconds=sleep))
     report = root / "report.json"
     clock = SerialClock()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=":0") as cluster:
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=":0"
+    ) as cluster:
         cluster.wait_for_workers(workers, timeout=300)
         load_before = os.getloadavg()[0]
         restore = clock.install()
         try:
             started = time.monotonic()
-            code = batch.main(["toy", "--course", str(root), "--scheduler", cluster.scheduler_address,
-                               "--no-canary", "--cell-timeout", str(int(sleep * 4 + 60)),
-                               "--notebook-timeout", str(int(sleep * 4 + 120)), "--report", str(report)]
-                              + ([] if sandbox else ["--no-sandbox"]))
+            code = batch.main(
+                [
+                    "toy",
+                    "--course",
+                    str(root),
+                    "--scheduler",
+                    cluster.scheduler_address,
+                    "--no-canary",
+                    "--cell-timeout",
+                    str(int(sleep * 4 + 60)),
+                    "--notebook-timeout",
+                    str(int(sleep * 4 + 120)),
+                    "--report",
+                    str(report),
+                ]
+                + ([] if sandbox else ["--no-sandbox"])
+            )
             wall = time.monotonic() - started
         finally:
             restore()
@@ -108,14 +126,20 @@ def grade(base: Path, workers: int, students: int, sleep: float, sandbox: bool) 
     if code != 0 or wrong or len(entries) != students:
         raise SystemExit(f"grading failed (exit {code}) or wrong points for {wrong}: see {root}")
     shutil.rmtree(root, ignore_errors=True)
-    return {"workers": workers, "sandbox": sandbox, "submissions": students, "wall_s": round(wall, 2),
-            "submissions_per_min": round(students / wall * 60, 2),
-            "job_s_mean": round(sum(e["seconds"] for e in entries) / students, 2),
-            "serial_s_per_submission": round((clock.prepare + clock.record) / students, 3),
-            "intake_s_per_submission": round(clock.prepare / students, 3),
-            "scoring_s_per_submission": round(clock.record / students, 3),
-            "ship_s_per_batch": round(clock.ship, 3),
-            "load_avg_before": round(load_before, 2), "load_avg_after": round(os.getloadavg()[0], 2)}
+    return {
+        "workers": workers,
+        "sandbox": sandbox,
+        "submissions": students,
+        "wall_s": round(wall, 2),
+        "submissions_per_min": round(students / wall * 60, 2),
+        "job_s_mean": round(sum(e["seconds"] for e in entries) / students, 2),
+        "serial_s_per_submission": round((clock.prepare + clock.record) / students, 3),
+        "intake_s_per_submission": round(clock.prepare / students, 3),
+        "scoring_s_per_submission": round(clock.record / students, 3),
+        "ship_s_per_batch": round(clock.ship, 3),
+        "load_avg_before": round(load_before, 2),
+        "load_avg_after": round(os.getloadavg()[0], 2),
+    }
 
 
 def table(runs: list[dict]) -> str:
@@ -124,8 +148,10 @@ def table(runs: list[dict]) -> str:
         mine = [run for run in runs if run["sandbox"] == sandbox]
         one = next((run for run in mine if run["workers"] == 1), mine[0])
         lines.append(f"sandbox {'on' if sandbox else 'off (--no-sandbox)'}:")
-        lines.append("  workers  subs   wall s  subs/min  speed-up  efficiency  job s  serial s/sub "
-                     "(intake + scoring)  ship s  load before/after")
+        lines.append(
+            "  workers  subs   wall s  subs/min  speed-up  efficiency  job s  serial s/sub "
+            "(intake + scoring)  ship s  load before/after"
+        )
         for run in mine:
             speedup = run["submissions_per_min"] / one["submissions_per_min"] * one["workers"]
             lines.append(
@@ -133,7 +159,8 @@ def table(runs: list[dict]) -> str:
                 f"  x{speedup:7.2f}  {speedup / run['workers']:10.2f}  {run['job_s_mean']:5.1f}"
                 f"  {run['serial_s_per_submission']:12.3f} ({run['intake_s_per_submission']:.3f} + "
                 f"{run['scoring_s_per_submission']:.3f})  {run['ship_s_per_batch']:6.3f}"
-                f"  {run['load_avg_before']:.1f}/{run['load_avg_after']:.1f}")
+                f"  {run['load_avg_before']:.1f}/{run['load_avg_after']:.1f}"
+            )
     return "\n".join(lines)
 
 
@@ -156,14 +183,26 @@ def main(argv=None) -> int:
                 print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     finally:
         shutil.rmtree(base, ignore_errors=True)
-    print(f"toy submissions sleeping {args.sleep:g} s each, {args.per_worker} per worker, "
-          f"{os.cpu_count()} cores on this machine:\n" + table(runs))
+    print(
+        f"toy submissions sleeping {args.sleep:g} s each, {args.per_worker} per worker, "
+        f"{os.cpu_count()} cores on this machine:\n" + table(runs)
+    )
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "command": "python bench/cluster_scaling.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "sleep_s": args.sleep, "per_worker": args.per_worker, "cores": os.cpu_count(), "runs": runs,
-        }, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command": "python bench/cluster_scaling.py "
+                    + " ".join(argv if argv is not None else sys.argv[1:]),
+                    "sleep_s": args.sleep,
+                    "per_worker": args.per_worker,
+                    "cores": os.cpu_count(),
+                    "runs": runs,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

@@ -64,21 +64,33 @@ def notebook_data(budget_name: str):
 
     (x_train_raw, y_train_raw), (x_test_raw, y_test_raw) = hw5_data.load_mnist(hw5_data.BUDGETS[budget_name])
     prepare = lambda images: images.reshape((images.shape[0], 28, 28, 1)).astype("float32") / 255.0
-    return (prepare(x_train_raw), keras.utils.to_categorical(y_train_raw, 10),
-            prepare(x_test_raw), keras.utils.to_categorical(y_test_raw, 10))
+    return (
+        prepare(x_train_raw),
+        keras.utils.to_categorical(y_train_raw, 10),
+        prepare(x_test_raw),
+        keras.utils.to_categorical(y_test_raw, 10),
+    )
 
 
 def define_model(learning_rate):
     import keras
     from keras import layers
 
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28, 1)),
-        layers.Conv2D(32, (3, 3), strides=(1, 1), padding="valid", activation="relu"),
-        layers.MaxPooling2D((2, 2)), layers.Flatten(),
-        layers.Dense(100, activation="relu"), layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            layers.Conv2D(32, (3, 3), strides=(1, 1), padding="valid", activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Flatten(),
+            layers.Dense(100, activation="relu"),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 
@@ -101,8 +113,12 @@ def side_by_side(old_data, new_data, repeats: int) -> dict:
     recorder.uninstall()
     assert int(model.optimizer.iterations.numpy()) == 10 * 32  # both arms train on the budget's rows
     without, with_ = statistics.median(arms["without"]), statistics.median(arms["with"])
-    return {"without_s": round(without, 3), "with_s": round(with_, 3), "ratio": round(with_ / without, 4),
-            "runs": {arm: [round(t, 3) for t in times] for arm, times in arms.items()}}
+    return {
+        "without_s": round(without, 3),
+        "with_s": round(with_, 3),
+        "ratio": round(with_ / without, 4),
+        "runs": {arm: [round(t, 3) for t in times] for arm, times in arms.items()},
+    }
 
 
 def parts(data, budget) -> dict:
@@ -135,8 +151,12 @@ def parts(data, budget) -> dict:
         "compare_one_cell_s": timed(lambda: data_checks.describe_record(record, budget)),
         "export_one_model_s": timed(export_one),
     }
-    result["per_submission_s"] = (5 * result["fit_record_s"] + 2 * result["budget_fingerprints_s"]
-                                  + 8 * result["compare_one_cell_s"] + 8 * result["export_one_model_s"])
+    result["per_submission_s"] = (
+        5 * result["fit_record_s"]
+        + 2 * result["budget_fingerprints_s"]
+        + 8 * result["compare_one_cell_s"]
+        + 8 * result["export_one_model_s"]
+    )
     return {key: round(value, 4) for key, value in result.items()}
 
 
@@ -151,27 +171,36 @@ def main(argv=None) -> int:
     import keras
 
     keras.utils.set_random_seed(5)
-    results = {"what": "budget inside fit (issue 17): old path (subset arrays) against the new "
-                       "(full arrays, recorder), and the recorder's parts", "cores": os.cpu_count()}
+    results = {
+        "what": "budget inside fit (issue 17): old path (subset arrays) against the new "
+        "(full arrays, recorder), and the recorder's parts",
+        "cores": os.cpu_count(),
+    }
     full = notebook_data("full")
-    results["fast"] = {"side_by_side_baseline_run": side_by_side(notebook_data("fast"), full, args.repeats),
-                       "notebook_preprocessing_full_s": round(timed(lambda: notebook_data("full"), 3), 3),
-                       "parts": parts(full, hw5_data.BUDGETS["fast"])}
+    results["fast"] = {
+        "side_by_side_baseline_run": side_by_side(notebook_data("fast"), full, args.repeats),
+        "notebook_preprocessing_full_s": round(timed(lambda: notebook_data("full"), 3), 3),
+        "parts": parts(full, hw5_data.BUDGETS["fast"]),
+    }
     if not args.skip_full:
         results["full"] = {"parts": parts(full, hw5_data.BUDGETS["full"])}
     results["command"] = "python bench/fingerprint_cost.py" + (" " + " ".join(argv or sys.argv[1:])).rstrip()
 
     run = results["fast"]["side_by_side_baseline_run"]
-    print(f"baseline run, fast budget: {run['without_s']:.2f} s on the old path, "
-          f"{run['with_s']:.2f} s on the new one: ratio {run['ratio']:.3f}; the notebook's preprocessing "
-          f"of the full data {results['fast']['notebook_preprocessing_full_s']:.2f} s")
+    print(
+        f"baseline run, fast budget: {run['without_s']:.2f} s on the old path, "
+        f"{run['with_s']:.2f} s on the new one: ratio {run['ratio']:.3f}; the notebook's preprocessing "
+        f"of the full data {results['fast']['notebook_preprocessing_full_s']:.2f} s"
+    )
     for budget in ("fast", "full"):
         if budget in results:
             part = results[budget]["parts"]
-            print(f"{budget}: fit_record {part['fit_record_s'] * 1000:.1f} ms, budget fingerprints "
-                  f"{part['budget_fingerprints_s'] * 1000:.1f} ms, one comparison "
-                  f"{part['compare_one_cell_s'] * 1000:.1f} ms, one export {part['export_one_model_s'] * 1000:.1f} ms"
-                  f" -> about {part['per_submission_s']:.3f} s per submission")
+            print(
+                f"{budget}: fit_record {part['fit_record_s'] * 1000:.1f} ms, budget fingerprints "
+                f"{part['budget_fingerprints_s'] * 1000:.1f} ms, one comparison "
+                f"{part['compare_one_cell_s'] * 1000:.1f} ms, one export {part['export_one_model_s'] * 1000:.1f} ms"
+                f" -> about {part['per_submission_s']:.3f} s per submission"
+            )
     RESULT.parent.mkdir(parents=True, exist_ok=True)
     RESULT.write_text(json.dumps(results, indent=2) + "\n")
     print(f"recorded in {RESULT.relative_to(REPO)}")

@@ -39,9 +39,10 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nbgrader_autograde import autograde_student  # noqa: E402
-from graders.course import COURSE_ROOT, course_db_url  # noqa: E402
+
 from graders.authoring.release import make_scratch_course  # noqa: E402
 from graders.authoring.sample_class import REFERENCE  # noqa: E402
+from graders.course import COURSE_ROOT, course_db_url  # noqa: E402
 from graders.gradebook import student_grades  # noqa: E402
 from graders.reporting.score_table import autograded_points  # noqa: E402
 
@@ -79,8 +80,22 @@ def _via_hw5_autograde(root: Path, budget: str) -> float:
     from graders.grading import batch
 
     report = root / "bench-report.json"
-    code = batch.main(["hw5", "--course", str(root), "--student", REFERENCE.name, "--force",
-                       "--budget", budget, "--workers", "1", "--report", str(report)])
+    code = batch.main(
+        [
+            "hw5",
+            "--course",
+            str(root),
+            "--student",
+            REFERENCE.name,
+            "--force",
+            "--budget",
+            budget,
+            "--workers",
+            "1",
+            "--report",
+            str(report),
+        ]
+    )
     (entry,) = json.loads(report.read_text())
     if code != 0 or entry["status"] != "graded" or entry["errors"]:
         raise SystemExit(f"grading failed under the {budget} budget: {entry}")
@@ -101,8 +116,12 @@ def grade_once(root: Path, budget: str, via: str = "nbgrader") -> tuple[float, d
     verdicts = {
         "points": autograded_points(student_grades(course_db_url(root), REFERENCE.name)),
         "accuracy_lines": [
-            line for cell in nbformat.read(notebook, as_version=4).cells for output in cell.get("outputs", [])
-            if output.get("name") == "stdout" for line in output["text"].splitlines() if " updates, test accuracy " in line
+            line
+            for cell in nbformat.read(notebook, as_version=4).cells
+            for output in cell.get("outputs", [])
+            if output.get("name") == "stdout"
+            for line in output["text"].splitlines()
+            if " updates, test accuracy " in line
         ],
     }
     return wall, (phases(notebook, started, wall) if via == "nbgrader" else {}), verdicts
@@ -113,8 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--fast-runs", type=int, default=3)
     parser.add_argument("--full-runs", type=int, default=1)
     parser.add_argument("--skip-full", action="store_true", help="fast budget only (minutes instead of ~30)")
-    parser.add_argument("--via", choices=("nbgrader", "hw5-autograde"), default="nbgrader",
-                        help="plain nbgrader autograde (with phases), or the sandboxed production path")
+    parser.add_argument(
+        "--via",
+        choices=("nbgrader", "hw5-autograde"),
+        default="nbgrader",
+        help="plain nbgrader autograde (with phases), or the sandboxed production path",
+    )
     args = parser.parse_args(argv)
     if not os.environ.get("HW5_MNIST_PATH"):
         raise SystemExit("set HW5_MNIST_PATH to a local mnist.npz (the benchmark never downloads)")
@@ -160,8 +183,9 @@ def main(argv=None) -> int:
         suffix = "" if args.via == "nbgrader" else f"-{args.via}"
         record = COURSE_ROOT / "calibration" / f"fast-vs-full{suffix}.json"
         record.parent.mkdir(exist_ok=True)
-        record.write_text(json.dumps({"via": args.via, "medians_s": medians, "verdicts": verdicts,
-                                      "agree": agree}, indent=2) + "\n")
+        record.write_text(
+            json.dumps({"via": args.via, "medians_s": medians, "verdicts": verdicts, "agree": agree}, indent=2) + "\n"
+        )
         print(f"  recorded in {record.relative_to(COURSE_ROOT)}")
     return 0
 

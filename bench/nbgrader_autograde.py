@@ -39,9 +39,7 @@ def _last_error(log: str) -> str:
 def autograde_student(student: str, root: Path = COURSE_ROOT, env: dict | None = None) -> GradingOutcome:
     """``nbgrader autograde hw5 --student STUDENT --force`` in its own process."""
     started = time.monotonic()
-    result = run_nbgrader(
-        ["autograde", ASSIGNMENT, "--student", student, "--force"], root=root, env=env, check=False
-    )
+    result = run_nbgrader(["autograde", ASSIGNMENT, "--student", student, "--force"], root=root, env=env, check=False)
     seconds = time.monotonic() - started
     log = (result.stdout or "") + (result.stderr or "")
     failed = result.returncode != 0 or "[AutogradeApp | ERROR]" in log

@@ -32,8 +32,21 @@ from graders.grading import batch  # noqa: E402
 
 def grade(root: Path, students: list[str]) -> list[dict]:
     report = root / "bench-report.json"
-    code = batch.main(["hw5", "--course", str(root), "--force", "--workers", "1", "--no-canary",
-                       "--report", str(report), "--student", *students])
+    code = batch.main(
+        [
+            "hw5",
+            "--course",
+            str(root),
+            "--force",
+            "--workers",
+            "1",
+            "--no-canary",
+            "--report",
+            str(report),
+            "--student",
+            *students,
+        ]
+    )
     entries = json.loads(report.read_text())
     if code != 0 or any(entry["status"] != "graded" or entry["errors"] for entry in entries):
         raise SystemExit(f"grading failed: {entries}")
@@ -63,8 +76,13 @@ def main(argv=None) -> int:
             replace(REFERENCE, name=name).write(root / "submitted", root=root)
         entries = [entry for _ in range(args.runs) for entry in grade(root, names)]
         os.environ["XDG_CACHE_HOME"] = str(Path(scratch) / "cache")  # an empty canary cache
-        options = dict(sandbox=True, budget="fast", threads=os.cpu_count() or 1,
-                       data_file=os.path.abspath(os.environ["HW5_MNIST_PATH"]), limits={})
+        options = dict(
+            sandbox=True,
+            budget="fast",
+            threads=os.cpu_count() or 1,
+            data_file=os.path.abspath(os.environ["HW5_MNIST_PATH"]),
+            limits={},
+        )
         canary = {"uncached_s": canary_seconds(root, options), "cached_s": canary_seconds(root, options)}
 
     totals = [entry["seconds"] for entry in entries]
@@ -72,7 +90,8 @@ def main(argv=None) -> int:
     shares = [v / (t - v) for t, v in zip(totals, verifier)]
     result = {
         "what": "reference submission, hw5-autograde, sandboxed, 1 worker, fast budget",
-        "cores": os.cpu_count(), "submissions": len(entries),
+        "cores": os.cpu_count(),
+        "submissions": len(entries),
         "worker_seconds_median": round(statistics.median(totals), 1),
         "verifier_seconds_median": round(statistics.median(verifier), 1),
         "verifier_added_fraction_median": round(statistics.median(shares), 3),
@@ -83,8 +102,10 @@ def main(argv=None) -> int:
     print(f"\n{result['what']}, {result['cores']} cores, {len(entries)} gradings")
     print(f"  worker time per submission: median {result['worker_seconds_median']} s")
     print(f"  of which the verifier:       median {result['verifier_seconds_median']} s")
-    print(f"  the verifier adds:           median {100 * result['verifier_added_fraction_median']:.1f} % "
-          f"(range {100 * min(shares):.1f}-{100 * max(shares):.1f} %) to execution alone")
+    print(
+        f"  the verifier adds:           median {100 * result['verifier_added_fraction_median']:.1f} % "
+        f"(range {100 * min(shares):.1f}-{100 * max(shares):.1f} %) to execution alone"
+    )
     print(f"  canary: {canary['uncached_s']:.1f} s with an empty cache, {canary['cached_s']:.2f} s cached")
     record = COURSE_ROOT / "bench" / "results" / "verifier-cost.json"
     record.write_text(json.dumps(result, indent=2) + "\n")

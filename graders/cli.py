@@ -38,14 +38,26 @@ COMMANDS: dict[str, Command] = {
     "export": Command("graders.reporting.exports", "export grades: nbgrader, LMS, Canvas, Gradescope", "hw5-export"),
     "report": Command("graders.reporting.class_report", "write the class report (one HTML file)", "hw5-class-report"),
     "demo": Command("graders.demo", "release, grade the sample class, check its grades", "hw5-demo"),
-    "calibrate": Command("graders.authoring.calibrate", "calibrate the accuracy floors (thresholds.json)",
-                         "python -m graders.authoring.calibrate"),
-    "expectations": Command("graders.authoring.expectations", "derive checks/expected.json from the reference",
-                            "python -m graders.authoring.expectations"),
-    "selftest": Command("graders.sandbox.__main__", "check that the grading sandbox holds",
-                        "python -m graders.sandbox selftest", add="add_selftest_arguments", run="run_selftest"),
-    "data": Command("graders.grading.data", "record, or print, the MNIST file grading uses",
-                    "python -m graders.grading.data"),
+    "calibrate": Command(
+        "graders.authoring.calibrate",
+        "calibrate the accuracy floors (thresholds.json)",
+        "python -m graders.authoring.calibrate",
+    ),
+    "expectations": Command(
+        "graders.authoring.expectations",
+        "derive checks/expected.json from the reference",
+        "python -m graders.authoring.expectations",
+    ),
+    "selftest": Command(
+        "graders.sandbox.__main__",
+        "check that the grading sandbox holds",
+        "python -m graders.sandbox selftest",
+        add="add_selftest_arguments",
+        run="run_selftest",
+    ),
+    "data": Command(
+        "graders.grading.data", "record, or print, the MNIST file grading uses", "python -m graders.grading.data"
+    ),
 }
 
 
@@ -61,18 +73,23 @@ def add_course_arguments(parser: argparse.ArgumentParser) -> None:
     """The options every command on a course's assignment shares: the assignment (default
     ``hw5``) and ``--course``. The one place they are defined."""
     parser.add_argument("assignment", nargs="?", default="hw5", help="the assignment (default: hw5)")
-    parser.add_argument("--course", type=Path, default=default_course(), metavar="ROOT",
-                        help="the course root (default: the current folder when it holds "
-                             "nbgrader_config.py, else this checkout)")
+    parser.add_argument(
+        "--course",
+        type=Path,
+        default=default_course(),
+        metavar="ROOT",
+        help="the course root (default: the current folder when it holds nbgrader_config.py, else this checkout)",
+    )
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """``hw5``'s parser: every command listed, and ``command``'s options added (the other
     commands' are added only when they are the one chosen, to import nothing else)."""
     parser = argparse.ArgumentParser(
-        prog="hw5", description="HW5 (CNNs on MNIST): the course's commands. "
-                                "`hw5 <command> --help` gives a command's options.",
-        epilog="The old names still work: " + ", ".join(c.alias for c in COMMANDS.values()) + ".")
+        prog="hw5",
+        description="HW5 (CNNs on MNIST): the course's commands. `hw5 <command> --help` gives a command's options.",
+        epilog="The old names still work: " + ", ".join(c.alias for c in COMMANDS.values()) + ".",
+    )
     commands = parser.add_subparsers(dest="hw5_command", required=True, metavar="<command>")
     for name, entry in COMMANDS.items():
         sub = commands.add_parser(name, help=entry.summary, description=entry.summary)

@@ -43,11 +43,12 @@ def load_config(root: Path = COURSE_ROOT):
     from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
 
     config = Config()
-    folders = [folder for folder in reversed(jupyter_config_path())
-               if Path(folder).resolve() != Path(root).resolve()]
+    folders = [folder for folder in reversed(jupyter_config_path()) if Path(folder).resolve() != Path(root).resolve()]
     for folder in [*folders, str(root)]:
-        for loader in (PyFileConfigLoader("nbgrader_config.py", path=folder),
-                       JSONFileConfigLoader("nbgrader_config.json", path=folder)):
+        for loader in (
+            PyFileConfigLoader("nbgrader_config.py", path=folder),
+            JSONFileConfigLoader("nbgrader_config.json", path=folder),
+        ):
             if Path(folder, loader.filename).is_file():
                 config.merge(loader.load_config())
     return config

@@ -14,14 +14,14 @@ import argparse
 import json
 import sys
 
-from graders.grading import batch
-from graders.course import COURSE_ROOT, course_db_url, run_nbgrader
-from graders.grading.batch import STAGING
+from graders.authoring.mock_submissions import autograded_max_points
 from graders.authoring.release import refresh_release
 from graders.authoring.sample_class import SAMPLE_CLASS
+from graders.course import COURSE_ROOT, course_db_url, run_nbgrader
 from graders.gradebook import student_grades
+from graders.grading import batch
+from graders.grading.batch import STAGING
 from graders.reporting.score_table import autograded_points, score_table
-from graders.authoring.mock_submissions import autograded_max_points
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

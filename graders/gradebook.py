@@ -64,11 +64,15 @@ def _open(db_url: str):
 
 def _cell_grade(notebook: str, grade, comments: dict[str, str]) -> CellGrade:
     return CellGrade(
-        notebook=notebook, grade_id=grade.name, autograded=grade.cell_type == "code",
-        score=None if grade.score is None else float(grade.score), max_score=float(grade.max_score),
+        notebook=notebook,
+        grade_id=grade.name,
+        autograded=grade.cell_type == "code",
+        score=None if grade.score is None else float(grade.score),
+        max_score=float(grade.max_score),
         needs_manual_grade=bool(grade.needs_manual_grade),
         manual_score=None if grade.manual_score is None else float(grade.manual_score),
-        comment=comments.get(grade.name, ""))
+        comment=comments.get(grade.name, ""),
+    )
 
 
 def _comments(submission_notebook) -> dict[str, str]:
@@ -87,8 +91,11 @@ def student_grades(db_url: str, student: str, assignment: str = "hw5") -> list[C
             submission = gradebook.find_submission(assignment, student)
         except MissingEntry:
             return []
-        return [_cell_grade(notebook.name, grade, _comments(notebook))
-                for notebook in submission.notebooks for grade in notebook.grades]
+        return [
+            _cell_grade(notebook.name, grade, _comments(notebook))
+            for notebook in submission.notebooks
+            for grade in notebook.grades
+        ]
 
 
 def notebook_grades(db_url: str, assignment: str, notebook: str, student: str) -> dict[str, CellGrade]:
@@ -140,8 +147,7 @@ def class_grades(db_url: str, assignment: str) -> list[StudentGrades]:
     records = []
     with _open(db_url) as gradebook:
         for student in sorted(gradebook.students, key=lambda s: s.id):
-            record = StudentGrades(student.id, student.first_name or "", student.last_name or "",
-                                   student.email or "")
+            record = StudentGrades(student.id, student.first_name or "", student.last_name or "", student.email or "")
             try:
                 submission = gradebook.find_submission(assignment, student.id)
             except MissingEntry:
@@ -178,8 +184,13 @@ def manual_scores(db_url: str, assignment: str) -> dict:
             submissions = gradebook.find_assignment(assignment).submissions
         except MissingEntry:
             return {}
-        return {(sub.student.id, nb.name, g.name): g.manual_score for sub in submissions
-                for nb in sub.notebooks for g in nb.grades if g.cell_type == "code"}
+        return {
+            (sub.student.id, nb.name, g.name): g.manual_score
+            for sub in submissions
+            for nb in sub.notebooks
+            for g in nb.grades
+            if g.cell_type == "code"
+        }
 
 
 def reset_forged_manual_scores(db_url, assignment, before: dict, students=None) -> dict[str, list[str]]:
@@ -194,8 +205,11 @@ def reset_forged_manual_scores(db_url, assignment, before: dict, students=None) 
     forged: dict[str, list[str]] = {}
     with _open(db_url) as gradebook:
         try:
-            submissions = (gradebook.find_assignment(assignment).submissions if students is None
-                           else [gradebook.find_submission(assignment, student) for student in students])
+            submissions = (
+                gradebook.find_assignment(assignment).submissions
+                if students is None
+                else [gradebook.find_submission(assignment, student) for student in students]
+            )
         except MissingEntry:
             return forged
         for submission in submissions:
@@ -206,7 +220,8 @@ def reset_forged_manual_scores(db_url, assignment, before: dict, students=None) 
                     if grade.cell_type == "code" and grade.manual_score is not None and before.get(key) is None:
                         forged.setdefault(student, []).append(
                             f"{notebook.name}/{grade.name}: manual score {grade.manual_score} reset "
-                            "(written while student code ran)")
+                            "(written while student code ran)"
+                        )
                         grade.manual_score = None
         gradebook.db.commit()
     return forged

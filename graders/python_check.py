@@ -30,8 +30,7 @@ def required_range(text):
 
 def fits(version, clauses):
     """Whether ``version`` (major, minor) meets every clause."""
-    tests = {">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-             ">": lambda a, b: a > b}
+    tests = {">=": lambda a, b: a >= b, "<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b}
     return all(tests[operator](tuple(version[:2]), bound) for operator, bound in clauses)
 
 
@@ -40,12 +39,16 @@ def problem(version, has_venv, text):
     spec, clauses = required_range(text)
     shown = ".".join(str(part) for part in version[:3])
     if not fits(version, clauses):
-        return (f"make setup: Python {shown} cannot run this course: it needs Python {spec} "
-                "(TensorFlow's own range). Install one (Debian 12's python3 and Ubuntu 22.04's and "
-                "24.04's fit) and run: make setup PYTHON3=/path/to/python3")
+        return (
+            f"make setup: Python {shown} cannot run this course: it needs Python {spec} "
+            "(TensorFlow's own range). Install one (Debian 12's python3 and Ubuntu 22.04's and "
+            "24.04's fit) and run: make setup PYTHON3=/path/to/python3"
+        )
     if not has_venv:
-        return (f"make setup: Python {shown} has no venv module: install it "
-                f"(Debian/Ubuntu: sudo apt-get install python{version[0]}.{version[1]}-venv)")
+        return (
+            f"make setup: Python {shown} has no venv module: install it "
+            f"(Debian/Ubuntu: sudo apt-get install python{version[0]}.{version[1]}-venv)"
+        )
     return None
 
 
@@ -53,6 +56,7 @@ def main():
     try:
         import ensurepip  # noqa: F401 - Debian splits venv's pip bootstrap into python3-venv
         import venv  # noqa: F401
+
         has_venv = True
     except ImportError:
         has_venv = False

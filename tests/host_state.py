@@ -58,8 +58,11 @@ def orphaned_sandbox_leftovers() -> set[str]:
     """
     found = {f"mount {mount}" for mount in leftover_mounts() if _orphaned(run_owner(mount))}
     found |= {f"cgroup {cgroup}" for cgroup in leftover_cgroups() if _orphaned(run_owner(str(cgroup)))}
-    found |= {f"process {pid} {command[:120]!r}" for pid, owner, state, command in sandbox_processes()
-              if state not in ("Z", "X", "x") and _orphaned(owner)}
+    found |= {
+        f"process {pid} {command[:120]!r}"
+        for pid, owner, state, command in sandbox_processes()
+        if state not in ("Z", "X", "x") and _orphaned(owner)
+    }
     return found
 
 

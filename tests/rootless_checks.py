@@ -21,9 +21,17 @@ import nbformat  # noqa: E402
 
 from graders.sandbox import SandboxLimits, execute_notebook, require_sandbox  # noqa: E402
 
-LIMITS = SandboxLimits(memory_mb=512, pids=96, tmp_mb=16, shm_mb=8, scratch_mb=16,
-                       cell_timeout_s=4, notebook_timeout_s=20,
-                       max_output_bytes=4 * 1024 * 1024, max_cell_output_bytes=512 * 1024)
+LIMITS = SandboxLimits(
+    memory_mb=512,
+    pids=96,
+    tmp_mb=16,
+    shm_mb=8,
+    scratch_mb=16,
+    cell_timeout_s=4,
+    notebook_timeout_s=20,
+    max_output_bytes=4 * 1024 * 1024,
+    max_cell_output_bytes=512 * 1024,
+)
 
 
 def notebook(*sources: str):
@@ -51,9 +59,9 @@ def texts(result) -> list[str]:
 
 def main(sleep_arg: str) -> dict:
     report = require_sandbox(LIMITS)
-    spawn = ("import subprocess\n"
-             f"p = subprocess.Popen(['sleep', '{sleep_arg}'], start_new_session=True)\n"
-             "print('started')")
+    spawn = (
+        f"import subprocess\np = subprocess.Popen(['sleep', '{sleep_arg}'], start_new_session=True)\nprint('started')"
+    )
     fork_until_refused = (
         "import os, time\nn = 0\n"
         "try:\n"
@@ -62,17 +70,24 @@ def main(sleep_arg: str) -> dict:
         "            time.sleep(30); os._exit(0)\n"
         "        n += 1\n"
         "except OSError as e:\n"
-        "    print('refused after', n, e.errno)\n")
-    fill = ("for i in range(12):\n"
-            "    with open(f'fill{i}.bin', 'wb') as f:\n"
-            "        f.write(b'x' * (15 * 1024 * 1024))\n"
-            "import time; time.sleep(30)\n")
+        "    print('refused after', n, e.errno)\n"
+    )
+    fill = (
+        "for i in range(12):\n"
+        "    with open(f'fill{i}.bin', 'wb') as f:\n"
+        "        f.write(b'x' * (15 * 1024 * 1024))\n"
+        "import time; time.sleep(30)\n"
+    )
     cases = {
         "ok": (notebook("print(6 * 7)"), LIMITS),
         "background": (notebook(spawn), LIMITS),
-        "timeout": (notebook(spawn, "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                                    "while True:\n    time.sleep(0.1)"),
-                    replace(LIMITS, cell_timeout_s=60, notebook_timeout_s=8)),
+        "timeout": (
+            notebook(
+                spawn,
+                "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    time.sleep(0.1)",
+            ),
+            replace(LIMITS, cell_timeout_s=60, notebook_timeout_s=8),
+        ),
         "memory": (notebook("x = b'a' * (5 * 1024 ** 3)\nprint(len(x))"), LIMITS),
         "forks": (notebook(fork_until_refused), LIMITS),
         "disk": (notebook(fill), replace(LIMITS, cell_timeout_s=60)),
@@ -83,8 +98,12 @@ def main(sleep_arg: str) -> dict:
         with tempfile.TemporaryDirectory(prefix="hw5-rootless-artifacts-") as artifacts:
             # artifacts_to: the exports are read only once every process of the run is dead
             result = execute_notebook(nb, limits=limits, artifacts_to=artifacts)
-        results[name] = {"status": result.status, "detail": result.detail,
-                         "texts": texts(result), "seconds": round(time.monotonic() - started, 2)}
+        results[name] = {
+            "status": result.status,
+            "detail": result.detail,
+            "texts": texts(result),
+            "seconds": round(time.monotonic() - started, 2),
+        }
     results["stale"] = stale_tree_removed()
     return results
 

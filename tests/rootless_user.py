@@ -27,8 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 def python_paths() -> list[str]:
     """The folders the Python environment needs (venv and base installation)."""
     paths: list[str] = []
-    candidates = {os.path.realpath(p) for p in (
-        sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))}
+    candidates = {
+        os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)))
+    }
     for real in sorted(candidates, key=len):  # one view per outermost folder
         if not any(real == p or real.startswith(p + "/") for p in paths):
             paths.append(real)
@@ -61,16 +62,23 @@ def view_script(uid: int, home: str, stash: str, env: dict[str, str]) -> str:
         for j, path in enumerate(paths):
             lines += [f"mkdir -p {shlex.quote(path)}", f"mount --move {stash}/{i}-{j} {shlex.quote(path)}"]
     assignments = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-    lines.append(f"exec setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all "
-                 f"--bounding-set=-all env -i {assignments} \"$@\"")
+    lines.append(
+        f"exec setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all "
+        f'--bounding-set=-all env -i {assignments} "$@"'
+    )
     return "\n".join(lines) + "\n"
 
 
 def user_env(home: str, tmp: str) -> dict[str, str]:
     env = {
         "PATH": f"{os.path.dirname(sys.executable)}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": home, "TMPDIR": tmp, "USER": "hw5-rootless", "LOGNAME": "hw5-rootless", "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+        "HOME": home,
+        "TMPDIR": tmp,
+        "USER": "hw5-rootless",
+        "LOGNAME": "hw5-rootless",
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
     }
     if os.environ.get("HW5_MNIST_PATH"):
         env["HW5_MNIST_PATH"] = os.environ["HW5_MNIST_PATH"]
@@ -94,8 +102,9 @@ class Runner:
                 os.chown(folder, self.uid, self.uid)
         os.mkdir(os.path.join(self.base, "stash"), 0o700)
         self.script = os.path.join(self.base, "as-user.sh")
-        Path(self.script).write_text(view_script(
-            self.uid, self.home, os.path.join(self.base, "stash"), user_env(self.home, self.tmp)))
+        Path(self.script).write_text(
+            view_script(self.uid, self.home, os.path.join(self.base, "stash"), user_env(self.home, self.tmp))
+        )
 
     def own(self, path: str | os.PathLike) -> None:
         """Give ``path`` (a tree) to the unprivileged uid."""
@@ -109,8 +118,7 @@ class Runner:
 
     def __call__(self, argv: list[str], timeout: float = 600, **kw) -> subprocess.CompletedProcess:
         env = None if self.root else {**os.environ, **user_env(self.home, self.tmp)}
-        return subprocess.run(self.argv(argv), cwd=REPO, capture_output=True, text=True,
-                              timeout=timeout, env=env, **kw)
+        return subprocess.run(self.argv(argv), cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env, **kw)
 
     def close(self) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", self.base], check=False)

@@ -17,17 +17,19 @@ import pytest
 from corpus.correct_styles import KERAS2_STYLE
 from corpus.grading import SHARED_MUTANTS, shared_class
 from corpus.mutants import MUTANTS
-from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
+from graders.authoring.mock_submissions import autograded_max_points
 from graders.authoring.sample_class import REFERENCE, SAMPLE_CLASS
+from graders.course import course_db_url, release_dir, run_nbgrader, source_dir
 from graders.gradebook import student_grades
 from graders.reporting.score_table import autograded_points
-from graders.authoring.mock_submissions import autograded_max_points
 
 pytestmark = [pytest.mark.e2e, pytest.mark.needs_mnist]
 
 REFERENCE_AGAIN = replace(REFERENCE, name="reference-again", intent="The reference, graded a second time.")
 STUDENTS = (
-    *SAMPLE_CLASS, KERAS2_STYLE, REFERENCE_AGAIN,
+    *SAMPLE_CLASS,
+    KERAS2_STYLE,
+    REFERENCE_AGAIN,
     *(mock for mock in MUTANTS if mock.name in SHARED_MUTANTS),
 )
 
@@ -78,16 +80,15 @@ def test_the_budget_is_written_into_the_graded_notebook(graded):
 def test_correct_code_loses_nothing_to_warnings_or_logs(graded):
     """The Keras-2-style submission triggers Keras's input_shape= UserWarning in test cells."""
     root, _ = graded
-    notebook = nbformat.read(
-        root / "autograded" / KERAS2_STYLE.name / "hw5" / "hw5_part_b_cnn.ipynb", as_version=4
-    )
-    text = "".join(
-        output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", [])
-    )
+    notebook = nbformat.read(root / "autograded" / KERAS2_STYLE.name / "hw5" / "hw5_part_b_cnn.ipynb", as_version=4)
+    text = "".join(output.get("text", "") for cell in notebook.cells for output in cell.get("outputs", []))
     assert "input_shape" in text  # the warning was raised, and shown on stdout
     stderr = [
-        output for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade")
-        for output in cell.get("outputs", []) if output.get("name") == "stderr"
+        output
+        for cell in notebook.cells
+        if cell.metadata.get("nbgrader", {}).get("grade")
+        for output in cell.get("outputs", [])
+        if output.get("name") == "stderr"
     ]
     assert stderr == []
 

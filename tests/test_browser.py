@@ -21,7 +21,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from test_feedback import graded_hw5_course, graded_toy_course, needs_bwrap
 
 CHROMIUM = os.environ.get("HW5_CHROMIUM", "/usr/bin/chromium")
@@ -56,10 +55,19 @@ def browser(tmp_path):
     os.environ.setdefault("SE_OFFLINE", "true")  # never let Selenium Manager look for a driver online
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                     "--window-size=1280,1000"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1280,1000",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
@@ -89,13 +97,24 @@ def _rendered_report(driver, path: Path) -> dict:
 
 
 def _check_report(rendered: dict, students: list[str]):
-    assert rendered["headings"][1:] == ["Score distribution", "Pass rate per test cell", "Most frequent failure messages",
-                                        "Grading time per submission", "Suspected tampering", "Needs a person",
-                                        "Flagged for review", "Waiting for manual grading"]
+    assert rendered["headings"][1:] == [
+        "Score distribution",
+        "Pass rate per test cell",
+        "Most frequent failure messages",
+        "Grading time per submission",
+        "Suspected tampering",
+        "Needs a person",
+        "Flagged for review",
+        "Waiting for manual grading",
+    ]
     assert rendered["headings"][0].endswith("class report")
     images = rendered["images"]
-    assert [image["alt"] for image in images] == ["Score distribution", "Pass rate per test cell",
-                                                  "Most frequent failure messages", "Grading time per submission"]
+    assert [image["alt"] for image in images] == [
+        "Score distribution",
+        "Pass rate per test cell",
+        "Most frequent failure messages",
+        "Grading time per submission",
+    ]
     assert all(image["complete"] and image["width"] > 100 and image["height"] > 100 for image in images), images
     missing = [student for student in students if student not in rendered["text"]]
     assert missing == []
@@ -155,10 +174,24 @@ def serve_jupyter(app: str, root: Path, env: dict, log_path: Path, ready_path: s
     token, port = "hw5-" + os.urandom(8).hex(), _free_port()
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [str(Path(sys.executable).with_name("jupyter")), app, "--no-browser", f"--port={port}",
-             "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", f"--ServerApp.token={token}",
-             f"--ServerApp.root_dir={root}", *arguments, *(["--allow-root"] if os.geteuid() == 0 else [])],
-            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                str(Path(sys.executable).with_name("jupyter")),
+                app,
+                "--no-browser",
+                f"--port={port}",
+                "--ServerApp.port_retries=0",
+                "--ServerApp.ip=127.0.0.1",
+                f"--ServerApp.token={token}",
+                f"--ServerApp.root_dir={root}",
+                *arguments,
+                *(["--allow-root"] if os.geteuid() == 0 else []),
+            ],
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 90
@@ -194,17 +227,25 @@ def jupyter_lab(tmp_path):
     settings.mkdir(parents=True)
     # Render every cell (JupyterLab 4 otherwise renders only the cells in view).
     (settings / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
-    env = {**os.environ,
-           "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
-           "IPYTHONDIR": str(tmp_path / "ipython"),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {
+        **os.environ,
+        "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "lab-settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "lab-workspaces"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     env.pop("NBGRADER_EXECUTION", None)
-    with serve_jupyter("lab", work, env, tmp_path / "jupyter-lab.log", "/api/status",
-                       "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate") as served:
+    with serve_jupyter(
+        "lab",
+        work,
+        env,
+        tmp_path / "jupyter-lab.log",
+        "/api/status",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+    ) as served:
         yield served
 
 
@@ -239,8 +280,12 @@ def test_student_runs_setup_and_a_visible_test_in_jupyterlab(browser, jupyter_la
     browser.set_window_size(1280, 1000)
     browser.get(f"{url}/lab/tree/hw5_part_b_cnn.ipynb?token={token}")
     cells = WebDriverWait(browser, 60).until(
-        lambda d: (found := d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook .jp-Cell"))
-        and len(found) >= 40 and found)
+        lambda d: (
+            (found := d.find_elements(By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook .jp-Cell"))
+            and len(found) >= 40
+            and found
+        )
+    )
 
     def text_of(cell):
         return cell.find_element(By.CSS_SELECTOR, ".jp-InputArea-editor").text
@@ -251,7 +296,9 @@ def test_student_runs_setup_and_a_visible_test_in_jupyterlab(browser, jupyter_la
 
     test = next(cell for cell in cells if "Visible test: TODO 1 built a Keras model" in text_of(cell))
     failure = _run_cell(browser, test, 30, lambda text: "Error" in text)
-    assert ("AssertionError: Define model_eta_large in the TODO 1 cell." in failure
-            or "NameError: name 'model_eta_large' is not defined" in failure), failure
+    assert (
+        "AssertionError: Define model_eta_large in the TODO 1 cell." in failure
+        or "NameError: name 'model_eta_large' is not defined" in failure
+    ), failure
     full_page_screenshot(browser, artifact_path(tmp_path, "jupyterlab-student.png"))
     print(f"JupyterLab round trip: {time.monotonic() - started:.0f} s")

@@ -16,8 +16,10 @@ def _record(run, variant, accuracy, gap=0.0):
 
 def test_the_threshold_is_the_middle_of_the_gap_with_its_margins():
     records = [
-        _record("baseline", "reference", 0.80), _record("baseline", "reference", 0.90),
-        _record("baseline", "shuffled-labels", 0.12), _record("baseline", "untrained", 0.10),
+        _record("baseline", "reference", 0.80),
+        _record("baseline", "reference", 0.90),
+        _record("baseline", "shuffled-labels", 0.12),
+        _record("baseline", "untrained", 0.10),
         _record("momentum", "reference", 0.85, gap=0.0),
         _record("momentum", "validation-on-training-data", 0.85, gap=0.10),
     ]
@@ -60,12 +62,20 @@ def test_the_full_budget_agreement_sorts_agreeing_differing_and_pending(monkeypa
     monkeypatch.setattr(agreement, "autograded_max_points", lambda course: maxima)
 
     def grade(grade_id, score):
-        return CellGrade(grade_id=grade_id, notebook="hw5_part_b_cnn", score=score,
-                         max_score=maxima[grade_id], autograded=True, needs_manual_grade=False)
+        return CellGrade(
+            grade_id=grade_id,
+            notebook="hw5_part_b_cnn",
+            score=score,
+            max_score=maxima[grade_id],
+            autograded=True,
+            needs_manual_grade=False,
+        )
 
-    full = {reference.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
-            dense100.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
-            keras2.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)]}
+    full = {
+        reference.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
+        dense100.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
+        keras2.name: [grade("test_todo4_model", 0.5), grade("test_todo4_training", 1.0)],
+    }
     monkeypatch.setattr(agreement, "student_grades", lambda db_url, student: full[student])
     monkeypatch.setattr(agreement, "graded_under_full_budget", lambda course, student: student != keras2.name)
     monkeypatch.setattr(agreement, "course_db_url", lambda course: "sqlite://")
@@ -73,6 +83,9 @@ def test_the_full_budget_agreement_sorts_agreeing_differing_and_pending(monkeypa
     result = agreement.compare(tmp_path)
     assert result["agree"] == [reference.name]
     assert result["pending"] == [keras2.name]
-    assert result["disagree"] == {dense100.name: {cell: [expected_dense100[cell], maxima[cell]]
-                                                  for cell in maxima if expected_dense100[cell] != maxima[cell]}}
+    assert result["disagree"] == {
+        dense100.name: {
+            cell: [expected_dense100[cell], maxima[cell]] for cell in maxima if expected_dense100[cell] != maxima[cell]
+        }
+    }
     assert result["disagree"][dense100.name]  # the Dense(100) mutant must lose points in TODO 4

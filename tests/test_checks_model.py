@@ -129,7 +129,13 @@ def test_expected_sizes_match_the_homework_table():
     assert one["total_params"] == 542_230
     assert two["total_params"] == 179_926
     assert [layer["output_shape"] for layer in two["layers"]] == [
-        [26, 26, 32], [13, 13, 32], [11, 11, 64], [5, 5, 64], [1600], [100], [10]
+        [26, 26, 32],
+        [13, 13, 32],
+        [11, 11, 64],
+        [5, 5, 64],
+        [1600],
+        [100],
+        [10],
     ]
 
 
@@ -272,11 +278,13 @@ def test_activation_functions_read_as_the_activation_they_compute():
 
     from graders.checks.describe import identify_activation
 
-    model = one_conv(output=layers.Dense(10, activation=tf.nn.softmax),
-                     hidden_activation=lambda x: keras.ops.maximum(x, 0.0))
+    model = one_conv(
+        output=layers.Dense(10, activation=tf.nn.softmax), hidden_activation=lambda x: keras.ops.maximum(x, 0.0)
+    )
     check_architecture(model, "define_model")
     assert identify_activation(keras.ops.relu) == "relu"
     assert identify_activation(lambda x: x * 2.0) is None
-    message = failure(check_architecture,
-                         one_conv(hidden_activation=lambda x: keras.ops.maximum(x, 0.0) * 2.0), "define_model")
+    message = failure(
+        check_architecture, one_conv(hidden_activation=lambda x: keras.ops.maximum(x, 0.0) * 2.0), "define_model"
+    )
     assert "activation='<lambda>'" in message

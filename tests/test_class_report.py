@@ -14,9 +14,9 @@ import shutil
 
 import pytest
 from bs4 import BeautifulSoup
+from test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 from graders.reporting import class_report
-from test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 SECTIONS = ("scores", "pass-rates", "failures", "times", "tampering", "needs-person", "review", "manual")
 
@@ -25,11 +25,17 @@ def test_normalise_masks_varying_numbers_but_keeps_small_ones():
     a = class_report.normalise("The trained model reaches 0.4123 test accuracy under the 'fast' budget")
     b = class_report.normalise("The trained model reaches 0.3811 test accuracy under the 'fast' budget")
     assert a == b and "<x>" in a
-    assert class_report.normalise("The model made 1,024 SGD updates; ... makes 320.") == \
-        "The model made <n> SGD updates; ... makes <n>."
-    assert class_report.normalise("Define model_eta_large in the TODO 1 cell.") == \
-        "Define model_eta_large in the TODO 1 cell."
-    assert "0x" in class_report.normalise("<object at 0x7f3a2b>") and "7f3a2b" not in class_report.normalise("at 0x7f3a2b")
+    assert (
+        class_report.normalise("The model made 1,024 SGD updates; ... makes 320.")
+        == "The model made <n> SGD updates; ... makes <n>."
+    )
+    assert (
+        class_report.normalise("Define model_eta_large in the TODO 1 cell.")
+        == "Define model_eta_large in the TODO 1 cell."
+    )
+    assert "0x" in class_report.normalise("<object at 0x7f3a2b>") and "7f3a2b" not in class_report.normalise(
+        "at 0x7f3a2b"
+    )
 
 
 def _images(document: str) -> list[bytes]:
@@ -38,8 +44,11 @@ def _images(document: str) -> list[bytes]:
 
 def _self_contained(document: str) -> list[str]:
     soup = BeautifulSoup(document, "html.parser")
-    external = [tag.get("src") for tag in soup.find_all(["img", "script", "iframe"]) if tag.get("src")
-                and not tag["src"].startswith("data:")]
+    external = [
+        tag.get("src")
+        for tag in soup.find_all(["img", "script", "iframe"])
+        if tag.get("src") and not tag["src"].startswith("data:")
+    ]
     external += [tag.get("href") for tag in soup.find_all("link")]
     return external
 
@@ -106,7 +115,9 @@ def test_toy_report_pass_rates_and_failure_messages(toy_report):
     soup = BeautifulSoup(toy_report, "html.parser")
     rates = soup.find("h2", id="pass-rates").find_next("table")
     assert [[td.get_text() for td in tr.find_all("td")] for tr in rates.find_all("tr")[1:]] == [
-        ["test_add", "toy", "2/3", "67%"], ["test_add_more", "toy", "2/3", "67%"]]
+        ["test_add", "toy", "2/3", "67%"],
+        ["test_add_more", "toy", "2/3", "67%"],
+    ]
     failures = soup.find("h2", id="failures").find_next("table").get_text(" ")
     assert "add(1, 2) should be 3" in failures and "bob" in failures
 
@@ -127,8 +138,10 @@ def test_hw5_class_report(tmp_path_factory):
     soup = BeautifulSoup(document, "html.parser")
     assert [h2["id"] for h2 in soup.find_all("h2")] == list(SECTIONS)
     assert len(_images(document)) == 4 and _self_contained(document) == []
-    rates = {tr.find_all("td")[0].get_text(): tr.find_all("td")[2].get_text()
-             for tr in soup.find("h2", id="pass-rates").find_next("table").find_all("tr")[1:]}
+    rates = {
+        tr.find_all("td")[0].get_text(): tr.find_all("td")[2].get_text()
+        for tr in soup.find("h2", id="pass-rates").find_next("table").find_all("tr")[1:]
+    }
     graded = len(json.loads(report.read_text()))
     # Everyone but the untouched release passes TODO 1's tests; TODO 4's training fails for two mutants.
     assert rates["test_todo1_model"] == f"{graded - 1}/{graded}"
@@ -150,14 +163,25 @@ def test_needs_a_person_is_listed_apart_from_suspected_tampering():
     from graders.reporting.exports import StudentRecord
 
     def record(student, flags):
-        return StudentRecord(student=student, report={"student": student, "status": "graded", "flags": flags,
-                                                      "errors": []})
+        return StudentRecord(
+            student=student, report={"student": student, "status": "graded", "flags": flags, "errors": []}
+        )
 
     records = [
-        record("honest", ["hw5_part_b_cnn.ipynb: test_todo5_architecture: needs a person: could not verify out "
-                          "of kernel: layer class 'Lambda' is not allowed (no points until an instructor reviews it)"]),
-        record("cheat", ["hw5_part_b_cnn.ipynb: test_todo1_model: suspected tampering: passed in the kernel, "
-                         "failed out of kernel: lr is 0.5"]),
+        record(
+            "honest",
+            [
+                "hw5_part_b_cnn.ipynb: test_todo5_architecture: needs a person: could not verify out "
+                "of kernel: layer class 'Lambda' is not allowed (no points until an instructor reviews it)"
+            ],
+        ),
+        record(
+            "cheat",
+            [
+                "hw5_part_b_cnn.ipynb: test_todo1_model: suspected tampering: passed in the kernel, "
+                "failed out of kernel: lr is 0.5"
+            ],
+        ),
         record("repaired", ["hw5_part_b_cnn.ipynb: repeats grade_id test_add (a copied cell): the copy was dropped"]),
     ]
     tampering, person = class_report.verifier_lists(records)

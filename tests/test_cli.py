@@ -32,8 +32,21 @@ ON_A_COURSE = {"autograde", "feedback", "export", "report"}
 #: One realistic command line per command (after the command's name), parsed both ways.
 SAMPLE_ARGV = {
     "release": ["--check"],
-    "autograde": ["toy", "--course", "/somewhere/course", "--student", "a", "b", "--workers", "2",
-                  "--budget", "full", "--no-canary", "--report", "r.json"],
+    "autograde": [
+        "toy",
+        "--course",
+        "/somewhere/course",
+        "--student",
+        "a",
+        "b",
+        "--workers",
+        "2",
+        "--budget",
+        "full",
+        "--no-canary",
+        "--report",
+        "r.json",
+    ],
     "feedback": ["toy", "--student", "bob", "--student", "eve"],
     "export": ["toy", "--out", "out", "--report", "r.json"],
     "report": ["--course", "/somewhere/course", "--out", "x.html"],
@@ -99,8 +112,13 @@ def _options(parser: argparse.ArgumentParser) -> dict:
             found[action.dest] = {word: _options(sub) for word, sub in action.choices.items()}
         else:
             found[tuple(action.option_strings) or action.dest] = (
-                type(action).__name__, action.dest, action.nargs, action.default, action.type,
-                tuple(action.choices) if action.choices else None)
+                type(action).__name__,
+                action.dest,
+                action.nargs,
+                action.default,
+                action.type,
+                tuple(action.choices) if action.choices else None,
+            )
     return found
 
 
@@ -116,8 +134,7 @@ def test_hw5_help_lists_every_command_with_its_line(capsys):
     assert exit_.value.code == 0
     page = " ".join(capsys.readouterr().out.split())
     assert REQUIRED <= set(cli.COMMANDS)
-    missing = [name for name, entry in cli.COMMANDS.items()
-               if f"{name} {entry.summary}" not in page]
+    missing = [name for name, entry in cli.COMMANDS.items() if f"{name} {entry.summary}" not in page]
     assert not missing, f"hw5 --help does not list these commands with their line: {missing}"
 
 
@@ -147,8 +164,9 @@ def test_a_command_and_its_old_name_show_the_same_usage(name, capsys, monkeypatc
     theirs = capsys.readouterr().out
     assert ours.startswith(f"usage: hw5 {name} ")
     our_words = _usage_words(ours, f"hw5 {name}")
-    their_prog = theirs.split()[1] if not cli.COMMANDS[name].alias.startswith("python -m ") else \
-        cli.COMMANDS[name].alias
+    their_prog = (
+        theirs.split()[1] if not cli.COMMANDS[name].alias.startswith("python -m ") else cli.COMMANDS[name].alias
+    )
     assert our_words == _usage_words(theirs, their_prog)
     assert our_words >= {"-h"}
 
@@ -189,9 +207,13 @@ def test_the_course_options_are_defined_once():
     where = []
     for path in sorted((COURSE_ROOT / "graders").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
-            if (isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "add_argument"
-                    and node.args and isinstance(node.args[0], ast.Constant)
-                    and node.args[0].value in ("--course", "assignment")):
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", None) == "add_argument"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+                and node.args[0].value in ("--course", "assignment")
+            ):
                 where.append((path.relative_to(COURSE_ROOT).as_posix(), node.args[0].value))
     assert sorted(where) == [("graders/cli.py", "--course"), ("graders/cli.py", "assignment")]
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-
 import shutil
 
 import pytest
+
 from graders.course import COURSE_ROOT, load_config
 from graders.sandbox.limits import SandboxLimits
 
@@ -64,7 +64,8 @@ def test_jupyter_config_directories_come_first_and_the_course_file_overrides_the
     system = tmp_path / "jupyter-config"
     system.mkdir()
     (system / "nbgrader_config.py").write_text(
-        "c = get_config()\nc.LimitOutput.max_lines = 7\nc.CourseDirectory.course_id = 'from-the-hub'\n")
+        "c = get_config()\nc.LimitOutput.max_lines = 7\nc.CourseDirectory.course_id = 'from-the-hub'\n"
+    )
     monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(system))
     config = load_config()
     assert config.LimitOutput.max_lines == 7  # the hub's setting, which the course leaves alone
@@ -75,7 +76,6 @@ def test_jupyter_config_directories_come_first_and_the_course_file_overrides_the
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 def test_a_setting_in_a_jupyter_config_directory_reaches_hw5_autograde(tmp_path, monkeypatch):
     import nbformat
-
     from toy_course import grade_toy, toy_course_with
 
     system = tmp_path / "jupyter-config"

@@ -10,13 +10,13 @@ import pytest
 
 from corpus.correct_styles import ALL as CORRECT_STYLES
 from corpus.correct_styles import UNUSUAL_STYLES
-from corpus.mutants import MUTANTS
 from corpus.grading import grade_mocks
-from graders.course import course_db_url
+from corpus.mutants import MUTANTS
+from graders.authoring.mock_submissions import autograded_max_points
 from graders.authoring.sample_class import REFERENCE
+from graders.course import course_db_url
 from graders.gradebook import student_grades
 from graders.reporting.score_table import autograded_points
-from graders.authoring.mock_submissions import autograded_max_points
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.needs_mnist]
 
@@ -28,8 +28,11 @@ WORKERS = 2
 def selected_mocks(session) -> tuple:
     """The corpus, or only the submissions whose tests were selected (``-k NAME``): the
     mutation score needs them all, one submission's own test only itself."""
-    chosen = {item.callspec.params["mock"].name for item in session.items
-              if hasattr(item, "callspec") and "mock" in item.callspec.params}
+    chosen = {
+        item.callspec.params["mock"].name
+        for item in session.items
+        if hasattr(item, "callspec") and "mock" in item.callspec.params
+    }
     if any(item.name == "test_mutation_score_is_100_percent" for item in session.items):
         return CORPUS
     return tuple(mock for mock in CORPUS if mock.name in chosen) or CORPUS

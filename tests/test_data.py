@@ -57,7 +57,9 @@ def test_a_file_that_is_not_mnist_is_a_clear_error(monkeypatch, tmp_path):
 
 def test_wrong_shapes_are_reported(monkeypatch, tmp_path):
     small = tmp_path / "small.npz"
-    np.savez(small, x_train=np.zeros((5, 28, 28)), y_train=np.zeros(5), x_test=np.zeros((5, 28, 28)), y_test=np.zeros(5))
+    np.savez(
+        small, x_train=np.zeros((5, 28, 28)), y_train=np.zeros(5), x_test=np.zeros((5, 28, 28)), y_test=np.zeros(5)
+    )
     monkeypatch.setenv("HW5_MNIST_PATH", str(small))
     with pytest.raises(ValueError, match=r"x_train has shape \(5, 28, 28\), expected \(60000, 28, 28\)"):
         hw5_data.load_full_mnist()

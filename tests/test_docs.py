@@ -33,8 +33,9 @@ def links(markdown: str) -> list[str]:
 
 
 def relative_links(path: Path) -> list[str]:
-    return [target for target in links(path.read_text())
-            if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE)]  # http:, mailto: ...
+    return [
+        target for target in links(path.read_text()) if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE)
+    ]  # http:, mailto: ...
 
 
 def headings(path: Path) -> set[str]:
@@ -46,10 +47,16 @@ def code_texts(path: Path) -> list[str]:
     """Every string constant (implicit concatenations joined, f-strings' literal parts
     included) and every comment of a Python file, whitespace collapsed."""
     source = path.read_text()
-    texts = [node.value for node in ast.walk(ast.parse(source))
-             if isinstance(node, ast.Constant) and isinstance(node.value, str)]
-    texts += [token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
-              if token.type == tokenize.COMMENT]
+    texts = [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    texts += [
+        token.string
+        for token in tokenize.generate_tokens(io.StringIO(source).readline)
+        if token.type == tokenize.COMMENT
+    ]
     return [" ".join(text.split()) for text in texts]
 
 
@@ -68,8 +75,9 @@ def pointer_problems(path: Path, root: Path = COURSE_ROOT) -> list[str]:
 
 def test_the_readme_is_short():
     lines = len(README.read_text().splitlines())
-    assert lines <= MAX_README_LINES, (f"README.md has {lines} lines (at most {MAX_README_LINES}): "
-                                       "move the detail into docs/ and link it")
+    assert lines <= MAX_README_LINES, (
+        f"README.md has {lines} lines (at most {MAX_README_LINES}): move the detail into docs/ and link it"
+    )
 
 
 def test_there_are_documents_and_the_readme_links_each():
@@ -89,8 +97,9 @@ def test_every_relative_link_names_a_file_that_exists(path):
 
 
 def test_the_code_points_at_documents_and_sections_that_exist():
-    problems = [problem for path in sorted((COURSE_ROOT / "graders").rglob("*.py"))
-                for problem in pointer_problems(path)]
+    problems = [
+        problem for path in sorted((COURSE_ROOT / "graders").rglob("*.py")) for problem in pointer_problems(path)
+    ]
     assert not problems, "the grading code points at documentation that does not exist:\n" + "\n".join(problems)
 
 
@@ -99,8 +108,10 @@ def test_the_code_points_at_documents_and_sections_that_exist():
 
 def test_a_broken_or_anchored_link_is_found(tmp_path):
     page = tmp_path / "page.md"
-    page.write_text("See [a](docs/nowhere.md), [b](https://example.org/x#y), `[c](not/a/link.md)`,\n"
-                    "[d](README.md#section) and\n\n[e]: other.md\n\n```\n[f](in/code.md)\n```\n")
+    page.write_text(
+        "See [a](docs/nowhere.md), [b](https://example.org/x#y), `[c](not/a/link.md)`,\n"
+        "[d](README.md#section) and\n\n[e]: other.md\n\n```\n[f](in/code.md)\n```\n"
+    )
     assert relative_links(page) == ["docs/nowhere.md", "README.md#section", "other.md"]
 
 
@@ -110,9 +121,15 @@ def test_a_pointer_to_a_missing_document_or_section_is_found(tmp_path):
     (tmp_path / "README.md").write_text("# Title\n\n## Kept section\n")
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "there.md").write_text("# There\n\n## Its part\n")
-    code.write_text('"""See README, \'Kept section\', and docs/there.md, "Its part"."""\n'
-                    'MESSAGE = ("see README, \'Gone " "section\'")  # see docs/missing.md\n'
-                    'OTHER = f"{1} see docs/there.md, \'No such part\'"\n')
-    assert sorted(pointer_problems(code, root=tmp_path)) == sorted(["graders/module.py: README has no section 'Gone section'",
-                        "graders/module.py: docs/there.md has no section 'No such part'",
-                        "graders/module.py: docs/missing.md does not exist"])
+    code.write_text(
+        '"""See README, \'Kept section\', and docs/there.md, "Its part"."""\n'
+        'MESSAGE = ("see README, \'Gone " "section\'")  # see docs/missing.md\n'
+        "OTHER = f\"{1} see docs/there.md, 'No such part'\"\n"
+    )
+    assert sorted(pointer_problems(code, root=tmp_path)) == sorted(
+        [
+            "graders/module.py: README has no section 'Gone section'",
+            "graders/module.py: docs/there.md has no section 'No such part'",
+            "graders/module.py: docs/missing.md does not exist",
+        ]
+    )

@@ -11,14 +11,17 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from toy_course import ASSIGNMENT, CORRECT, NOTEBOOK, make_toy_course, points, report_of, source_notebook, submit
 
 from graders import gradebook
 from graders.authoring.release import copy_course, generate_release
 from graders.course import COURSE_ROOT, course_db_url
 from graders.grading import batch, data, grader
-from toy_course import ASSIGNMENT, CORRECT, NOTEBOOK, make_toy_course, points, report_of, source_notebook, submit
 
-pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+pytestmark = [
+    pytest.mark.batch,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -89,13 +92,16 @@ def test_a_raising_setup_cell_is_the_environments_failure_with_no_grade_recorded
         submit(root, student, CORRECT)
     _break_setup_for(monkeypatch, tmp_path, {"unlucky"})
     report_path = tmp_path / "report.json"
-    code = batch.main([ASSIGNMENT, "--course", str(root), "--workers", "1", "--no-canary",
-                       "--report", str(report_path)])
+    code = batch.main(
+        [ASSIGNMENT, "--course", str(root), "--workers", "1", "--no-canary", "--report", str(report_path)]
+    )
     reports = report_of(report_path)
     assert code == 1
     assert reports["unlucky"]["status"] == grader.ENVIRONMENT_FAILURE
-    assert any("cell setup raised OSError: the shared data disk is not mounted" in error
-               for error in reports["unlucky"]["errors"])
+    assert any(
+        "cell setup raised OSError: the shared data disk is not mounted" in error
+        for error in reports["unlucky"]["errors"]
+    )
     assert not gradebook.has_submission(course_db_url(root), ASSIGNMENT, "unlucky")  # nothing recorded
     assert reports["lucky"]["status"] == "graded" and points(root, "lucky") == {"test_add": 1.0, "test_add_more": 1.0}
 
@@ -107,8 +113,9 @@ def test_when_every_submission_fails_in_our_cells_the_batch_stops(tmp_path, monk
         submit(root, student, CORRECT)
     _break_setup_for(monkeypatch, tmp_path, set(students))
     report_path = tmp_path / "report.json"
-    code = batch.main([ASSIGNMENT, "--course", str(root), "--workers", "1", "--no-canary",
-                       "--report", str(report_path)])
+    code = batch.main(
+        [ASSIGNMENT, "--course", str(root), "--workers", "1", "--no-canary", "--report", str(report_path)]
+    )
     statuses = [entry["status"] for entry in report_of(report_path).values()]
     assert code == 2
     assert "the grading environment is broken for every submission" in capsys.readouterr().err
@@ -151,8 +158,10 @@ def _grade_with_graders_from(monkeypatch, copy: Path) -> None:
 def test_the_canary_refuses_when_the_checks_do_not_import(tmp_path, monkeypatch, capsys):
     root = _course_whose_tests_import_the_checks(tmp_path / "course")
     submit(root, "alice", CORRECT)
-    copy = _graders_copy(tmp_path, lambda g: (g / "checks" / "__init__.py").write_text(
-        "raise ImportError('graders.checks broken on purpose')\n"))
+    copy = _graders_copy(
+        tmp_path,
+        lambda g: (g / "checks" / "__init__.py").write_text("raise ImportError('graders.checks broken on purpose')\n"),
+    )
     _grade_with_graders_from(monkeypatch, copy)
     assert batch.main([ASSIGNMENT, "--course", str(root), "--workers", "1"]) == 2
     message = capsys.readouterr().err
@@ -167,6 +176,7 @@ def test_the_canary_refuses_when_the_checks_do_not_import(tmp_path, monkeypatch,
 @pytest.mark.needs_mnist
 def test_the_canary_refuses_when_the_thresholds_fail_the_reference(tmp_path, monkeypatch, capsys):
     """A thresholds file edited so that the reference's training falls under its floor."""
+
     def raise_the_floors(copy: Path):
         path = copy / "checks" / "thresholds.json"
         thresholds = json.loads(path.read_text())
@@ -195,8 +205,11 @@ def test_without_bubblewrap_the_refusal_names_the_fix(tmp_path, monkeypatch, cap
     from graders.sandbox import bwrap, selftest
 
     real_which = shutil_module.which
-    monkeypatch.setattr(bwrap.shutil, "which",
-                        lambda name, *args, **kwargs: None if name == "bwrap" else real_which(name, *args, **kwargs))
+    monkeypatch.setattr(
+        bwrap.shutil,
+        "which",
+        lambda name, *args, **kwargs: None if name == "bwrap" else real_which(name, *args, **kwargs),
+    )
     monkeypatch.setattr(selftest, "_CACHE", {})  # no pass remembered from another test
     root = make_toy_course(tmp_path / "course")
     submit(root, "alice", CORRECT)

@@ -14,8 +14,11 @@ from graders.course import course_db_url
 from graders.gradebook import student_grades
 from graders.reporting.score_table import autograded_points
 
-pytestmark = [pytest.mark.slow, pytest.mark.needs_mnist,
-              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.needs_mnist,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -31,6 +31,7 @@ import stat
 import subprocess
 import sys
 import time
+
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
@@ -68,8 +69,11 @@ def nbgrader_command() -> list[str]:
 
 def base_environment(**extra: str) -> dict:
     """This venv first on PATH, this checkout importable, and no course state from the caller."""
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("HW5_DB_URL", "HW5_EXCHANGE", "NBGRADER_EXECUTION", "HW5_GRADING_BUDGET")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("HW5_DB_URL", "HW5_EXCHANGE", "NBGRADER_EXECUTION", "HW5_GRADING_BUDGET")
+    }
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -84,8 +88,10 @@ def run(argv: list[str], cwd: Path, env: dict, timeout: float = 300) -> subproce
     shown = " ".join([argv[2].splitlines()[0][2:], *argv[3:]] if argv[1:2] == ["-c"] else argv[1:])
     print(f"[{time.monotonic() - started:5.1f} s] exit {result.returncode}: {shown}  (in {cwd.name})")
     if result.returncode != 0:
-        pytest.fail(f"{shown} (in {cwd}) exited {result.returncode}:\n"
-                    f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-4000:]}")
+        pytest.fail(
+            f"{shown} (in {cwd}) exited {result.returncode}:\n"
+            f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-4000:]}"
+        )
     return result
 
 
@@ -102,8 +108,11 @@ def scratch_course(target: Path, env: dict) -> Path:
     assignment in the scratch gradebook."""
     target.mkdir(parents=True)
     shutil.copy2(ROOT / "nbgrader_config.py", target / "nbgrader_config.py")
-    shutil.copytree(ROOT / "source", target / "source",
-                    ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc", "mnist.npz"))
+    shutil.copytree(
+        ROOT / "source",
+        target / "source",
+        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints", "*.pyc", "mnist.npz"),
+    )
     run([*nbgrader_command(), "generate_assignment", ASSIGNMENT, "--force"], target, env)
     return target
 
@@ -114,9 +123,11 @@ def fill_in_solutions(folder: Path, source: Path) -> int:
     Returns the number of cells filled."""
     filled = 0
     for name in NOTEBOOKS:
-        solutions = {cell.metadata["nbgrader"]["grade_id"]: _SOLUTION_MARKERS.sub("", cell.source)
-                     for cell in nbformat.read(source / f"{name}.ipynb", as_version=4).cells
-                     if cell.metadata.get("nbgrader", {}).get("solution")}
+        solutions = {
+            cell.metadata["nbgrader"]["grade_id"]: _SOLUTION_MARKERS.sub("", cell.source)
+            for cell in nbformat.read(source / f"{name}.ipynb", as_version=4).cells
+            if cell.metadata.get("nbgrader", {}).get("solution")
+        }
         notebook = nbformat.read(folder / f"{name}.ipynb", as_version=4)
         for cell in notebook.cells:
             grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -133,8 +144,7 @@ def autograded_points(db_url: str, student: str) -> tuple[float, float]:
 
     with Gradebook(db_url) as gradebook:
         submission = gradebook.find_submission(ASSIGNMENT, student)
-        grades = [grade for notebook in submission.notebooks for grade in notebook.grades
-                  if grade.cell_type == "code"]
+        grades = [grade for notebook in submission.notebooks for grade in notebook.grades if grade.cell_type == "code"]
         return sum(grade.score for grade in grades), sum(grade.max_score for grade in grades)
 
 
@@ -146,8 +156,9 @@ def check_outcome(points: dict[str, tuple[float, float]], fetched: dict[str, lis
     assert alice == alice_max, f"alice (the reference solution) got {alice}/{alice_max} autograded points"
     assert bob == 0, f"bob (the untouched release) got {bob} autograded points"
     for student, files in fetched.items():
-        assert sorted(files) == sorted(f"{name}.html" for name in NOTEBOOKS), \
+        assert sorted(files) == sorted(f"{name}.html" for name in NOTEBOOKS), (
             f"{student} fetched {files}, not one feedback page per notebook"
+        )
 
 
 # -- the exchange's configuration (fast) ------------------------------------------------------------
@@ -177,12 +188,16 @@ def test_exchange_folder_is_ignored_by_git():
 
 def test_the_outcome_check_can_fail():
     full = {"alice": (13.0, 13.0), "bob": (0.0, 13.0)}
-    pages = {"alice": ["hw5_part_a_written.html", "hw5_part_b_cnn.html"],
-             "bob": ["hw5_part_a_written.html", "hw5_part_b_cnn.html"]}
+    pages = {
+        "alice": ["hw5_part_a_written.html", "hw5_part_b_cnn.html"],
+        "bob": ["hw5_part_a_written.html", "hw5_part_b_cnn.html"],
+    }
     check_outcome(full, pages)
-    for points, fetched in (({**full, "bob": (1.0, 13.0)}, pages),
-                            ({**full, "alice": (12.5, 13.0)}, pages),
-                            (full, {**pages, "bob": ["hw5_part_a_written.html"]})):
+    for points, fetched in (
+        ({**full, "bob": (1.0, 13.0)}, pages),
+        ({**full, "alice": (12.5, 13.0)}, pages),
+        (full, {**pages, "bob": ["hw5_part_a_written.html"]}),
+    ):
         with pytest.raises(AssertionError):
             check_outcome(points, fetched)
 
@@ -196,8 +211,9 @@ def test_the_outcome_check_can_fail():
 def test_release_fetch_submit_collect_grade_and_return_feedback_through_the_exchange(tmp_path):
     started = time.monotonic()
     exchange = tmp_path / "exchange"  # does not exist yet: the course configuration creates it
-    instructor = base_environment(HW5_EXCHANGE=str(exchange),
-                                  JUPYTER_DATA_DIR=str(tmp_path / "instructor-jupyter-data"))
+    instructor = base_environment(
+        HW5_EXCHANGE=str(exchange), JUPYTER_DATA_DIR=str(tmp_path / "instructor-jupyter-data")
+    )
     root = scratch_course(tmp_path / "course", instructor)
     config = course_config(root)
     course_id = config.CourseDirectory.course_id
@@ -214,8 +230,11 @@ def test_release_fetch_submit_collect_grade_and_return_feedback_through_the_exch
     for student in ("alice", "bob"):
         home = tmp_path / "home" / student
         home.mkdir(parents=True)
-        env = base_environment(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
-                               JUPYTER_DATA_DIR=str(home / ".local" / "share" / "jupyter"))
+        env = base_environment(
+            HOME=str(home),
+            JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+            JUPYTER_DATA_DIR=str(home / ".local" / "share" / "jupyter"),
+        )
         options = [f"--Exchange.root={exchange}", f"--CourseDirectory.course_id={course_id}"]
         students[student] = (home, env, options)
         run([*nbgrader_command(), "fetch_assignment", ASSIGNMENT, *options], home, env)
@@ -232,8 +251,9 @@ def test_release_fetch_submit_collect_grade_and_return_feedback_through_the_exch
     run([*course_command("hw5-autograde"), ASSIGNMENT, "--report", str(report)], root, instructor, timeout=1200)
     run([*course_command("hw5-feedback"), ASSIGNMENT], root, instructor)
     for student in students:
-        assert sorted(p.name for p in (root / "feedback" / student / ASSIGNMENT).glob("*.html")) == \
-            [f"{n}.html" for n in NOTEBOOKS], student
+        assert sorted(p.name for p in (root / "feedback" / student / ASSIGNMENT).glob("*.html")) == [
+            f"{n}.html" for n in NOTEBOOKS
+        ], student
     run([*nbgrader_command(), "release_feedback", ASSIGNMENT], root, instructor)
 
     # 4. Each student fetches their feedback.

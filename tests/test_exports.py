@@ -14,18 +14,38 @@ import math
 
 import pandas as pd
 import pytest
+from test_feedback import HW5_MUTANTS, HW5_STUDENTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 from graders.reporting import exports
-from test_feedback import HW5_MUTANTS, HW5_STUDENTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 # Gradescope's results.json, as documented: key -> allowed types (all keys optional, but a
 # score is required on the top level or on every test).
-_TOP = {"score": (int, float), "execution_time": (int, float), "output": (str,), "visibility": (str,),
-        "stdout_visibility": (str,), "extra_data": (dict,), "tests": (list,), "output_format": (str,),
-        "test_output_format": (str,), "test_name_format": (str,), "leaderboard": (list,)}
-_TEST = {"score": (int, float), "max_score": (int, float), "status": (str,), "name": (str,), "name_format": (str,),
-         "number": (str,), "output": (str,), "output_format": (str,), "tags": (list,), "visibility": (str,),
-         "extra_data": (dict,)}
+_TOP = {
+    "score": (int, float),
+    "execution_time": (int, float),
+    "output": (str,),
+    "visibility": (str,),
+    "stdout_visibility": (str,),
+    "extra_data": (dict,),
+    "tests": (list,),
+    "output_format": (str,),
+    "test_output_format": (str,),
+    "test_name_format": (str,),
+    "leaderboard": (list,),
+}
+_TEST = {
+    "score": (int, float),
+    "max_score": (int, float),
+    "status": (str,),
+    "name": (str,),
+    "name_format": (str,),
+    "number": (str,),
+    "output": (str,),
+    "output_format": (str,),
+    "tags": (list,),
+    "visibility": (str,),
+    "extra_data": (dict,),
+}
 _VISIBILITY = {"hidden", "after_due_date", "after_published", "visible"}
 
 
@@ -38,8 +58,9 @@ def gradescope_problems(results: dict) -> list[str]:
             if key not in allowed:
                 problems.append(f"{where}: unknown key {key!r}")
             elif isinstance(value, bool) or not isinstance(value, allowed[key]):
-                problems.append(f"{where}: {key} should be {'/'.join(t.__name__ for t in allowed[key])}, "
-                                f"not {type(value).__name__}")
+                problems.append(
+                    f"{where}: {key} should be {'/'.join(t.__name__ for t in allowed[key])}, not {type(value).__name__}"
+                )
         for key in ("visibility", "stdout_visibility"):
             if key in document and document[key] not in _VISIBILITY:
                 problems.append(f"{where}: {key} {document[key]!r} is not one of {sorted(_VISIBILITY)}")
@@ -67,9 +88,25 @@ def gradescope_problems(results: dict) -> list[str]:
 
 
 def test_the_results_json_check_rejects_broken_documents():
-    good = {"score": 1.0, "execution_time": 3, "output": "", "visibility": "visible", "stdout_visibility": "hidden",
-            "tests": [{"score": 1.0, "max_score": 1.0, "name": "t", "number": "1.1", "output": "",
-                       "visibility": "visible", "tags": ["a"], "status": "passed"}]}
+    good = {
+        "score": 1.0,
+        "execution_time": 3,
+        "output": "",
+        "visibility": "visible",
+        "stdout_visibility": "hidden",
+        "tests": [
+            {
+                "score": 1.0,
+                "max_score": 1.0,
+                "name": "t",
+                "number": "1.1",
+                "output": "",
+                "visibility": "visible",
+                "tags": ["a"],
+                "status": "passed",
+            }
+        ],
+    }
     assert gradescope_problems(good) == []
     broken = [
         {**good, "score": "1"},
@@ -145,8 +182,11 @@ def test_nbgrader_export_plugins_write_the_lms_csv_and_a_canvas_import(toy_grade
     root, report = toy_graded_course
     out, lms, _ = _load_exports(root, report, tmp_path)
     for plugin, target in (("LmsExportPlugin", tmp_path / "lms.csv"), ("CanvasExportPlugin", tmp_path / "canvas.csv")):
-        result = run_nbgrader(["export", "--exporter", f"graders.reporting.exports.{plugin}", "--to", str(target),
-                               "--assignment", "toy"], root=root, check=False)
+        result = run_nbgrader(
+            ["export", "--exporter", f"graders.reporting.exports.{plugin}", "--to", str(target), "--assignment", "toy"],
+            root=root,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "lms.csv").read_text() == (out / "lms-grades.csv").read_text()
     with (tmp_path / "canvas.csv").open(newline="") as handle:
@@ -176,8 +216,11 @@ def test_hw5_lms_csv_has_one_row_per_student_and_totals_that_add_up(hw5_exports)
     root, out, lms, nbgrader = hw5_exports
     assert lms["Student ID"].is_unique and set(HW5_STUDENTS) <= set(lms["Student ID"])
     parts, total = _score_columns(lms)
-    assert parts == ["Part A auto (4)", "Part A manual (7)", "Part B 1 (5)", "Part B 2 (5)", "Part B 3 (5)",
-                     "Part B 4 (5)"] and total == "Total (31)"
+    assert (
+        parts
+        == ["Part A auto (4)", "Part A manual (7)", "Part B 1 (5)", "Part B 2 (5)", "Part B 3 (5)", "Part B 4 (5)"]
+        and total == "Total (31)"
+    )
     assert all(pd.api.types.is_numeric_dtype(lms[column]) for column in [*parts, total])
     assert ((lms[parts].sum(axis=1) - lms[total]).abs() < 1e-6).all()
     nbgrader_totals = dict(zip(nbgrader["student_id"], nbgrader["score"]))
@@ -215,8 +258,12 @@ def test_hw5_results_json_follow_gradescope_format_with_failure_messages(hw5_exp
     assert failed["test_todo4_training"]["score"] == 0 and failed["test_todo4_training"]["max_score"] == 1
     untouched = json.loads((out / "gradescope" / "untouched-release" / "results.json").read_text())
     messages = {t["name"].split(":")[0]: t["output"] for t in untouched["tests"]}
-    assert messages["test_todo1_model"] in ("Define model_eta_large in the TODO 1 cell.",
-                                            "NameError: name 'model_eta_large' is not defined")
+    assert messages["test_todo1_model"] in (
+        "Define model_eta_large in the TODO 1 cell.",
+        "NameError: name 'model_eta_large' is not defined",
+    )
     for mutant in HW5_MUTANTS:
-        assert any(t.get("status") == "failed" for t in
-                   json.loads((out / "gradescope" / mutant / "results.json").read_text())["tests"])
+        assert any(
+            t.get("status") == "failed"
+            for t in json.loads((out / "gradescope" / mutant / "results.json").read_text())["tests"]
+        )

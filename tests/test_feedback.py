@@ -28,8 +28,8 @@ import pytest
 from nbformat.v4 import new_markdown_cell
 
 from corpus.grading import SHARED_MUTANTS, shared_class
-from graders.reporting import feedback
 from graders.course import COURSE_ROOT
+from graders.reporting import feedback
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed (the sandbox)")
 
@@ -50,10 +50,14 @@ def _toy_source():
     meta = lambda **fields: {"nbgrader": {"schema_version": 3, **fields}}  # noqa: E731
     notebook.cells += [
         new_markdown_cell("Explain in one sentence what `add` returns."),
-        new_markdown_cell(f"### BEGIN SOLUTION\n{REFERENCE_ANSWER}\n### END SOLUTION",
-                          metadata=meta(grade=True, solution=True, locked=False, points=2, grade_id="answer_explain")),
-        new_markdown_cell(f"=== BEGIN MARK SCHEME ===\n**Rubric (graders only).** {RUBRIC_TEXT}\n=== END MARK SCHEME ===",
-                          metadata=meta(grade=False, solution=False, locked=True, grade_id="rubric_explain")),
+        new_markdown_cell(
+            f"### BEGIN SOLUTION\n{REFERENCE_ANSWER}\n### END SOLUTION",
+            metadata=meta(grade=True, solution=True, locked=False, points=2, grade_id="answer_explain"),
+        ),
+        new_markdown_cell(
+            f"=== BEGIN MARK SCHEME ===\n**Rubric (graders only).** {RUBRIC_TEXT}\n=== END MARK SCHEME ===",
+            metadata=meta(grade=False, solution=False, locked=True, grade_id="rubric_explain"),
+        ),
     ]
     return notebook
 
@@ -61,8 +65,9 @@ def _toy_source():
 def make_rubric_toy_course(root: Path) -> Path:
     """The toy course (tests/toy_course.py) plus a manually graded answer with a rubric
     cell, and the one configuration line that rubric cells need."""
-    from graders.authoring.release import generate_release
     from toy_course import ASSIGNMENT, NOTEBOOK
+
+    from graders.authoring.release import generate_release
 
     root.mkdir(parents=True, exist_ok=True)
     config = (COURSE_ROOT / "nbgrader_config.py").read_text()
@@ -92,8 +97,9 @@ def graded_toy_course(tmp_path_factory) -> tuple[Path, Path]:
     """A rubric toy course with three graded students (sandboxed hw5-autograde):
     alice (correct, answered), bob (wrong, answered), carol (correct, no answer)."""
     if "toy" not in _COURSES:
-        from graders.grading import batch
         from toy_course import ASSIGNMENT, CORRECT, submit
+
+        from graders.grading import batch
 
         root = make_rubric_toy_course(tmp_path_factory.mktemp("toy-feedback") / "course")
         submit(root, "alice", CORRECT)
@@ -121,8 +127,9 @@ def graded_hw5_course(tmp_path_factory) -> tuple[Path, Path]:
         reuse = os.environ.get("HW5_FEEDBACK_COURSE")
         if reuse:
             root = Path(reuse)
-            assert all((root / "autograded" / s / "hw5").is_dir() for s in HW5_STUDENTS), \
+            assert all((root / "autograded" / s / "hw5").is_dir() for s in HW5_STUDENTS), (
                 f"HW5_FEEDBACK_COURSE={reuse} lacks some of {HW5_STUDENTS}"
+            )
         else:
             root, _ = shared_class(tmp_path_factory)
         _COURSES["hw5"] = (root, root / "report.json")
@@ -158,21 +165,42 @@ def test_rubric_region_is_removed_without_a_trace():
 
 
 def _test_cell(source, outputs, grade_id="test_x"):
-    cell = nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
-        "grade": True, "solution": False, "locked": True, "points": 1, "grade_id": grade_id, "schema_version": 3}})
+    cell = nbformat.v4.new_code_cell(
+        source,
+        metadata={
+            "nbgrader": {
+                "grade": True,
+                "solution": False,
+                "locked": True,
+                "points": 1,
+                "grade_id": grade_id,
+                "schema_version": 3,
+            }
+        },
+    )
     cell.outputs = [nbformat.from_dict(output) for output in outputs]
     return cell
 
 
 def _error(ename, evalue, frames):
-    return {"output_type": "error", "ename": ename, "evalue": evalue,
-            "traceback": ["\x1b[31m-----------\x1b[0m", f"\x1b[31m{ename}\x1b[0m   Traceback (most recent call last)",
-                          *frames, f"\x1b[31m{ename}\x1b[0m: {evalue}"]}
+    return {
+        "output_type": "error",
+        "ename": ename,
+        "evalue": evalue,
+        "traceback": [
+            "\x1b[31m-----------\x1b[0m",
+            f"\x1b[31m{ename}\x1b[0m   Traceback (most recent call last)",
+            *frames,
+            f"\x1b[31m{ename}\x1b[0m: {evalue}",
+        ],
+    }
 
 
 def test_test_cell_traceback_becomes_the_message_only():
-    frames = ["\x1b[36mCell\x1b[39m In[3], line 4\n      3 ### BEGIN HIDDEN TESTS\n----> 4 check(model)",
-              "File /kit/graders/checks/failures.py:62, in wrapper\n   raise GradingFailure(message)"]
+    frames = [
+        "\x1b[36mCell\x1b[39m In[3], line 4\n      3 ### BEGIN HIDDEN TESTS\n----> 4 check(model)",
+        "File /kit/graders/checks/failures.py:62, in wrapper\n   raise GradingFailure(message)",
+    ]
     cell = _test_cell("check(model)", [_error("GradingFailure", "The SGD momentum is 0.0; expected 0.9.", frames)])
     cell.execution_count = 3
     notebook = nbformat.v4.new_notebook(cells=[cell])
@@ -184,9 +212,21 @@ def test_test_cell_traceback_becomes_the_message_only():
 
 
 #: Exception classes of the grader's own: a student page never names one (issue 16).
-OUR_CLASS_NAMES = ("GradingFailure", "CouldNotCheck", "OutOfKernelCheckFailed", "NotVerified", "ArtifactError",
-                   "CellTimeoutError", "CellNotExecuted", "NotExecuted", "OutputTooLarge", "HiddenError",
-                   "_Unsupported", "[for the instructor]", "Traceback (most recent call last)")
+OUR_CLASS_NAMES = (
+    "GradingFailure",
+    "CouldNotCheck",
+    "OutOfKernelCheckFailed",
+    "NotVerified",
+    "ArtifactError",
+    "CellTimeoutError",
+    "CellNotExecuted",
+    "NotExecuted",
+    "OutputTooLarge",
+    "HiddenError",
+    "_Unsupported",
+    "[for the instructor]",
+    "Traceback (most recent call last)",
+)
 
 
 def student_page_problems(text: str) -> list[str]:
@@ -194,17 +234,29 @@ def student_page_problems(text: str) -> list[str]:
     return [name for name in OUR_CLASS_NAMES if name in text]
 
 
-@pytest.mark.parametrize("ename,evalue", [
-    ("GradingFailure", "The SGD momentum is 0.0; expected 0.9."),
-    ("CouldNotCheck", "The grader could not check this test on your work automatically (x).\n[for the instructor] "
-                      "check_architecture raised KeyError: 'layers'"),
-    ("NotVerified", "This test passed in your notebook, but ...\n[for the instructor] layer class 'X' is not allowed"),
-    ("OutOfKernelCheckFailed", "Re-checked outside your notebook, this test fails: The SGD learning rate is 0.5; expected 1."),
-    ("CellTimeoutError", "cell timed out after 300 s"),
-    ("CellNotExecuted", "did not run to completion (sandbox status: timeout)"),
-    ("OutputTooLarge", "cell output exceeded 1000 bytes"),
-    ("HiddenError", "the cell raised ValueError, but its traceback was not shown"),
-])
+@pytest.mark.parametrize(
+    "ename,evalue",
+    [
+        ("GradingFailure", "The SGD momentum is 0.0; expected 0.9."),
+        (
+            "CouldNotCheck",
+            "The grader could not check this test on your work automatically (x).\n[for the instructor] "
+            "check_architecture raised KeyError: 'layers'",
+        ),
+        (
+            "NotVerified",
+            "This test passed in your notebook, but ...\n[for the instructor] layer class 'X' is not allowed",
+        ),
+        (
+            "OutOfKernelCheckFailed",
+            "Re-checked outside your notebook, this test fails: The SGD learning rate is 0.5; expected 1.",
+        ),
+        ("CellTimeoutError", "cell timed out after 300 s"),
+        ("CellNotExecuted", "did not run to completion (sandbox status: timeout)"),
+        ("OutputTooLarge", "cell output exceeded 1000 bytes"),
+        ("HiddenError", "the cell raised ValueError, but its traceback was not shown"),
+    ],
+)
 def test_the_graders_own_errors_read_as_sentences_about_the_work(ename, evalue):
     """Issue 16: no class name of ours, no instructor detail, in the test cell and the summary."""
     frames = ["File /kit/graders/checks/failures.py:62, in wrapper\n   raise GradingFailure(message)"]
@@ -220,9 +272,11 @@ def test_the_graders_own_errors_read_as_sentences_about_the_work(ename, evalue):
 
 
 def test_test_cell_traceback_keeps_the_students_own_frames():
-    frames = ["Cell In[14], line 3\n      2 ### BEGIN HIDDEN TESTS\n----> 3 check_architecture(build(0.01))",
-              "Cell In[13], line 15, in build(rate)\n---> 15   optimizer=SGD(lr=rate)",
-              "File /venv/keras/src/optimizers/sgd.py:60, in SGD.__init__\n---> 60 super().__init__()"]
+    frames = [
+        "Cell In[14], line 3\n      2 ### BEGIN HIDDEN TESTS\n----> 3 check_architecture(build(0.01))",
+        "Cell In[13], line 15, in build(rate)\n---> 15   optimizer=SGD(lr=rate)",
+        "File /venv/keras/src/optimizers/sgd.py:60, in SGD.__init__\n---> 60 super().__init__()",
+    ]
     cell = _test_cell("x", [_error("ValueError", "Argument(s) not recognized: {'lr': 0.01}", frames)])
     cell.execution_count = 14
     notebook, _ = feedback.FeedbackRedactor().preprocess(nbformat.v4.new_notebook(cells=[cell]), {})
@@ -234,33 +288,56 @@ def test_test_cell_traceback_keeps_the_students_own_frames():
 
 def test_grading_frames_are_dropped_from_other_tracebacks():
     cell = nbformat.v4.new_code_cell("model = build()")
-    cell.outputs = [nbformat.from_dict({"output_type": "error", "ename": "ValueError", "evalue": "bad",
-                                        "traceback": ["Cell In[5], line 1\n----> 1 model = build()",
-                                                      "File /tmp/hw5-kit-x/graders/checks/model_checks.py:10\n secret",
-                                                      "ValueError: bad"]})]
+    cell.outputs = [
+        nbformat.from_dict(
+            {
+                "output_type": "error",
+                "ename": "ValueError",
+                "evalue": "bad",
+                "traceback": [
+                    "Cell In[5], line 1\n----> 1 model = build()",
+                    "File /tmp/hw5-kit-x/graders/checks/model_checks.py:10\n secret",
+                    "ValueError: bad",
+                ],
+            }
+        )
+    ]
     notebook, _ = feedback.FeedbackRedactor().preprocess(nbformat.v4.new_notebook(cells=[cell]), {})
     shown = "\n".join(notebook.cells[1].outputs[0]["traceback"])
     assert "model_checks" not in shown and "model = build()" in shown and "ValueError: bad" in shown
 
 
 def test_summary_escapes_what_the_student_controls():
-    cell = _test_cell("x", [{"output_type": "error", "ename": "AssertionError",
-                             "evalue": "<script>alert(1)</script>", "traceback": []}])
+    cell = _test_cell(
+        "x",
+        [{"output_type": "error", "ename": "AssertionError", "evalue": "<script>alert(1)</script>", "traceback": []}],
+    )
     summary = feedback.summary_html([cell], "HW5 data budget: fast", "nb")
     assert "<script>" not in summary and "&lt;script&gt;" in summary
 
 
 def test_outcome_of_a_passing_and_a_failing_test_cell():
     passing = _test_cell("ok", [{"output_type": "stream", "name": "stdout", "text": "run: 10 epochs\n"}])
-    failing = _test_cell("no", [{"output_type": "error", "ename": "NameError",
-                                 "evalue": "name 'model_eta_large' is not defined", "traceback": []}])
+    failing = _test_cell(
+        "no",
+        [
+            {
+                "output_type": "error",
+                "ename": "NameError",
+                "evalue": "name 'model_eta_large' is not defined",
+                "traceback": [],
+            }
+        ],
+    )
     assert feedback.cell_outcome(passing, "nb") == feedback.CellOutcome("nb", "test_x", True, "", "run: 10 epochs")
     assert feedback.cell_outcome(failing, "nb").message == "NameError: name 'model_eta_large' is not defined"
 
 
 def test_leak_scan_finds_highlighted_code_and_allows_the_students_own_lines():
-    document = ('<div class="highlight"><pre><span class="n">check_run_model</span><span class="p">('
-                '</span><span class="n">model</span><span class="p">)</span></pre></div>')
+    document = (
+        '<div class="highlight"><pre><span class="n">check_run_model</span><span class="p">('
+        '</span><span class="n">model</span><span class="p">)</span></pre></div>'
+    )
     assert feedback.find_leaks(document, {"check_run_model(model)"}) == ["check_run_model(model)"]
     assert feedback.find_leaks(document, {"check_run_model(model)"}, allowed="x = check_run_model(model)") == []
 
@@ -287,7 +364,9 @@ def test_plain_nbgrader_feedback_shows_hidden_tests_and_rubrics(toy_graded, tmp_
     config.CourseDirectory.root = str(root)
     # nbgrader's own defaults: the course config adds the redactor and the leak scan (tested below).
     config.GenerateFeedback.preprocessors = [
-        "nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
+        "nbgrader.preprocessors.GetGrades",
+        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    ]
     config.GenerateFeedback.exporter_class = "nbconvert.exporters.HTMLExporter"
     assert NbGraderAPI(config=config).generate_feedback("toy", "bob")["success"]
     document, text = _feedback_text(root, "bob")
@@ -304,8 +383,11 @@ def test_toy_feedback_shows_messages_and_hides_hidden_tests_and_rubric(toy_grade
     assert sorted(path.parts[-3] for path in written) == ["alice", "bob", "carol"]
     for student in ("alice", "bob", "carol"):
         document, text = _feedback_text(root, student)
-        leaked = [line for line in (*TOY_HIDDEN_LINES, RUBRIC_TEXT, REFERENCE_ANSWER, "MARK SCHEME", "HIDDEN TESTS")
-                  if line in text or line in document]
+        leaked = [
+            line
+            for line in (*TOY_HIDDEN_LINES, RUBRIC_TEXT, REFERENCE_ANSWER, "MARK SCHEME", "HIDDEN TESTS")
+            if line in text or line in document
+        ]
         assert leaked == [], f"{student}'s feedback shows {leaked}"
         assert feedback.HIDDEN_PLACEHOLDER in text
         assert "your results" in text
@@ -339,8 +421,10 @@ def test_configured_nbgrader_generate_feedback_redacts_too(toy_graded, tmp_path)
     assert "your results" in text and "add(1, 2) should be 3" in text
 
 
-LEAKY_CONFIG_LINE = ("\nc.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades', "
-                     "'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n")  # the redactor left out
+LEAKY_CONFIG_LINE = (
+    "\nc.GenerateFeedback.preprocessors = ['nbgrader.preprocessors.GetGrades', "
+    "'nbconvert.preprocessors.CSSHTMLHeaderPreprocessor']\n"
+)  # the redactor left out
 
 
 @needs_bwrap
@@ -366,8 +450,11 @@ def test_a_leaking_feedback_file_is_deleted_and_reported(toy_graded, tmp_path, m
     """Fail closed: with the redactor left out, every file leaks, is deleted, and the command fails."""
     root = tmp_path / "course"
     shutil.copytree(toy_graded[0], root)
-    monkeypatch.setattr(feedback, "FEEDBACK_PREPROCESSORS",
-                        ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"])
+    monkeypatch.setattr(
+        feedback,
+        "FEEDBACK_PREPROCESSORS",
+        ["nbgrader.preprocessors.GetGrades", "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"],
+    )
     assert feedback.main(["toy", "--course", str(root), "--student", "bob"]) == 1
     assert "grader-only line" in capsys.readouterr().err
     assert not (root / "feedback" / "bob" / "toy" / "toy.html").exists()
@@ -397,8 +484,11 @@ def _hidden_test_lines(root: Path) -> set[str]:
 
 
 def _release_text(root: Path) -> str:
-    return "\n".join(cell.source for path in (root / "release" / "hw5").glob("*.ipynb")
-                     for cell in nbformat.read(path, as_version=4).cells)
+    return "\n".join(
+        cell.source
+        for path in (root / "release" / "hw5").glob("*.ipynb")
+        for cell in nbformat.read(path, as_version=4).cells
+    )
 
 
 def _number_forms(value) -> set[str]:
@@ -442,8 +532,11 @@ def _secret_numbers(root: Path, student: str) -> dict[str, re.Pattern]:
     public = _release_text(root) + "\n" + _own_outputs_text(root / "autograded" / student / "hw5")
     checks = COURSE_ROOT / "graders" / "checks"
     values = set(_leaves(json.loads((checks / "thresholds.json").read_text())))
-    values |= {v for v in _leaves(json.loads((checks / "expected.json").read_text())) if isinstance(v, (int, float))
-               and not isinstance(v, bool) and abs(v) >= 100}  # parameter counts, flattened sizes
+    values |= {
+        v
+        for v in _leaves(json.loads((checks / "expected.json").read_text()))
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) >= 100
+    }  # parameter counts, flattened sizes
     secrets = {}
     for value in values:
         for form in _number_forms(value):
@@ -487,8 +580,17 @@ def hw5_feedback(hw5_graded, tmp_path_factory):
     return root, students
 
 
-_MARKERS = ("HIDDEN TESTS", "MARK SCHEME", "graders.checks", "graders/checks", "thresholds.json", "expected.json",
-            "min_test_accuracy", "history_agreement", "written_key")
+_MARKERS = (
+    "HIDDEN TESTS",
+    "MARK SCHEME",
+    "graders.checks",
+    "graders/checks",
+    "thresholds.json",
+    "expected.json",
+    "min_test_accuracy",
+    "history_agreement",
+    "written_key",
+)
 
 
 def _leaks(root: Path, student: str, document: str) -> dict[str, list[str]]:
@@ -496,11 +598,13 @@ def _leaks(root: Path, student: str, document: str) -> dict[str, list[str]]:
     text = feedback.html_text(document)
     return {
         "hidden-test lines": sorted(line for line in _hidden_test_lines(root) if line in text),
-        "secret numbers": sorted(form for form, pattern in _secret_numbers(root, student).items()
-                                 if pattern.search(text)),
+        "secret numbers": sorted(
+            form for form, pattern in _secret_numbers(root, student).items() if pattern.search(text)
+        ),
         "grader markers": [marker for marker in _MARKERS if marker in text],
-        "reference code": sorted(line for line in _reference_lines(root / "submitted" / student / "hw5", root)
-                                 if line in text),
+        "reference code": sorted(
+            line for line in _reference_lines(root / "submitted" / student / "hw5", root) if line in text
+        ),
     }
 
 
@@ -510,7 +614,7 @@ def _leaks(root: Path, student: str, document: str) -> dict[str, list[str]]:
 def test_hw5_feedback_reveals_no_hidden_test_threshold_expectation_or_reference_code(hw5_feedback):
     root, students = hw5_feedback
     hidden = _hidden_test_lines(root)
-    assert len(hidden) >= 20 and "check_run_model(model_eta_large, \"eta_large\")" in hidden
+    assert len(hidden) >= 20 and 'check_run_model(model_eta_large, "eta_large")' in hidden
     for student in students:
         assert {"0.49", "0.47", "0.42", "0.044"} <= set(_secret_numbers(root, student))  # floors, tolerance
         for path in sorted((root / "feedback" / student / "hw5").glob("*.html")):
@@ -525,14 +629,20 @@ def test_the_leak_search_finds_planted_secrets(hw5_feedback):
     """The search above can fail: each kind of secret, planted in a real feedback page, is found."""
     root, _ = hw5_feedback
     document = (root / "feedback" / "batch-size-1024" / "hw5" / "hw5_part_b_cnn.html").read_text()
-    reference_line = "\"eta_large\": {\"builder\": \"define_model\", \"learning_rate\": 1.0, \"momentum\": 0.0},"
-    planted = document.replace("</body>", (
-        "<pre>check_training(history_momentum, model_momentum, \"momentum\")</pre>"
-        "<p>The floor is 0.47.</p><pre>from graders.checks import check_training</pre>"
-        f"<pre>{reference_line}</pre></body>"))
+    reference_line = '"eta_large": {"builder": "define_model", "learning_rate": 1.0, "momentum": 0.0},'
+    planted = document.replace(
+        "</body>",
+        (
+            '<pre>check_training(history_momentum, model_momentum, "momentum")</pre>'
+            "<p>The floor is 0.47.</p><pre>from graders.checks import check_training</pre>"
+            f"<pre>{reference_line}</pre></body>"
+        ),
+    )
     leaks = _leaks(root, "batch-size-1024", planted)
-    assert leaks["hidden-test lines"] == ["check_training(history_momentum, model_momentum, \"momentum\")",
-                                          "from graders.checks import check_training"]
+    assert leaks["hidden-test lines"] == [
+        'check_training(history_momentum, model_momentum, "momentum")',
+        "from graders.checks import check_training",
+    ]
     assert leaks["secret numbers"] == ["0.47"]
     assert leaks["grader markers"] == ["graders.checks"]
     assert leaks["reference code"] == [reference_line]
@@ -542,8 +652,8 @@ def test_the_leak_search_finds_planted_secrets(hw5_feedback):
 @pytest.mark.needs_mnist
 @needs_bwrap
 def test_hw5_feedback_shows_each_tests_outcome_message_plots_and_budget(hw5_feedback):
-    from graders.gradebook import student_grades
     from graders.course import course_db_url
+    from graders.gradebook import student_grades
 
     root, students = hw5_feedback
     for student in students:
@@ -551,8 +661,9 @@ def test_hw5_feedback_shows_each_tests_outcome_message_plots_and_budget(hw5_feed
         text = feedback.html_text(part_b)
         assert "HW5 data budget: fast (1,000 training / 500 test images)" in text
         images = _embedded_pngs(part_b)
-        assert len(images) == _plots(root / "autograded" / student / "hw5" / "hw5_part_b_cnn.ipynb"), \
+        assert len(images) == _plots(root / "autograded" / student / "hw5" / "hw5_part_b_cnn.ipynb"), (
             f"{student}: the feedback lost some of the student's plots"
+        )
         assert all(base64.b64decode(image)[:8] == b"\x89PNG\r\n\x1a\n" for image in images)
         grades = {g.grade_id: g for g in student_grades(course_db_url(root), student)}
         autograded = root / "autograded" / student / "hw5"
@@ -567,8 +678,9 @@ def test_hw5_feedback_shows_each_tests_outcome_message_plots_and_budget(hw5_feed
                     assert outcome.message and outcome.message.splitlines()[0] in html_text, (student, outcome)
     from bs4 import BeautifulSoup
 
-    summary = BeautifulSoup((root / "feedback" / "reference" / "hw5" / "hw5_part_b_cnn.html").read_text(),
-                            "html.parser").find("div", class_="hw5-feedback-summary")
+    summary = BeautifulSoup(
+        (root / "feedback" / "reference" / "hw5" / "hw5_part_b_cnn.html").read_text(), "html.parser"
+    ).find("div", class_="hw5-feedback-summary")
     outcomes = [td.get_text() for td in summary.find_all("td", class_="hw5-outcome")]
     assert outcomes.count("passed") == 12 and outcomes.count("awaiting grading") == 4
     batch = feedback.html_text((root / "feedback" / "batch-size-1024" / "hw5" / "hw5_part_b_cnn.html").read_text())
@@ -576,8 +688,12 @@ def test_hw5_feedback_shows_each_tests_outcome_message_plots_and_budget(hw5_feed
 
 
 def _plots(path: Path) -> int:
-    return sum("image/png" in output.get("data", {}) for cell in nbformat.read(path, as_version=4).cells
-               if cell.cell_type == "code" for output in cell.outputs)
+    return sum(
+        "image/png" in output.get("data", {})
+        for cell in nbformat.read(path, as_version=4).cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
 
 
 def _embedded_pngs(document: str) -> list[str]:
@@ -586,15 +702,20 @@ def _embedded_pngs(document: str) -> list[str]:
     from bs4 import BeautifulSoup
 
     prefix = "data:image/png;base64,"
-    return [img["src"][len(prefix):] for img in BeautifulSoup(document, "html.parser").find_all("img")
-            if img.get("src", "").startswith(prefix)]
+    return [
+        img["src"][len(prefix) :]
+        for img in BeautifulSoup(document, "html.parser").find_all("img")
+        if img.get("src", "").startswith(prefix)
+    ]
 
 
 def test_the_image_search_finds_nbconverts_images():
     """The search above can fail: it finds images whatever the attribute order, and only PNGs."""
-    page = ('<img alt="No description" class="" src="data:image/png;base64,iVBORw0KGgo=">'
-            '<img src="data:image/png;base64,AAAA"><img src="data:image/jpeg;base64,AAAA">'
-            '<p>data:image/png;base64,BBBB</p>')
+    page = (
+        '<img alt="No description" class="" src="data:image/png;base64,iVBORw0KGgo=">'
+        '<img src="data:image/png;base64,AAAA"><img src="data:image/jpeg;base64,AAAA">'
+        "<p>data:image/png;base64,BBBB</p>"
+    )
     assert _embedded_pngs(page) == ["iVBORw0KGgo=", "AAAA"]
 
 

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 import hw5_data
-from graders.checks import GradingFailure, check_training
-from graders.checks import data_checks, recorder, training_checks
+from graders.checks import GradingFailure, check_training, data_checks, recorder, training_checks
 
 pytestmark = pytest.mark.needs_mnist
 
@@ -36,9 +35,13 @@ def kernel():
 
     (x_train_raw, y_train_raw), (x_test_raw, y_test_raw) = hw5_data.load_mnist()
     prepare = lambda images: images.reshape((images.shape[0], 28, 28, 1)).astype("float32") / 255.0
-    return {"x_train": prepare(x_train_raw), "y_train": keras.utils.to_categorical(y_train_raw, 10),
-            "x_test": prepare(x_test_raw), "y_test": keras.utils.to_categorical(y_test_raw, 10),
-            "y_train_raw": y_train_raw}
+    return {
+        "x_train": prepare(x_train_raw),
+        "y_train": keras.utils.to_categorical(y_train_raw, 10),
+        "x_test": prepare(x_test_raw),
+        "y_test": keras.utils.to_categorical(y_test_raw, 10),
+        "y_train_raw": y_train_raw,
+    }
 
 
 def record(x, y, validation=None, **arguments) -> dict:
@@ -52,13 +55,15 @@ def problem(rec) -> str | None:
 def _small_model():
     import keras
 
-    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                              keras.layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")]
+    )
     model.compile("sgd", "categorical_crossentropy", metrics=["accuracy"])
     return model
 
 
 # ----- the recorder: what fit is given, and what it trains on ---------------------------------
+
 
 def test_row_hashes_ignore_dtype_and_trailing_shape_but_not_values(kernel):
     x = kernel["x_train"][:500]
@@ -95,8 +100,7 @@ def test_without_the_grading_kit_fit_is_kerass_own(monkeypatch):
 
 def _fit_once(x, y, validation, **options):
     model = _small_model()
-    history = model.fit(x, y, **{"batch_size": 32, "epochs": 1, "verbose": 0, **options},
-                        validation_data=validation)
+    history = model.fit(x, y, **{"batch_size": 32, "epochs": 1, "verbose": 0, **options}, validation_data=validation)
     (rec,) = recorder.fit_records(model)
     return int(model.optimizer.iterations.numpy()), rec, history
 
@@ -126,7 +130,9 @@ def test_honest_calls_train_on_the_budgets_rows_whatever_their_form(kernel):
         assert int(model.optimizer.iterations.numpy()) == STEPS, name
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
     model = _small_model()
-    model.fit(dataset, epochs=1, verbose=0, validation_data=tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(32))
+    model.fit(
+        dataset, epochs=1, verbose=0, validation_data=tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(32)
+    )
     (rec,) = recorder.fit_records(model)
     assert problem(rec) is None and int(model.optimizer.iterations.numpy()) == -(-TINY.n_train // 64)
 
@@ -150,8 +156,9 @@ def test_subsets_mean_in_grading_what_they_mean_at_home(kernel):
         assert updates < STEPS, name
         assert problem(rec).startswith(f"The training data holds {len(images):,} images, only part of x_train"), name
     updates, rec, _ = _fit_once(np.concatenate([x, x_test]), np.concatenate([y, y_test]), (x_test, y_test))
-    assert problem(rec).startswith("10,000 of the 70,000 images of the training data are not images of "
-                                   "x_train (they are images of x_test).")
+    assert problem(rec).startswith(
+        "10,000 of the 70,000 images of the training data are not images of x_train (they are images of x_test)."
+    )
 
 
 def test_a_split_a_generator_and_another_preprocessing(kernel):
@@ -186,6 +193,7 @@ def test_a_failure_to_fingerprint_is_recorded_and_fit_still_runs(kernel, monkeyp
 
 
 # ----- data_checks: the comparisons -----------------------------------------------------------
+
 
 def test_correct_styles_match(kernel):
     import tensorflow as tf
@@ -227,9 +235,12 @@ def test_shifted_labels_do_not_match_their_images(kernel):
 def test_foreign_images_are_named_with_where_they_come_from(kernel):
     x_test, y_test = kernel["x_test"], kernel["y_test"]
     message = problem(record(x_test, y_test, (x_test, y_test)))
-    assert message.startswith("10,000 of the 10,000 images of the training data are not images of x_train "
-                              "(they are images of x_test).")
-    message = problem(record(kernel["x_train"], kernel["y_train"], (kernel["x_train"][:10_000], kernel["y_train"][:10_000])))
+    assert message.startswith(
+        "10,000 of the 10,000 images of the training data are not images of x_train (they are images of x_test)."
+    )
+    message = problem(
+        record(kernel["x_train"], kernel["y_train"], (kernel["x_train"][:10_000], kernel["y_train"][:10_000]))
+    )
     assert "not images of x_test (they are images of x_train)" in message
     message = problem(record(kernel["x_train"] * 255.0, kernel["y_train"], (x_test, y_test)))
     assert message.startswith("60,000 of the 60,000 images of the training data are not images of x_train.")
@@ -238,19 +249,20 @@ def test_foreign_images_are_named_with_where_they_come_from(kernel):
 def test_validation_on_another_slice_of_the_test_set_fails(kernel):
     x_test, y_test = kernel["x_test"], kernel["y_test"]
     message = problem(record(kernel["x_train"], kernel["y_train"], (x_test[5_000:], y_test[5_000:])))
-    assert message.startswith("The validation data is not the test set. The validation data holds 5,000 images, "
-                              "only part of x_test.")
+    assert message.startswith(
+        "The validation data is not the test set. The validation data holds 5,000 images, only part of x_test."
+    )
 
 
 # ----- check_training and the verifier --------------------------------------------------------
+
 
 def _trained(kernel, x, y):
     from graders.authoring import reference
 
     recorder.install(TINY)
     model = reference.build_run("eta_large")
-    history = model.fit(x, y, batch_size=32, epochs=10, verbose=0,
-                        validation_data=(kernel["x_test"], kernel["y_test"]))
+    history = model.fit(x, y, batch_size=32, epochs=10, verbose=0, validation_data=(kernel["x_test"], kernel["y_test"]))
     return model, history
 
 

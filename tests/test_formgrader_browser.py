@@ -25,10 +25,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from test_browser import _missing, artifact_path, browser, full_page_screenshot, serve_jupyter  # noqa: F401 (fixture)
 from test_exchange_roundtrip import (
-    ASSIGNMENT, base_environment, course_command, course_config, needs_bwrap, run, scratch_course,
+    ASSIGNMENT,
+    base_environment,
+    course_command,
+    course_config,
+    needs_bwrap,
+    run,
+    scratch_course,
 )
 
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
@@ -66,10 +71,12 @@ def formgrader(graded_course, tmp_path):
     """``jupyter server`` in the course root (nbgrader's formgrader is a server extension,
     enabled by its package); yields its URL and token."""
     root, _, env = graded_course
-    env = {**env,
-           "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
-           "IPYTHONDIR": str(tmp_path / "ipython")}
+    env = {
+        **env,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "jupyter-runtime"),
+        "IPYTHONDIR": str(tmp_path / "ipython"),
+    }
     with serve_jupyter("server", root, env, tmp_path / "jupyter-server.log", "/formgrader/api/assignments") as served:
         yield served
 
@@ -208,16 +215,18 @@ def toy_formgrader(tmp_path):
     """A toy course with a correct, a wrong and a tampering submission (test_nbgrader_door's),
     its students in the gradebook, and a Jupyter server with the formgrader in its root."""
     from nbgrader.api import Gradebook
-
     from test_nbgrader_door import SOLUTIONS, _course
 
     root = _course(tmp_path / "course")
     with Gradebook(course_config(root).CourseDirectory.db_url) as gradebook:
         for student in SOLUTIONS:
             gradebook.update_or_create_student(student, first_name=student, last_name="Toy")
-    env = base_environment(JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-                           JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
-                           JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"), IPYTHONDIR=str(tmp_path / "ipython"))
+    env = base_environment(
+        JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"),
+        JUPYTER_DATA_DIR=str(tmp_path / "jupyter-data"),
+        IPYTHONDIR=str(tmp_path / "ipython"),
+    )
     with serve_jupyter("server", root, env, tmp_path / "jupyter-server.log", "/formgrader/api/assignments") as served:
         yield root, served
 
@@ -225,25 +234,30 @@ def toy_formgrader(tmp_path):
 def _click_autograde(driver, student: str, timeout: float = 600) -> str:
     """Click the Autograde button (the flash icon) of ``student``'s row on Manage Submissions;
     returns the text of the dialog nbgrader shows when the request ends, and closes it."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
-
-    from selenium.common.exceptions import TimeoutException
 
     row = f"//tr[td[normalize-space()='{student}']]"
     try:
         WebDriverWait(driver, 60).until(
-            lambda d: d.find_elements(By.XPATH, f"{row}//td[contains(@class, 'autograde')]/a"))
+            lambda d: d.find_elements(By.XPATH, f"{row}//td[contains(@class, 'autograde')]/a")
+        )
     except TimeoutException:
-        raise AssertionError(f"no Autograde button for {student} on {driver.current_url}:\n"
-                             f"{driver.find_element(By.TAG_NAME, 'body').text[-2000:]}") from None
+        raise AssertionError(
+            f"no Autograde button for {student} on {driver.current_url}:\n"
+            f"{driver.find_element(By.TAG_NAME, 'body').text[-2000:]}"
+        ) from None
     driver.find_element(By.XPATH, f"{row}//td[contains(@class, 'autograde')]/a").click()
     dialog = WebDriverWait(driver, timeout).until(
-        lambda d: next((m for m in d.find_elements(By.CSS_SELECTOR, "#success-modal, #error-modal")
-                        if m.is_displayed()), None))
+        lambda d: next(
+            (m for m in d.find_elements(By.CSS_SELECTOR, "#success-modal, #error-modal") if m.is_displayed()), None
+        )
+    )
     text = dialog.text
-    driver.execute_script("$('.modal').modal('hide').remove(); $('.modal-backdrop').remove(); "
-                          "$('body').removeClass('modal-open');")
+    driver.execute_script(
+        "$('.modal').modal('hide').remove(); $('.modal-backdrop').remove(); $('body').removeClass('modal-open');"
+    )
     return text
 
 

@@ -12,12 +12,15 @@ import time
 
 import nbformat
 import pytest
-
-from graders.grading import batch
 from host_state import lasting_leftovers, orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, TESTS, make_toy_course, points, released, report_of, submit
 
-pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+from graders.grading import batch
+
+pytestmark = [
+    pytest.mark.batch,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
 
 def _duplicate_test_cell():
@@ -55,7 +58,8 @@ CASES = {
     "wrong": (dict(solution="def add(a, b):\n    return a - b\n"), (0, 0), None),
     "correct-with-stderr": (
         dict(solution="import sys\ndef add(a, b):\n    print('adding', file=sys.stderr)\n    return a + b\n"),
-        (1, 1), None,
+        (1, 1),
+        None,
     ),
     "invalid-json": (dict(raw=b'{"cells": [ this is not json'), (0, 0), "is not valid JSON"),
     "json-not-a-notebook": (dict(raw=b'{"hello": "world"}'), (0, 0), "not an nbformat 4 notebook"),
@@ -81,8 +85,7 @@ def graded(tmp_path_factory):
     source_hash = tree_hash(root / "source")
     _BEFORE.update(orphaned_sandbox_leftovers())  # another run's debris is not this batch's
     report = root / "report.json"
-    code = batch.main(["toy", "--course", str(root), "--workers", "2", "--report", str(report)]
-                      + _short_timeouts())
+    code = batch.main(["toy", "--course", str(root), "--workers", "2", "--report", str(report)] + _short_timeouts())
     return root, code, report_of(report), source_hash
 
 
@@ -135,8 +138,7 @@ def test_a_submission_that_breaks_the_intake_fails_alone(tmp_path, monkeypatch, 
 def test_the_leftover_search_finds_a_lasting_ownerless_process():
     """The check above can fail: a uid-65534 process outside any live run is reported."""
     before = set(orphaned_sandbox_leftovers())
-    stray = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                              "sleep", "30.5"])
+    stray = subprocess.Popen(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "30.5"])
     try:
         time.sleep(0.3)
         found = lasting_leftovers(before, grace_s=1.0)
@@ -161,8 +163,7 @@ def test_students_already_graded_are_skipped_unless_forced(graded, capsys):
 
 
 def test_grading_is_refused_without_a_working_sandbox(graded, monkeypatch, capsys):
-    from graders.sandbox import SandboxUnavailable
-    from graders.sandbox import selftest
+    from graders.sandbox import SandboxUnavailable, selftest
 
     def broken(*args, **kwargs):
         raise SandboxUnavailable("bwrap: setting up uid map: Permission denied")
@@ -175,8 +176,7 @@ def test_grading_is_refused_without_a_working_sandbox(graded, monkeypatch, capsy
 
 def test_no_sandbox_runs_only_when_asked_and_says_so(graded, capsys):
     root = graded[0]
-    code = batch.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox",
-                       "--no-canary"])
+    code = batch.main(["toy", "--course", str(root), "--student", "correct", "--force", "--no-sandbox", "--no-canary"])
     assert code == 0
     assert "WITHOUT isolation" in capsys.readouterr().err
     assert points(root, "correct") == {"test_add": 1.0, "test_add_more": 1.0}
@@ -187,12 +187,15 @@ def empty_toy_course(tmp_path_factory):
     return make_toy_course(tmp_path_factory.mktemp("limits") / "course")
 
 
-@pytest.mark.parametrize("argv, expected", [
-    ([], {}),  # the fast budget keeps the sandbox's defaults
-    (["--budget", "full"], batch.FULL_BUDGET_TIMEOUTS),
-    (["--budget", "full", "--cell-timeout", "99"], {**batch.FULL_BUDGET_TIMEOUTS, "cell_timeout_s": 99}),
-    (["--notebook-timeout", "77", "--memory-mb", "512"], {"notebook_timeout_s": 77, "memory_mb": 512}),
-])
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        ([], {}),  # the fast budget keeps the sandbox's defaults
+        (["--budget", "full"], batch.FULL_BUDGET_TIMEOUTS),
+        (["--budget", "full", "--cell-timeout", "99"], {**batch.FULL_BUDGET_TIMEOUTS, "cell_timeout_s": 99}),
+        (["--notebook-timeout", "77", "--memory-mb", "512"], {"notebook_timeout_s": 77, "memory_mb": 512}),
+    ],
+)
 def test_the_full_budget_gets_longer_time_limits_unless_given(empty_toy_course, monkeypatch, argv, expected):
     """Full-budget trainings run for minutes: the sandbox's fast-budget limits would kill them."""
     seen = {}

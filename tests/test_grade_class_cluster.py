@@ -26,24 +26,26 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from toy_course import CORRECT, TESTS, grade_toy, points, toy_course_with
 
 from graders.grading import batch
-from toy_course import grade_toy, points, toy_course_with
-from toy_course import CORRECT, TESTS
 
 REPO = Path(__file__).resolve().parents[1]
 
 needs_root_sandbox = pytest.mark.skipif(
     shutil.which("bwrap") is None or shutil.which("unshare") is None or os.geteuid() != 0,
-    reason="needs root, unshare and bubblewrap (apt-get install -y bubblewrap util-linux)")
+    reason="needs root, unshare and bubblewrap (apt-get install -y bubblewrap util-linux)",
+)
 pytestmark = [pytest.mark.batch, needs_root_sandbox]
 
 WRONG = "def add(a, b):\n    return a - b\n"
 CLASS = {
     "alice": (CORRECT, (1, 1)),
     "bob": (WRONG, (0, 0)),
-    "carol": ("def add(a, b):\n    if (a, b) == (2, 2):\n        import os\n        os._exit(1)\n    return a + b\n",
-              (1, 0)),
+    "carol": (
+        "def add(a, b):\n    if (a, b) == (2, 2):\n        import os\n        os._exit(1)\n    return a + b\n",
+        (1, 0),
+    ),
 }
 
 
@@ -75,8 +77,11 @@ def course_only_modules() -> list[str]:
     extras = {dist(r) for name in ("course", "test") for r in project["optional-dependencies"][name]}
     base = {dist(r) for r in project["dependencies"]}
     providers = importlib.metadata.packages_distributions()
-    return sorted(module for module, dists in providers.items()
-                  if {d.lower().replace("_", "-") for d in dists} <= extras - base and not module.startswith("_"))
+    return sorted(
+        module
+        for module, dists in providers.items()
+        if {d.lower().replace("_", "-") for d in dists} <= extras - base and not module.startswith("_")
+    )
 
 
 def _course_only_packages_removed(venv: str) -> list[str]:
@@ -91,10 +96,12 @@ def _course_only_packages_removed(venv: str) -> list[str]:
         folders = list(spec.submodule_search_locations or []) if spec else []
         for folder in folders:
             if folder.startswith(sys.prefix + os.sep):
-                inside = venv + folder[len(sys.prefix):]
-                lines += [f"mount -t tmpfs -o size=1m tmpfs {inside}",
-                          f"echo \"raise ModuleNotFoundError('No module named {module} (not installed on this worker)')\""
-                          f" > {inside}/__init__.py"]
+                inside = venv + folder[len(sys.prefix) :]
+                lines += [
+                    f"mount -t tmpfs -o size=1m tmpfs {inside}",
+                    f"echo \"raise ModuleNotFoundError('No module named {module} (not installed on this worker)')\""
+                    f" > {inside}/__init__.py",
+                ]
     return lines
 
 
@@ -103,22 +110,32 @@ def _start_isolated_worker(address: str, home: Path, with_package: bool) -> subp
     if with_package:
         shutil.copytree(REPO / "graders", home / "src" / "graders", ignore=shutil.ignore_patterns("__pycache__"))
     hide = sorted({p for p in _orchestrator_paths() if os.path.exists(p)}, key=len, reverse=True)
-    script = "\n".join([
-        "set -e",
-        "mount --make-rprivate /",
-        f"mount --bind {sys.prefix} {home}/venv",  # the worker's own Python, at a path of its own
-        *_course_only_packages_removed(f"{home}/venv"),  # installed with `pip install .`: no extras
-        *(f"mount -t tmpfs -o size=2g tmpfs {path}" for path in hide),  # deepest first
-        f"exec {home}/venv/bin/python -m distributed.cli.dask_worker {address} --no-nanny --nthreads 1 "
-        f"--memory-limit 0 --no-dashboard --local-directory {home}/dask --name isolated",
-    ])
-    env = {"PATH": os.environ["PATH"], "HOME": str(home), "HW5_BLOB_CACHE": str(home / "cache"),
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
+    script = "\n".join(
+        [
+            "set -e",
+            "mount --make-rprivate /",
+            f"mount --bind {sys.prefix} {home}/venv",  # the worker's own Python, at a path of its own
+            *_course_only_packages_removed(f"{home}/venv"),  # installed with `pip install .`: no extras
+            *(f"mount -t tmpfs -o size=2g tmpfs {path}" for path in hide),  # deepest first
+            f"exec {home}/venv/bin/python -m distributed.cli.dask_worker {address} --no-nanny --nthreads 1 "
+            f"--memory-limit 0 --no-dashboard --local-directory {home}/dask --name isolated",
+        ]
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "HW5_BLOB_CACHE": str(home / "cache"),
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
     if with_package:
         env["PYTHONPATH"] = str(home / "src")
-    return subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", "-c", script], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(home / "worker.log", "wb"),
-                            start_new_session=True)
+    return subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(home / "worker.log", "wb"),
+        start_new_session=True,
+    )
 
 
 @pytest.fixture(params=[True], ids=["with-package"])
@@ -183,8 +200,10 @@ def test_a_worker_without_the_course_grades_the_class(tmp_path, isolated_worker)
     assert set(client.run(importable, "bs4").values()) == {False}
     code, reports = _grade(root, "--scheduler", address)
     for student, (_, expected) in CLASS.items():
-        assert tuple(points(root, student).get(test, 0.0) for test in TESTS) == tuple(map(float, expected)), \
-            (student, reports[student])
+        assert tuple(points(root, student).get(test, 0.0) for test in TESTS) == tuple(map(float, expected)), (
+            student,
+            reports[student],
+        )
     assert code == 0, reports  # carol's kernel died: graded, with the reason
     assert "kernel_died" in " ".join(reports["carol"]["errors"])
     assert reports["alice"]["errors"] == [] and reports["bob"]["status"] == "graded"
@@ -196,8 +215,7 @@ def test_a_worker_without_the_package_refuses_in_one_line(tmp_path, isolated_wor
     address, client, home = isolated_worker
     root = toy_course_with(tmp_path / "course", {"alice": (CORRECT, None)})
     report = root / "report.json"
-    code = batch.main(["toy", "--course", str(root), "--no-canary", "--report", str(report),
-                       "--scheduler", address])
+    code = batch.main(["toy", "--course", str(root), "--no-canary", "--report", str(report), "--scheduler", address])
     err = capsys.readouterr().err
     assert code == 2 and not report.exists(), err
     line = next(line for line in err.splitlines() if "worker tcp://" in line)
@@ -227,8 +245,7 @@ def test_a_worker_without_the_course_grades_hw5_exactly(tmp_path, isolated_worke
         mock.write(root / "submitted", root=root)
     _sees_nothing_of_the_orchestrator(client, root)
     report = root / "report.json"
-    code = batch.main(["hw5", "--course", str(root), "--report", str(report), "--no-canary",
-                       "--scheduler", address])
+    code = batch.main(["hw5", "--course", str(root), "--report", str(report), "--no-canary", "--scheduler", address])
     outcomes = {entry["student"]: entry for entry in json.loads(report.read_text())}
     for mock in mocks:
         got = autograded_points(student_grades(course_db_url(root), mock.name))

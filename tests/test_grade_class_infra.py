@@ -19,13 +19,15 @@ import time
 from pathlib import Path
 
 import pytest
-
-from graders.grading import batch
 from host_state import sandbox_processes
 from toy_course import CORRECT, TESTS, grade_toy, points, submit, toy_course_with
 
-needs_sandbox = pytest.mark.skipif(shutil.which("bwrap") is None or os.geteuid() != 0,
-                                   reason="the sandbox needs root and bubblewrap (apt-get install -y bubblewrap)")
+from graders.grading import batch
+
+needs_sandbox = pytest.mark.skipif(
+    shutil.which("bwrap") is None or os.geteuid() != 0,
+    reason="the sandbox needs root and bubblewrap (apt-get install -y bubblewrap)",
+)
 
 WRONG = "def add(a, b):\n    return a - b\n"
 pytestmark = pytest.mark.batch
@@ -35,8 +37,10 @@ SLOW = "import time\ntime.sleep(20)\n" + CORRECT  # about 20 s in the sandbox
 CLASS = {
     "alice": (CORRECT, (1, 1)),
     "bob": (WRONG, (0, 0)),
-    "carol": ("def add(a, b):\n    if (a, b) == (2, 2):\n        import os\n        os._exit(1)\n    return a + b\n",
-              (1, 0)),
+    "carol": (
+        "def add(a, b):\n    if (a, b) == (2, 2):\n        import os\n        os._exit(1)\n    return a + b\n",
+        (1, 0),
+    ),
 }
 
 
@@ -54,8 +58,12 @@ def _grade(root: Path, *extra: str) -> tuple[int, dict]:
 def cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=0,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         yield cluster, client
 
 
@@ -199,11 +207,19 @@ def postgres():
     shutil.chown(base, "postgres", "postgres")
     data, port = base / "data", _free_port()
     as_postgres = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(as_postgres + [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
-                                  "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        as_postgres
+        + [str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {base} -c listen_addresses='' -c fsync=off"
-    subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l",
-                                  str(base / "log"), "-w", "-t", "60", "start"], check=True, capture_output=True)
+    subprocess.run(
+        as_postgres
+        + [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "-t", "60", "start"],
+        check=True,
+        capture_output=True,
+    )
     try:
         connection = psycopg2.connect(host=str(base), port=port, user="postgres", dbname="postgres")
         connection.autocommit = True
@@ -212,8 +228,9 @@ def postgres():
         # the driver is named: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3
         yield f"postgresql+psycopg2://postgres@/hw5?host={base}&port={port}", dict(host=str(base), port=port)
     finally:
-        subprocess.run(as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            as_postgres + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -236,10 +253,12 @@ def test_a_postgresql_gradebook(tmp_path, postgres, monkeypatch):
             " JOIN submitted_notebook ON grade.notebook_id = submitted_notebook.id"
             " JOIN submitted_assignment ON submitted_notebook.assignment_id = submitted_assignment.id"
             " JOIN student ON submitted_assignment.student_id = student.id"
-            " JOIN base_cell ON grade.cell_id = base_cell.id")
+            " JOIN base_cell ON grade.cell_id = base_cell.id"
+        )
         rows = {(student, cell): score for student, cell, score in cursor.fetchall()}
-    assert rows == {(student, test): float(expected[i]) for student, (_, expected) in CLASS.items()
-                    for i, test in enumerate(TESTS)}
+    assert rows == {
+        (student, test): float(expected[i]) for student, (_, expected) in CLASS.items() for i, test in enumerate(TESTS)
+    }
 
 
 # -- gradebook integrity ------------------------------------------------------------------
@@ -253,7 +272,8 @@ def _forger(gradebook: Path) -> str:
         "    db.commit()\n"
         "    print('FORGED')\n"
         "except Exception as error:\n"
-        "    print('gradebook unreachable:', type(error).__name__, error)\n" + WRONG)
+        "    print('gradebook unreachable:', type(error).__name__, error)\n" + WRONG
+    )
 
 
 def _outputs(root: Path, student: str) -> str:
@@ -270,8 +290,12 @@ def _manual_scores(root: Path) -> dict:
     from graders.course import course_db_url
 
     with Gradebook(course_db_url(root)) as gradebook:
-        return {(sub.student.id, g.name): g.manual_score for sub in gradebook.find_assignment("toy").submissions
-                for nb in sub.notebooks for g in nb.grades}
+        return {
+            (sub.student.id, g.name): g.manual_score
+            for sub in gradebook.find_assignment("toy").submissions
+            for nb in sub.notebooks
+            for g in nb.grades
+        }
 
 
 def test_unsandboxed_forged_manual_scores_are_reset_and_flagged(tmp_path, capsys):

@@ -27,19 +27,26 @@ def course(tmp_path):
 
 
 def key_of(root, extra=None):
-    return canary_key([root / "source" / "hw5" / "hw5_part_b_cnn.ipynb", root / "graders" / "checks"],
-                      extra or {"budget": "fast"}, data_file=root / "mnist.npz",
-                      digest_cache=CanaryCache(root).digests)
+    return canary_key(
+        [root / "source" / "hw5" / "hw5_part_b_cnn.ipynb", root / "graders" / "checks"],
+        extra or {"budget": "fast"},
+        data_file=root / "mnist.npz",
+        digest_cache=CanaryCache(root).digests,
+    )
 
 
-@pytest.mark.parametrize("change", [
-    lambda root: (root / "graders/checks/model_checks.py").write_text("def check(): raise\n"),
-    lambda root: (root / "graders/checks/thresholds.json").write_text('{"budgets": {"fast": {"baseline": 0.9}}}'),
-    lambda root: (root / "graders/checks/training_checks.py").write_text(""),  # a new checks file
-    lambda root: (root / "source/hw5/hw5_part_b_cnn.ipynb").write_text('{"cells": [1]}'),
-    lambda root: (root / "mnist.npz").write_bytes(b"other, longer data"),
-    lambda root: (root / "mnist.npz").unlink(),  # a key, not a crash: the canary says what is missing
-], ids=["checks-file", "thresholds", "new-checks-file", "source-notebook", "data-file", "data-file-gone"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda root: (root / "graders/checks/model_checks.py").write_text("def check(): raise\n"),
+        lambda root: (root / "graders/checks/thresholds.json").write_text('{"budgets": {"fast": {"baseline": 0.9}}}'),
+        lambda root: (root / "graders/checks/training_checks.py").write_text(""),  # a new checks file
+        lambda root: (root / "source/hw5/hw5_part_b_cnn.ipynb").write_text('{"cells": [1]}'),
+        lambda root: (root / "mnist.npz").write_bytes(b"other, longer data"),
+        lambda root: (root / "mnist.npz").unlink(),  # a key, not a crash: the canary says what is missing
+    ],
+    ids=["checks-file", "thresholds", "new-checks-file", "source-notebook", "data-file", "data-file-gone"],
+)
 def test_the_key_changes_with_what_the_verdict_depends_on(course, change):
     before = key_of(course)
     assert key_of(course) == before  # stable
@@ -80,6 +87,7 @@ def passing(calls):
     def grade():
         calls.append(1)
         return CanaryResult(score=20, max_score=20, seconds=61.0)
+
     return grade
 
 
@@ -101,11 +109,19 @@ def test_a_failure_is_not_remembered_and_names_each_cell(course):
 
     def failing():
         calls.append(1)
-        return CanaryResult(15, 20, 58.0, [
-            ("test_todo2_training", "GradingFailure: The trained model reaches 0.3100 test accuracy "
-                                    "under the 'fast' grading budget, lower than a correct solution reaches."),
-            ("test_todo5_architecture", "AssertionError: conv2d has 32 filters"),
-        ])
+        return CanaryResult(
+            15,
+            20,
+            58.0,
+            [
+                (
+                    "test_todo2_training",
+                    "GradingFailure: The trained model reaches 0.3100 test accuracy "
+                    "under the 'fast' grading budget, lower than a correct solution reaches.",
+                ),
+                ("test_todo5_architecture", "AssertionError: conv2d has 32 filters"),
+            ],
+        )
 
     result = run_canary(failing, cache, "k")
     run_canary(failing, cache, "k")
@@ -118,12 +134,15 @@ def test_a_failure_is_not_remembered_and_names_each_cell(course):
     assert "thresholds.json fails the reference" in refusal
 
 
-@pytest.mark.parametrize("message, cause", [
-    ("FileNotFoundError: HW5_MNIST_PATH='/opt/hw5-data/mnist.npz' does not name a file.", "MNIST file is missing"),
-    ("gaierror: [Errno -3] Temporary failure in name resolution", "MNIST file is missing"),
-    ("ModuleNotFoundError: No module named 'graders.checks.training_checks'", "graders/checks) do not import"),
-    ("NameError: name 'x' is not defined", "cause unknown"),
-])
+@pytest.mark.parametrize(
+    "message, cause",
+    [
+        ("FileNotFoundError: HW5_MNIST_PATH='/opt/hw5-data/mnist.npz' does not name a file.", "MNIST file is missing"),
+        ("gaierror: [Errno -3] Temporary failure in name resolution", "MNIST file is missing"),
+        ("ModuleNotFoundError: No module named 'graders.checks.training_checks'", "graders/checks) do not import"),
+        ("NameError: name 'x' is not defined", "cause unknown"),
+    ],
+)
 def test_the_refusal_names_the_cause_where_it_can_tell(message, cause):
     refusal = CanaryResult(0, 20, 3.0, [("setup", message)]).refusal()
     assert cause in refusal
@@ -159,6 +178,7 @@ def test_an_exception_of_the_graders_own_is_named_with_its_module_not_cause_unkn
 
     try:
         from graders.grading import blobs
+
         blobs.sha_of("not a reference")  # raises BlobError inside graders/grading/blobs.py
     except Exception as error:  # noqa: BLE001
         line = describe(error)

@@ -68,8 +68,7 @@ def test_order_env_then_recorded_then_cache(three_places):
 def test_a_wrong_hw5_mnist_path_is_an_error_not_skipped(three_places, tmp_path):
     course, home, *_ = three_places
     with pytest.raises(data.DataUnavailable) as raised:
-        data.resolve_mnist(course, {"HW5_MNIST_PATH": str(tmp_path / "typo.npz")}, home=home,
-                           allow_download=False)
+        data.resolve_mnist(course, {"HW5_MNIST_PATH": str(tmp_path / "typo.npz")}, home=home, allow_download=False)
     assert f"HW5_MNIST_PATH={tmp_path / 'typo.npz'} is absent" in str(raised.value)
 
 
@@ -86,9 +85,14 @@ def test_nothing_found_names_every_place_on_one_line(tmp_path):
         data.resolve_mnist(course, {}, home=home, allow_download=False)
     message = str(raised.value)
     assert "\n" not in message
-    for part in ("HW5_MNIST_PATH: unset", f"{course / '.hw5-data'}: absent",
-                 f"{home / '.keras/datasets/mnist.npz'}: absent", "download: not tried",
-                 "HW5_MNIST_PATH=/path/to/mnist.npz", "make setup MNIST=/path"):
+    for part in (
+        "HW5_MNIST_PATH: unset",
+        f"{course / '.hw5-data'}: absent",
+        f"{home / '.keras/datasets/mnist.npz'}: absent",
+        "download: not tried",
+        "HW5_MNIST_PATH=/path/to/mnist.npz",
+        "make setup MNIST=/path",
+    ):
         assert part in message, part
 
 
@@ -116,14 +120,21 @@ def test_a_download_lands_in_the_cache_and_is_used(tmp_path, monkeypatch, valid_
     assert found == data.keras_cache_path(tmp_path / "home").resolve()
 
 
-@pytest.mark.parametrize("write, says", [
-    (lambda p: p.write_bytes(b"<html>proxy login</html>"), "cannot be read as an .npz"),
-    (lambda p: np.savez(p, x_train=np.zeros((10, 28, 28), np.uint8)), "missing x_test, y_test, y_train"),
-    (lambda p: np.savez(p, **{k: np.zeros((5,) + s[1:], np.uint8) for k, s in data.expected_shapes().items()}),
-     "x_train is uint8 (5, 28, 28), expected uint8 (60000, 28, 28)"),
-    (lambda p: np.savez(p, **{k: np.zeros(s, np.int8) for k, s in data.expected_shapes().items()}),
-     "x_train is int8 (60000, 28, 28), expected uint8 (60000, 28, 28)"),
-])
+@pytest.mark.parametrize(
+    "write, says",
+    [
+        (lambda p: p.write_bytes(b"<html>proxy login</html>"), "cannot be read as an .npz"),
+        (lambda p: np.savez(p, x_train=np.zeros((10, 28, 28), np.uint8)), "missing x_test, y_test, y_train"),
+        (
+            lambda p: np.savez(p, **{k: np.zeros((5,) + s[1:], np.uint8) for k, s in data.expected_shapes().items()}),
+            "x_train is uint8 (5, 28, 28), expected uint8 (60000, 28, 28)",
+        ),
+        (
+            lambda p: np.savez(p, **{k: np.zeros(s, np.int8) for k, s in data.expected_shapes().items()}),
+            "x_train is int8 (60000, 28, 28), expected uint8 (60000, 28, 28)",
+        ),
+    ],
+)
 def test_a_corrupt_file_is_refused_with_the_reason(tmp_path, write, says):
     course, bad = tmp_path / "course", tmp_path / "bad.npz"
     course.mkdir()

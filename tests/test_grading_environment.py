@@ -7,19 +7,28 @@ import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from graders.grading.environment import (
-    environment_failures, instructor_cell_failures, is_environment_failure,
+    environment_failures,
+    instructor_cell_failures,
+    is_environment_failure,
 )
 
 
 def cell(grade_id=None, *, locked=False, grade=False, solution=False, raises=None, markdown=False):
     made = new_markdown_cell("text") if markdown else new_code_cell("pass")
     if grade_id is not None:
-        made.metadata["nbgrader"] = {"grade_id": grade_id, "locked": locked, "grade": grade,
-                                     "solution": solution, "schema_version": 3}
+        made.metadata["nbgrader"] = {
+            "grade_id": grade_id,
+            "locked": locked,
+            "grade": grade,
+            "solution": solution,
+            "schema_version": 3,
+        }
     if raises:
         ename, evalue = raises
-        made.outputs = [new_output("stream", name="stdout", text="loading\n"),
-                        new_output("error", ename=ename, evalue=evalue, traceback=[])]
+        made.outputs = [
+            new_output("stream", name="stdout", text="loading\n"),
+            new_output("error", ename=ename, evalue=evalue, traceback=[]),
+        ]
     return made
 
 
@@ -32,22 +41,27 @@ def solution(grade_id="todo1", raises=None):
 
 
 def test_a_raising_setup_cell_is_reported():
-    notebook = new_notebook(cells=[
-        new_markdown_cell("# HW5"),
-        setup(raises=("FileNotFoundError", "HW5_MNIST_PATH='/x' does not name a file.")),
-        setup("prepare_data"),
-        solution(),
-    ])
+    notebook = new_notebook(
+        cells=[
+            new_markdown_cell("# HW5"),
+            setup(raises=("FileNotFoundError", "HW5_MNIST_PATH='/x' does not name a file.")),
+            setup("prepare_data"),
+            solution(),
+        ]
+    )
     assert instructor_cell_failures(notebook) == [
-        "cell setup raised FileNotFoundError: HW5_MNIST_PATH='/x' does not name a file."]
+        "cell setup raised FileNotFoundError: HW5_MNIST_PATH='/x' does not name a file."
+    ]
     assert is_environment_failure(notebook)
 
 
 def test_every_raising_setup_cell_is_reported_on_one_line_each():
-    notebook = new_notebook(cells=[
-        setup(raises=("URLError", "<urlopen error [Errno -3]\nTemporary failure>")),
-        setup("prepare_data", raises=("NameError", "x" * 500)),
-    ])
+    notebook = new_notebook(
+        cells=[
+            setup(raises=("URLError", "<urlopen error [Errno -3]\nTemporary failure>")),
+            setup("prepare_data", raises=("NameError", "x" * 500)),
+        ]
+    )
     assert instructor_cell_failures(notebook) == [
         "cell setup raised URLError: <urlopen error [Errno -3] Temporary failure>",
         "cell prepare_data raised NameError: " + "x" * 200,
@@ -72,12 +86,14 @@ def test_an_inserted_markdown_cell_runs_nothing_and_changes_nothing():
 
 
 def test_test_cells_and_student_errors_are_not_the_environments():
-    notebook = new_notebook(cells=[
-        cell("test_todo0", locked=True, grade=True, raises=("AssertionError", "wrong")),
-        cell("answer_md", solution=True, markdown=True),  # a written answer runs nothing
-        setup(raises=("ValueError", "bad")),
-        solution(raises=("TypeError", "student")),
-    ])
+    notebook = new_notebook(
+        cells=[
+            cell("test_todo0", locked=True, grade=True, raises=("AssertionError", "wrong")),
+            cell("answer_md", solution=True, markdown=True),  # a written answer runs nothing
+            setup(raises=("ValueError", "bad")),
+            solution(raises=("TypeError", "student")),
+        ]
+    )
     assert instructor_cell_failures(notebook) == ["cell setup raised ValueError: bad"]
 
 
@@ -87,7 +103,8 @@ def test_accepts_json_text_and_reports_per_notebook():
     text = nbformat.writes(broken)
     assert instructor_cell_failures(text) == ["cell setup raised OSError: no data"]
     assert environment_failures({"b.ipynb": text, "a.ipynb": fine, "c.ipynb": None}) == {
-        "b.ipynb": ["cell setup raised OSError: no data"]}
+        "b.ipynb": ["cell setup raised OSError: no data"]
+    }
 
 
 def test_the_real_part_b_notebook():

@@ -42,10 +42,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
-from graders.grading import batch
 from host_state import orphaned_sandbox_leftovers, tree_hash
 from toy_course import CORRECT, NOTEBOOK, TESTS, make_toy_course, points, released, report_of, submit
+
+from graders.grading import batch
 
 pytestmark = [
     pytest.mark.slow,
@@ -103,83 +103,106 @@ def _only_if_all_failed(attempts: str) -> str:
 def _reads(paths_of) -> object:
     def how(ctx):
         paths = [str(p) for p in paths_of(ctx)]
-        return dict(solution=_only_if_all_failed(
-            f"for p in {paths!r}:\n"
-            "    try:\n"
-            "        if os.path.isdir(p):\n"
-            "            GOT.append((p, os.listdir(p)))\n"
-            "        else:\n"
-            "            with open(p, 'rb') as f:\n"
-            "                GOT.append((p, f.read(64)))\n"
-            "    except OSError:\n"
-            "        pass\n"))
+        return dict(
+            solution=_only_if_all_failed(
+                f"for p in {paths!r}:\n"
+                "    try:\n"
+                "        if os.path.isdir(p):\n"
+                "            GOT.append((p, os.listdir(p)))\n"
+                "        else:\n"
+                "            with open(p, 'rb') as f:\n"
+                "                GOT.append((p, f.read(64)))\n"
+                "    except OSError:\n"
+                "        pass\n"
+            )
+        )
+
     return how
 
 
 def _write_outside(ctx):
-    targets = [ctx.sentinel, ctx.sentinel.parent / "escaped.txt", ctx.root / "escaped.txt",
-               ctx.root / "source" / "toy" / "escaped.txt", VENV_PROBE, "/home/student/escaped.txt",
-               "/escaped.txt", "/etc/escaped.txt"]
-    return dict(solution=_only_if_all_failed(
-        f"for p in {[str(t) for t in targets]!r}:\n"
-        "    try:\n"
-        "        with open(p, 'a') as f:\n"
-        "            f.write('ESCAPED')\n"
-        "        GOT.append(p)\n"
-        "    except OSError:\n"
-        "        pass\n"))
+    targets = [
+        ctx.sentinel,
+        ctx.sentinel.parent / "escaped.txt",
+        ctx.root / "escaped.txt",
+        ctx.root / "source" / "toy" / "escaped.txt",
+        VENV_PROBE,
+        "/home/student/escaped.txt",
+        "/escaped.txt",
+        "/etc/escaped.txt",
+    ]
+    return dict(
+        solution=_only_if_all_failed(
+            f"for p in {[str(t) for t in targets]!r}:\n"
+            "    try:\n"
+            "        with open(p, 'a') as f:\n"
+            "            f.write('ESCAPED')\n"
+            "        GOT.append(p)\n"
+            "    except OSError:\n"
+            "        pass\n"
+        )
+    )
 
 
 def _write_gradebook(ctx):
     gradebook = ctx.root / "gradebook.db"
-    return dict(solution=_only_if_all_failed(
-        "import sqlite3\n"
-        "try:\n"
-        f"    db = sqlite3.connect('file:{gradebook}?mode=rw', uri=True)\n"
-        "    db.execute('UPDATE grade SET manual_score = 1000')\n"
-        "    db.commit()\n"
-        "    GOT.append('sqlite update')\n"
-        "except Exception:\n"
-        "    pass\n"
-        "try:\n"
-        f"    with open({str(gradebook)!r}, 'r+b') as f:\n"
-        "        f.write(b'x')\n"
-        "    GOT.append('raw write')\n"
-        "except OSError:\n"
-        "    pass\n"))
+    return dict(
+        solution=_only_if_all_failed(
+            "import sqlite3\n"
+            "try:\n"
+            f"    db = sqlite3.connect('file:{gradebook}?mode=rw', uri=True)\n"
+            "    db.execute('UPDATE grade SET manual_score = 1000')\n"
+            "    db.commit()\n"
+            "    GOT.append('sqlite update')\n"
+            "except Exception:\n"
+            "    pass\n"
+            "try:\n"
+            f"    with open({str(gradebook)!r}, 'r+b') as f:\n"
+            "        f.write(b'x')\n"
+            "    GOT.append('raw write')\n"
+            "except OSError:\n"
+            "    pass\n"
+        )
+    )
 
 
 def _network(ctx):
-    return dict(solution=_only_if_all_failed(
-        "import socket\n"
-        f"for address in [('127.0.0.1', {ctx.port}), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
-        "    s = socket.socket()\n"
-        "    s.settimeout(3)\n"
-        "    try:\n"
-        "        s.connect(address)\n"
-        "        GOT.append(address)\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "    finally:\n"
-        "        s.close()\n"
-        "for name in ['pypi.org', 'storage.googleapis.com', 'localhost.localdomain.example']:\n"
-        "    try:\n"
-        "        socket.getaddrinfo(name, 443)\n"
-        "        GOT.append(name)\n"
-        "    except OSError:\n"
-        "        pass\n"))
+    return dict(
+        solution=_only_if_all_failed(
+            "import socket\n"
+            f"for address in [('127.0.0.1', {ctx.port}), ('1.1.1.1', 53), ('8.8.8.8', 443)]:\n"
+            "    s = socket.socket()\n"
+            "    s.settimeout(3)\n"
+            "    try:\n"
+            "        s.connect(address)\n"
+            "        GOT.append(address)\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "    finally:\n"
+            "        s.close()\n"
+            "for name in ['pypi.org', 'storage.googleapis.com', 'localhost.localdomain.example']:\n"
+            "    try:\n"
+            "        socket.getaddrinfo(name, 443)\n"
+            "        GOT.append(name)\n"
+            "    except OSError:\n"
+            "        pass\n"
+        )
+    )
 
 
 def _download(ctx):
-    return dict(solution=_only_if_all_failed(
-        "import urllib.request\n"
-        "for url in ['https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz',\n"
-        "            'http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz']:\n"
-        "    try:\n"
-        "        urllib.request.urlopen(url, timeout=5).read(100)\n"
-        "        GOT.append(url)\n"
-        "    except Exception:\n"
-        "        pass\n"))
+    return dict(
+        solution=_only_if_all_failed(
+            "import urllib.request\n"
+            "for url in ['https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz',\n"
+            "            'http://yann.lecun.com/exdb/mnist/train-images-idx3-ubyte.gz']:\n"
+            "    try:\n"
+            "        urllib.request.urlopen(url, timeout=5).read(100)\n"
+            "        GOT.append(url)\n"
+            "    except Exception:\n"
+            "        pass\n"
+        )
+    )
 
 
 def _shadowing(ctx):
@@ -192,7 +215,8 @@ def _shadowing(ctx):
             "import numpy, helper\n"
             "for module in (numpy, helper, builtins):\n"
             "    if getattr(module, 'SHADOWED', False):\n"
-            "        GOT.append(module.__name__)\n"),
+            "        GOT.append(module.__name__)\n"
+        ),
         extra_files={
             "numpy.py": "SHADOWED = True\n",
             "sitecustomize.py": "import builtins\nbuiltins.SHADOWED = True\n",
@@ -204,6 +228,7 @@ def _shadowing(ctx):
 
 def _notebook(edit, solution=CORRECT):
     """A released notebook with ``solution`` and an ``edit(notebook)`` applied."""
+
     def how(ctx):
         notebook = released(ctx.root)
         for cell in notebook.cells:
@@ -211,6 +236,7 @@ def _notebook(edit, solution=CORRECT):
                 cell.source = solution
         edit(notebook)
         return dict(notebook=notebook)
+
     return how
 
 
@@ -259,8 +285,10 @@ def _forge_outputs(notebook):
     for test in TESTS:
         cell = _cell(notebook, test)
         cell.execution_count = 7
-        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="all tests passed\n"),
-                        nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=7)]
+        cell.outputs = [
+            nbformat.v4.new_output("stream", name="stdout", text="all tests passed\n"),
+            nbformat.v4.new_output("execute_result", data={"text/plain": "1"}, execution_count=7),
+        ]
 
 
 def _kernelspec(notebook):
@@ -271,6 +299,7 @@ def _kernelspec(notebook):
 def _append_cells(count):
     def edit(notebook):
         notebook.cells += [nbformat.v4.new_code_cell(f"print('student cell {i}')") for i in range(count)]
+
     return edit
 
 
@@ -280,8 +309,7 @@ def _json(value) -> bytes:
 
 #: The toy course's own files (the ones a student might want), in the course under test.
 def _course_files(ctx):
-    return [ctx.root / "source", ctx.root / "source" / "toy" / NOTEBOOK, ctx.root / "release",
-            ctx.root, ctx.sentinel]
+    return [ctx.root / "source", ctx.root / "source" / "toy" / NOTEBOOK, ctx.root / "release", ctx.root, ctx.sentinel]
 
 
 CASES: dict[str, Case] = {
@@ -290,33 +318,58 @@ CASES: dict[str, Case] = {
     "control-wrong": Case(_solution(WRONG), (0, 0)),
     # -- structure -------------------------------------------------------------------------
     "invalid-json": Case(lambda ctx: dict(raw=b'{"cells": [ not json'), (0, 0), "is not valid JSON", status="failed"),
-    "json-not-a-notebook": Case(lambda ctx: dict(raw=_json({"hello": "world"})), (0, 0),
-                                "not an nbformat 4 notebook", status="failed"),
-    "no-cells": Case(lambda ctx: dict(raw=_json({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})),
-                     (0, 0), "has no cells", status="failed"),
+    "json-not-a-notebook": Case(
+        lambda ctx: dict(raw=_json({"hello": "world"})), (0, 0), "not an nbformat 4 notebook", status="failed"
+    ),
+    "no-cells": Case(
+        lambda ctx: dict(raw=_json({"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5})),
+        (0, 0),
+        "has no cells",
+        status="failed",
+    ),
     "deleted-test-cells": Case(_notebook(_delete_tests), (1, 1), "It was added back by nbgrader", where="notebook"),
-    "edited-test-cells-wrong-code": Case(_notebook(_edit_tests, WRONG), (0, 0), "add(1, 2) should be 3",
-                                         where="notebook"),
+    "edited-test-cells-wrong-code": Case(
+        _notebook(_edit_tests, WRONG), (0, 0), "add(1, 2) should be 3", where="notebook"
+    ),
     "edited-points": Case(_notebook(_edit_points), (1, 1)),
     "edited-grade-id": Case(_notebook(_edit_grade_id), (1, 1), "which the assignment does not have"),
-    "test-cell-flipped-to-ungraded": Case(_notebook(_flip_grade_flag), (0, 0), "Inconsistent checksums",
-                                          status="failed"),
+    "test-cell-flipped-to-ungraded": Case(
+        _notebook(_flip_grade_flag), (0, 0), "Inconsistent checksums", status="failed"
+    ),
     "duplicate-grade-id": Case(_notebook(_duplicate), (1, 1), "repeats grade_id"),
     "empty-nbgrader-metadata": Case(_notebook(_empty_meta), (1, 1), "empty nbgrader metadata"),
     "test-cell-made-markdown": Case(_notebook(_to_markdown), (1, 1)),
     "forged-outputs-wrong-code": Case(_notebook(_forge_outputs, WRONG), (0, 0), "AssertionError", where="notebook"),
     "switched-kernelspec": Case(_notebook(_kernelspec), (1, 1)),
-    "renamed-notebook": Case(lambda ctx: dict(solution=CORRECT, name="toy (1).ipynb"), (1, 1),
-                             "submitted as toy (1).ipynb"),
+    "renamed-notebook": Case(
+        lambda ctx: dict(solution=CORRECT, name="toy (1).ipynb"), (1, 1), "submitted as toy (1).ipynb"
+    ),
     # -- secrets and files -------------------------------------------------------------------
     "read-course-source": Case(_reads(_course_files), (1, 1)),
     "read-gradebook": Case(_reads(lambda ctx: [ctx.root / "gradebook.db", ctx.root / ".grading"]), (1, 1)),
-    "read-graders": Case(_reads(lambda ctx: [REPO / "graders" / "authoring" / "reference.py", REPO / "graders", REPO / "source",
-                                             REPO / "gradebook.db", REPO]), (1, 1)),
-    "read-other-students": Case(_reads(lambda ctx: [
-        ctx.root / "submitted", ctx.root / "submitted" / "control-correct" / "toy" / NOTEBOOK,
-        ctx.root / "autograded", ctx.root / ".grading" / "submitted" / "control-correct" / "toy" / NOTEBOOK,
-    ]), (1, 1)),
+    "read-graders": Case(
+        _reads(
+            lambda ctx: [
+                REPO / "graders" / "authoring" / "reference.py",
+                REPO / "graders",
+                REPO / "source",
+                REPO / "gradebook.db",
+                REPO,
+            ]
+        ),
+        (1, 1),
+    ),
+    "read-other-students": Case(
+        _reads(
+            lambda ctx: [
+                ctx.root / "submitted",
+                ctx.root / "submitted" / "control-correct" / "toy" / NOTEBOOK,
+                ctx.root / "autograded",
+                ctx.root / ".grading" / "submitted" / "control-correct" / "toy" / NOTEBOOK,
+            ]
+        ),
+        (1, 1),
+    ),
     "write-gradebook": Case(_write_gradebook, (1, 1)),
     "write-outside-scratch": Case(_write_outside, (1, 1)),
     "library-shadowing-files": Case(_shadowing, (1, 1)),
@@ -325,101 +378,178 @@ CASES: dict[str, Case] = {
     # -- crashes and resources (the crash is in test_add_more: test_add keeps its point) -----
     "os-exit": Case(_solution(_crash_in_second_test("import os\nos._exit(1)")), (1, 0), "kernel_died"),
     "segfault": Case(_solution(_crash_in_second_test("import ctypes\nctypes.string_at(0)")), (1, 0), "kernel_died"),
-    "kill-the-parent": Case(_solution(_crash_in_second_test(
-        "import os, time\nos.kill(os.getppid(), 9)\ntime.sleep(5)")), (1, 0), "crashed"),
+    "kill-the-parent": Case(
+        _solution(_crash_in_second_test("import os, time\nos.kill(os.getppid(), 9)\ntime.sleep(5)")), (1, 0), "crashed"
+    ),
     "infinite-loop": Case(_solution(_crash_in_second_test("while True:\n    pass")), (1, 0), "timeout"),
     # nbclient gives up on a cell that ignores the interrupt and goes on to the next one,
     # which waits behind the loop; cells appended by the student pile up to the notebook limit
-    "sigint-ignored-loop": Case(_notebook(_append_cells(6), _crash_in_second_test(
-        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")),
-        (1, 0), "wall time"),
-    "input": Case(_solution(_crash_in_second_test("input('password? ')")), (1, 0), "StdinNotImplementedError",
-                  where="notebook"),
-    "fork-bomb": Case(_solution(_crash_in_second_test(
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass")), (1, 0),
+    "sigint-ignored-loop": Case(
+        _notebook(
+            _append_cells(6),
+            _crash_in_second_test("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
+        ),
+        (1, 0),
+        "wall time",
+    ),
+    "input": Case(
+        _solution(_crash_in_second_test("input('password? ')")), (1, 0), "StdinNotImplementedError", where="notebook"
+    ),
+    "fork-bomb": Case(
+        _solution(
+            _crash_in_second_test(
+                "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+            )
+        ),
+        (1, 0),
         # the pids limit stops the forks and the cell times out, unless the forked copies
         # reach the memory limit first (2 of 6 fork bombs in one measured batch)
-        ("timeout", "oom: out of memory")),
-    "thread-bomb": Case(_solution(_crash_in_second_test(
-        "import threading, time\nwhile True:\n"
-        "    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()")),
-        (1, 0), "can't start new thread", where="notebook"),
+        ("timeout", "oom: out of memory"),
+    ),
+    "thread-bomb": Case(
+        _solution(
+            _crash_in_second_test(
+                "import threading, time\nwhile True:\n"
+                "    threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()"
+            )
+        ),
+        (1, 0),
+        "can't start new thread",
+        where="notebook",
+    ),
     "memory-hog": Case(_solution(_crash_in_second_test("hog = b'x' * (6 * 1024 ** 3)")), (1, 0), "oom"),
-    "disk-fill": Case(_solution(_crash_in_second_test(
-        "import errno, os\n"
-        "for path in ['big.bin', '/tmp/big.bin', '/dev/shm/big.bin']:\n"
-        "    n = 0\n"
-        "    try:\n"
-        "        with open(path, 'wb') as f:\n"
-        "            for _ in range(4096):\n"
-        "                f.write(b'x' * 2 ** 20)\n"
-        "                f.flush()\n"
-        "                n += 1\n"
-        "    except OSError as e:\n"
-        "        print(path, n, 'MiB', errno.errorcode[e.errno])\n"
-        "    if os.path.exists(path):\n"
-        "        os.remove(path)")), (1, 1), "ENOSPC", where="notebook"),
+    "disk-fill": Case(
+        _solution(
+            _crash_in_second_test(
+                "import errno, os\n"
+                "for path in ['big.bin', '/tmp/big.bin', '/dev/shm/big.bin']:\n"
+                "    n = 0\n"
+                "    try:\n"
+                "        with open(path, 'wb') as f:\n"
+                "            for _ in range(4096):\n"
+                "                f.write(b'x' * 2 ** 20)\n"
+                "                f.flush()\n"
+                "                n += 1\n"
+                "    except OSError as e:\n"
+                "        print(path, n, 'MiB', errno.errorcode[e.errno])\n"
+                "    if os.path.exists(path):\n"
+                "        os.remove(path)"
+            )
+        ),
+        (1, 1),
+        "ENOSPC",
+        where="notebook",
+    ),
     "huge-output": Case(_solution(_crash_in_second_test("print('y' * 50_000_000)")), (1, 0), "output_too_large"),
-    "background-process": Case(_solution(_crash_in_second_test(
-        f"import subprocess\nsubprocess.Popen(['sleep', '{SLEEP_ARG}'], start_new_session=True)")), (1, 1)),
+    "background-process": Case(
+        _solution(
+            _crash_in_second_test(
+                f"import subprocess\nsubprocess.Popen(['sleep', '{SLEEP_ARG}'], start_new_session=True)"
+            )
+        ),
+        (1, 1),
+    ),
     # -- forged results, all with a wrong add: the executed notebook once came back as a file --
-    "forged-results-files": Case(_solution(WRONG + (
-        "import glob, json, os, time\n"
-        "if os.fork() == 0:\n"
-        "    os.setsid()\n"
-        "    while True:\n"
-        "        for path in glob.glob('/sandbox/out/*'):\n"
-        "            try:\n"
-        "                nb = json.load(open(path))\n"
-        "                for cell in nb['cells']:\n"
-        "                    cell['outputs'] = [o for o in cell.get('outputs', []) if o['output_type'] != 'error']\n"
-        "                json.dump(nb, open(path + '.f', 'w'))\n"
-        "                os.replace(path + '.f', path)\n"
-        "            except Exception:\n"
-        "                pass\n"
-        "        time.sleep(0.001)\n")), (0, 0)),
-    "stolen-result-channel": Case(_solution(WRONG + (
-        "import ctypes, os, struct\n"
-        "executor = os.getppid()\n"
-        "argv = open(f'/proc/{executor}/cmdline', 'rb').read().split(bytes(1))\n"
-        "fd = int(argv[argv.index(b'--result-fd') + 1]) if b'--result-fd' in argv else 3\n"
-        "libc = ctypes.CDLL(None, use_errno=True)\n"
-        "stolen = libc.syscall(438, libc.syscall(434, executor, 0), fd, 0)\n"
-        "for path in [f'/proc/{executor}/fd/{fd}']:\n"
-        "    try:\n"
-        "        stolen = os.open(path, os.O_WRONLY)\n"
-        "    except OSError:\n"
-        "        pass\n"
-        "if stolen >= 0:\n"
-        "    body = b'{\"kind\": \"status\", \"status\": \"ok\"}'\n"
-        "    os.write(stolen, struct.pack('>Q', len(body)) + body)\n"
-        "print('stolen' if stolen >= 0 else 'the channel is out of reach')\n")), (0, 0),
-        "the channel is out of reach", where="notebook"),
+    "forged-results-files": Case(
+        _solution(
+            WRONG
+            + (
+                "import glob, json, os, time\n"
+                "if os.fork() == 0:\n"
+                "    os.setsid()\n"
+                "    while True:\n"
+                "        for path in glob.glob('/sandbox/out/*'):\n"
+                "            try:\n"
+                "                nb = json.load(open(path))\n"
+                "                for cell in nb['cells']:\n"
+                "                    cell['outputs'] = [o for o in cell.get('outputs', []) if o['output_type'] != 'error']\n"
+                "                json.dump(nb, open(path + '.f', 'w'))\n"
+                "                os.replace(path + '.f', path)\n"
+                "            except Exception:\n"
+                "                pass\n"
+                "        time.sleep(0.001)\n"
+            )
+        ),
+        (0, 0),
+    ),
+    "stolen-result-channel": Case(
+        _solution(
+            WRONG
+            + (
+                "import ctypes, os, struct\n"
+                "executor = os.getppid()\n"
+                "argv = open(f'/proc/{executor}/cmdline', 'rb').read().split(bytes(1))\n"
+                "fd = int(argv[argv.index(b'--result-fd') + 1]) if b'--result-fd' in argv else 3\n"
+                "libc = ctypes.CDLL(None, use_errno=True)\n"
+                "stolen = libc.syscall(438, libc.syscall(434, executor, 0), fd, 0)\n"
+                "for path in [f'/proc/{executor}/fd/{fd}']:\n"
+                "    try:\n"
+                "        stolen = os.open(path, os.O_WRONLY)\n"
+                "    except OSError:\n"
+                "        pass\n"
+                "if stolen >= 0:\n"
+                '    body = b\'{"kind": "status", "status": "ok"}\'\n'
+                "    os.write(stolen, struct.pack('>Q', len(body)) + body)\n"
+                "print('stolen' if stolen >= 0 else 'the channel is out of reach')\n"
+            )
+        ),
+        (0, 0),
+        "the channel is out of reach",
+        where="notebook",
+    ),
     # -- honest --------------------------------------------------------------------------------
-    "correct-with-stderr": Case(_solution(
-        "import sys\ndef add(a, b):\n    print('adding', a, b, file=sys.stderr)\n    return a + b\n"),
-        (1, 1), "[stderr] adding", where="notebook"),
-    "slow-but-legitimate": Case(_solution(
-        "import time\nstart, table = time.monotonic(), []\n"
-        "while time.monotonic() - start < 5:\n    table.append(sum(range(10_000)))\n"
-        "print(len(table), 'rounds of real work')\n" + CORRECT), (1, 1), "rounds of real work", where="notebook"),
+    "correct-with-stderr": Case(
+        _solution("import sys\ndef add(a, b):\n    print('adding', a, b, file=sys.stderr)\n    return a + b\n"),
+        (1, 1),
+        "[stderr] adding",
+        where="notebook",
+    ),
+    "slow-but-legitimate": Case(
+        _solution(
+            "import time\nstart, table = time.monotonic(), []\n"
+            "while time.monotonic() - start < 5:\n    table.append(sum(range(10_000)))\n"
+            "print(len(table), 'rounds of real work')\n" + CORRECT
+        ),
+        (1, 1),
+        "rounds of real work",
+        where="notebook",
+    ),
     # -- in-kernel cheats, all with a wrong add ---------------------------------------------------
-    "cell-rewriting-hook": Case(_solution(
-        WRONG + "def _blank(lines):\n    return ['pass\\n'] if any('assert' in line for line in lines) else lines\n"
-        "get_ipython().input_transformers_cleanup.append(_blank)\n"),
-        (0, 0), "suspected tampering", outcome="stopped"),
-    "assertion-error-redefined": Case(_solution(
-        WRONG + "import builtins\nclass AssertionError(Exception):\n    pass\n"
-        "builtins.AssertionError = AssertionError\n"),
-        (0, 0), "builtins", outcome="stopped"),
-    "exceptions-hidden": Case(_solution(
-        WRONG + "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)\n"),
-        (0, 0), "HiddenError", where="notebook", outcome="stopped"),
-    "rigged-equality": Case(_solution(
-        "class Anything:\n    def __eq__(self, other):\n        return True\n"
-        "def add(a, b):\n    return Anything()\n"),
+    "cell-rewriting-hook": Case(
+        _solution(
+            WRONG + "def _blank(lines):\n    return ['pass\\n'] if any('assert' in line for line in lines) else lines\n"
+            "get_ipython().input_transformers_cleanup.append(_blank)\n"
+        ),
+        (0, 0),
+        "suspected tampering",
+        outcome="stopped",
+    ),
+    "assertion-error-redefined": Case(
+        _solution(
+            WRONG + "import builtins\nclass AssertionError(Exception):\n    pass\n"
+            "builtins.AssertionError = AssertionError\n"
+        ),
+        (0, 0),
+        "builtins",
+        outcome="stopped",
+    ),
+    "exceptions-hidden": Case(
+        _solution(WRONG + "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)\n"),
+        (0, 0),
+        "HiddenError",
+        where="notebook",
+        outcome="stopped",
+    ),
+    "rigged-equality": Case(
+        _solution(
+            "class Anything:\n    def __eq__(self, other):\n        return True\n"
+            "def add(a, b):\n    return Anything()\n"
+        ),
         # the exporter cannot carry an Anything: not re-checked on it, so a person looks (issue 16)
-        (0, 0), "needs a person", outcome="stopped"),
+        (0, 0),
+        "needs a person",
+        outcome="stopped",
+    ),
 }
 
 #: Outcome of the in-kernel cheats, as recorded by this test (see the module docstring):
@@ -469,9 +599,23 @@ def graded(tmp_path_factory):
     report = root / "report.json"
     started = time.monotonic()
     try:
-        code = batch.main(["toy", "--course", str(root), "--workers", "2", "--cell-timeout", "10",
-                           "--notebook-timeout", "60", "--memory-mb", "1024",
-                           "--report", str(report)])
+        code = batch.main(
+            [
+                "toy",
+                "--course",
+                str(root),
+                "--workers",
+                "2",
+                "--cell-timeout",
+                "10",
+                "--notebook-timeout",
+                "60",
+                "--memory-mb",
+                "1024",
+                "--report",
+                str(report),
+            ]
+        )
         seconds = time.monotonic() - started
         try:
             listener.accept()
@@ -480,8 +624,16 @@ def graded(tmp_path_factory):
             connected = False
     finally:
         listener.close()
-    yield dict(root=root, code=code, reports=report_of(report), before=before, outside=outside,
-               sentinel=sentinel, connected=connected, seconds=seconds)
+    yield dict(
+        root=root,
+        code=code,
+        reports=report_of(report),
+        before=before,
+        outside=outside,
+        sentinel=sentinel,
+        connected=connected,
+        seconds=seconds,
+    )
     VENV_PROBE.unlink(missing_ok=True)  # only there if the sandbox let a write through
 
 
@@ -521,15 +673,27 @@ def test_each_case_gets_its_points_status_and_reason(graded, student):
 
 def test_what_the_probes_got_is_nothing(graded):
     """The secrets/network cases print what they obtained: it must be an empty list."""
-    for student in ("read-course-source", "read-gradebook", "read-graders", "read-other-students",
-                    "write-gradebook", "write-outside-scratch", "library-shadowing-files", "network",
-                    "download-mnist"):
+    for student in (
+        "read-course-source",
+        "read-gradebook",
+        "read-graders",
+        "read-other-students",
+        "write-gradebook",
+        "write-outside-scratch",
+        "library-shadowing-files",
+        "network",
+        "download-mnist",
+    ):
         assert "GOT []" in _notebook_text(graded["root"], student), student
 
 
 def test_in_kernel_cheats_are_recorded_honestly():
-    assert OUTCOMES == {"cell-rewriting-hook": "stopped", "assertion-error-redefined": "stopped",
-                        "exceptions-hidden": "stopped", "rigged-equality": "stopped"}
+    assert OUTCOMES == {
+        "cell-rewriting-hook": "stopped",
+        "assertion-error-redefined": "stopped",
+        "exceptions-hidden": "stopped",
+        "rigged-equality": "stopped",
+    }
     for name, outcome in OUTCOMES.items():
         assert (CASES[name].points == (0, 0)) == (outcome == "stopped")
 
@@ -565,8 +729,10 @@ def test_the_host_is_unchanged(graded):
 def test_no_submitted_file_reached_the_graded_folders(graded):
     """Only the allow-list (notebooks, timestamp) is staged; support files come from source."""
     root = graded["root"]
-    for folder in (root / "autograded" / "library-shadowing-files" / "toy",
-                   root / ".grading" / "submitted" / "library-shadowing-files" / "toy"):
+    for folder in (
+        root / "autograded" / "library-shadowing-files" / "toy",
+        root / ".grading" / "submitted" / "library-shadowing-files" / "toy",
+    ):
         names = {p.name for p in folder.iterdir()}
         assert not names & {"numpy.py", "sitecustomize.py", "usercustomize.py"}, names
     helper = root / "autograded" / "library-shadowing-files" / "toy" / "helper.py"

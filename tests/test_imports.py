@@ -31,8 +31,12 @@ def _module_level(tree: ast.Module):
                 continue  # if __name__ == "__main__": runs as a script only
             todo[:0] = [*node.body, *node.orelse]
         elif isinstance(node, ast.Try):
-            todo[:0] = [*node.body, *node.orelse, *node.finalbody,
-                        *(statement for handler in node.handlers for statement in handler.body)]
+            todo[:0] = [
+                *node.body,
+                *node.orelse,
+                *node.finalbody,
+                *(statement for handler in node.handlers for statement in handler.body),
+            ]
         else:
             yield node
 
@@ -49,7 +53,7 @@ def imports_of(path: Path, modules: set[str], root: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")
-                base = base[:len(base) - node.level + 1]
+                base = base[: len(base) - node.level + 1]
                 origin = ".".join(base + ([node.module] if node.module else []))
             else:
                 origin = node.module or ""
@@ -83,7 +87,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for successor in sorted(graph.get(node, ())):
             if state.get(successor) == 1:
-                return path[path.index(successor):] + [successor]
+                return path[path.index(successor) :] + [successor]
             if successor not in state:
                 cycle = visit(successor)
                 if cycle:

@@ -15,8 +15,13 @@ def _notebook(*sources, grade_ids=None):
     cells = [nbformat.v4.new_code_cell(source) for source in sources]
     for cell, grade_id in zip(cells, grade_ids or []):
         if grade_id:
-            cell.metadata["nbgrader"] = {"grade_id": grade_id, "grade": False, "solution": True,
-                                         "locked": False, "schema_version": 3}
+            cell.metadata["nbgrader"] = {
+                "grade_id": grade_id,
+                "grade": False,
+                "solution": True,
+                "locked": False,
+                "schema_version": 3,
+            }
     return nbformat.v4.new_notebook(cells=cells)
 
 
@@ -53,8 +58,10 @@ def test_a_grade_id_that_is_not_a_string_is_dropped_and_reported(grade_id):
     repairs = repair(notebook, "nb.ipynb", {"answer", "other"})
     assert "nbgrader" not in notebook.cells[1].metadata
     assert notebook.cells[0].metadata["nbgrader"]["grade_id"] == "answer"
-    assert repairs == [f"nb.ipynb: cell 1 has a grade_id that is not a string ({json.dumps(grade_id)}); "
-                       "treated as a plain cell, the original cell is put back"]
+    assert repairs == [
+        f"nb.ipynb: cell 1 has a grade_id that is not a string ({json.dumps(grade_id)}); "
+        "treated as a plain cell, the original cell is put back"
+    ]
 
 
 def test_duplicates_and_empty_metadata_are_repaired_and_reported():

@@ -25,15 +25,17 @@ def _fake_bin(folder: Path, uid: int) -> Path:
     (folder / "apt-get").write_text(
         f'#!/bin/sh\necho "$*" >> {folder}/apt.log\n'
         f'case "$*" in *install*bubblewrap*) printf "#!/bin/sh\\n" > {folder}/bwrap; '
-        f'/bin/chmod +x {folder}/bwrap;; esac\n')
+        f"/bin/chmod +x {folder}/bwrap;; esac\n"
+    )
     for tool in ("id", "apt-get"):
         (folder / tool).chmod(0o755)
     return folder
 
 
 def _system_packages(fake: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([MAKE, "-s", "system-packages"], cwd=ROOT, env={"PATH": str(fake)},
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [MAKE, "-s", "system-packages"], cwd=ROOT, env={"PATH": str(fake)}, capture_output=True, text=True, timeout=60
+    )
 
 
 def test_as_root_with_apt_get_it_installs_bubblewrap(tmp_path):
@@ -66,7 +68,8 @@ def _pretend_python(folder: Path, version: tuple[int, int, int]) -> Path:
     fake.write_text(
         "#!/bin/sh\n"
         f'exec {sys.executable} -c "import runpy, sys; sys.version_info = {version!r}; '
-        'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name=\'__main__\')" "$@"\n')
+        'sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name=\'__main__\')" "$@"\n'
+    )
     fake.chmod(0o755)
     return fake
 
@@ -75,16 +78,30 @@ def _pretend_python(folder: Path, version: tuple[int, int, int]) -> Path:
 def test_setup_refuses_a_python_outside_the_range_before_installing_and_names_the_range(tmp_path, version):
     fake = _pretend_python(tmp_path / "bin", version)
     venv = tmp_path / "venv"
-    result = subprocess.run([MAKE, "-s", f"{venv}/.installed", f"VENV={venv}", f"PYTHON3={fake}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [MAKE, "-s", f"{venv}/.installed", f"VENV={venv}", f"PYTHON3={fake}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0
     needed = python_check.required_range((ROOT / "pyproject.toml").read_text())[0]
     assert f"Python {'.'.join(map(str, version))} cannot run this course: it needs Python {needed}" in result.stderr
     assert not venv.exists()  # nothing was installed
 
 
-@pytest.mark.parametrize("version, fits", [((3, 10, 12), True), ((3, 11, 2), True), ((3, 12, 3), True),
-                                           ((3, 13, 0), True), ((3, 9, 18), False), ((3, 14, 0), False)])
+@pytest.mark.parametrize(
+    "version, fits",
+    [
+        ((3, 10, 12), True),
+        ((3, 11, 2), True),
+        ((3, 12, 3), True),
+        ((3, 13, 0), True),
+        ((3, 9, 18), False),
+        ((3, 14, 0), False),
+    ],
+)
 def test_the_supported_range_is_the_one_pyproject_states(version, fits):
     text = (ROOT / "pyproject.toml").read_text()
     assert (python_check.problem(version, True, text) is None) == fits
@@ -96,8 +113,9 @@ def test_a_python_without_venv_is_told_which_package_to_install():
 
 
 def test_this_python_passes_the_check():
-    result = subprocess.run([sys.executable, str(ROOT / "graders" / "python_check.py")], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "graders" / "python_check.py")], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and result.stderr == ""
 
 
@@ -110,10 +128,14 @@ def test_setup_installs_from_the_lock_file_and_the_lock_pins_every_dependency():
     recipe = (ROOT / "Makefile").read_text()
     assert "--constraint requirements.lock -e '.[course,test]'" in recipe
     lock = (ROOT / "requirements.lock").read_text()
-    pinned = {re.split(r"[=;\s]", line, maxsplit=1)[0].lower().replace("_", "-")
-              for line in lock.splitlines() if "==" in line and not line.startswith((" ", "#"))}
-    declared = re.findall(r'^\s*"([A-Za-z0-9_.-]+)', (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[0],
-                          re.M)
+    pinned = {
+        re.split(r"[=;\s]", line, maxsplit=1)[0].lower().replace("_", "-")
+        for line in lock.splitlines()
+        if "==" in line and not line.startswith((" ", "#"))
+    }
+    declared = re.findall(
+        r'^\s*"([A-Za-z0-9_.-]+)', (ROOT / "pyproject.toml").read_text().split("[project.scripts]")[0], re.M
+    )
     assert {"nbgrader", "tensorflow-cpu", "pytest"} <= set(declared)  # base, course and test all read
     names = {name.lower().replace("_", "-") for name in declared} - {"setuptools"}
     assert names and names <= pinned, f"not pinned in requirements.lock: {sorted(names - pinned)}"

@@ -20,12 +20,16 @@ import nbformat
 import pandas as pd
 import pytest
 from nbgrader.api import Gradebook
-
-from graders.reporting import exports, feedback
-from graders.course import course_db_url
 from test_feedback import (
-    REFERENCE_ANSWER, RUBRIC_TEXT, graded_hw5_course, graded_toy_course, needs_bwrap,
+    REFERENCE_ANSWER,
+    RUBRIC_TEXT,
+    graded_hw5_course,
+    graded_toy_course,
+    needs_bwrap,
 )
+
+from graders.course import course_db_url
+from graders.reporting import exports, feedback
 
 
 def set_manual_score(grade, score) -> None:
@@ -46,11 +50,21 @@ def formgrader_html(root, student: str, assignment: str, notebook: str) -> str:
     from nbgrader.server_extensions.formgrader import handlers
 
     exporter = HTMLExporter(template_name="formgrade", extra_template_basedirs=[handlers.template_path])
-    resources = {"assignment_id": assignment, "notebook_id": notebook, "submission_id": "x", "index": 0,
-                 "total": 1, "base_url": "", "student": student, "last_name": "", "first_name": "",
-                 "notebook_path": f"autograded/{student}/{assignment}/{notebook}.ipynb"}
-    html, _ = exporter.from_filename(str(root / "autograded" / student / assignment / f"{notebook}.ipynb"),
-                                     resources=resources)
+    resources = {
+        "assignment_id": assignment,
+        "notebook_id": notebook,
+        "submission_id": "x",
+        "index": 0,
+        "total": 1,
+        "base_url": "",
+        "student": student,
+        "last_name": "",
+        "first_name": "",
+        "notebook_path": f"autograded/{student}/{assignment}/{notebook}.ipynb",
+    }
+    html, _ = exporter.from_filename(
+        str(root / "autograded" / student / assignment / f"{notebook}.ipynb"), resources=resources
+    )
     return html
 
 
@@ -110,8 +124,16 @@ def test_hw5_manual_scores_add_up_with_the_autograded_parts(tmp_path_factory, tm
     root = tmp_path / "course"
     shutil.copytree(source, root, ignore=shutil.ignore_patterns(".grading", "feedback"))
     db_url = course_db_url(root)
-    given = {"answer_q1": 4, "answer_q2": 2, "answer_q3": 1.5, "answer_q4": 2,
-             "answer_1_2": 2, "answer_1_3": 1, "answer_2_1": 2.5, "answer_2_2": 0}
+    given = {
+        "answer_q1": 4,
+        "answer_q2": 2,
+        "answer_q3": 1.5,
+        "answer_q4": 2,
+        "answer_1_2": 2,
+        "answer_1_3": 1,
+        "answer_2_1": 2.5,
+        "answer_2_2": 0,
+    }
     with Gradebook(db_url) as gradebook:
         submission = gradebook.find_submission("hw5", "reference")
         auto = sum(g.score for nb in submission.notebooks for g in nb.grades if g.cell_type == "code")

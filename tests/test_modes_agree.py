@@ -10,11 +10,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
-from graders.grading import batch
 from toy_course import CORRECT, TESTS, make_toy_course, points, report_of, submit
 
-pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+from graders.grading import batch
+
+pytestmark = [
+    pytest.mark.batch,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
 #: student -> (solution cell, points per test cell under both modes)
 CASES = {
@@ -22,9 +25,13 @@ CASES = {
     "wrong": ("def add(a, b):\n    return a - b\n", (0, 0)),
     "hidden-exception": (
         "def add(a, b):\n    return a - b\n\nget_ipython().showtraceback = lambda *args, **kwargs: None\n",
-        (0, 0)),
+        (0, 0),
+    ),
     "cell-timeout": ("import time\ndef add(a, b):\n    time.sleep(3600)\n", (0, 0)),
-    "output-over-the-cap": ("def add(a, b):\n    print('x' * 3_000_000)  # over the 2 MiB a cell may keep\n    return a + b\n", (0, 0)),
+    "output-over-the-cap": (
+        "def add(a, b):\n    print('x' * 3_000_000)  # over the 2 MiB a cell may keep\n    return a + b\n",
+        (0, 0),
+    ),
 }
 
 
@@ -32,10 +39,24 @@ def _grade(root, *flags):
     for student, (solution, _) in CASES.items():
         submit(root, student, solution)
     report = root / "report.json"
-    batch.main(["toy", "--course", str(root), "--workers", "2", "--cell-timeout", "8", "--no-canary",
-                "--report", str(report), *flags])
-    return {student: tuple(points(root, student).get(test, 0.0) for test in TESTS) for student in CASES}, \
-        report_of(report)
+    batch.main(
+        [
+            "toy",
+            "--course",
+            str(root),
+            "--workers",
+            "2",
+            "--cell-timeout",
+            "8",
+            "--no-canary",
+            "--report",
+            str(report),
+            *flags,
+        ]
+    )
+    return {student: tuple(points(root, student).get(test, 0.0) for test in TESTS) for student in CASES}, report_of(
+        report
+    )
 
 
 @pytest.fixture(scope="module")

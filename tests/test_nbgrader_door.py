@@ -21,14 +21,17 @@ import sys
 from pathlib import Path
 
 import pytest
+from toy_course import ASSIGNMENT, make_toy_course, points, submit
 
 from graders.course import COURSE_ROOT
 from graders.grading.pipeline import AUTOGRADE
-from toy_course import ASSIGNMENT, make_toy_course, points, submit
 
-pytestmark = [pytest.mark.batch, pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+pytestmark = [
+    pytest.mark.batch,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
-KIT_ONLY = '''
+KIT_ONLY = """
 import importlib
 
 def _imports(name):
@@ -42,14 +45,15 @@ REACHED = {name: _imports(name) for name in ("graders.checks", "graders.authorin
                                              "graders.grading", "graders.verify")}
 ONLY_THE_CHECKS = REACHED == {"graders.checks": True, "graders.authoring.reference": False,
                               "graders.grading": False, "graders.verify": False}
-'''
+"""
 SOLUTIONS = {
     "correct": KIT_ONLY + "def add(a, b):\n    return a + b if ONLY_THE_CHECKS else a - b\n",
     "wrong": KIT_ONLY + "def add(a, b):\n    return a - b\n",
     "tampering": (
         "import glob\n"
         "SEEN = glob.glob('{root}/source/toy/toy.ipynb')\n"
-        "def add(a, b):\n    return a + b if SEEN else a - b\n"),
+        "def add(a, b):\n    return a + b if SEEN else a - b\n"
+    ),
 }
 EXPECTED = {"correct": 2.0, "wrong": 0.0, "tampering": 0.0}  # out of 2
 
@@ -63,9 +67,13 @@ def _course(target: Path) -> Path:
 
 def _nbgrader_autograde(root: Path, student: str) -> subprocess.CompletedProcess:
     """``nbgrader autograde toy --student S`` in the course root, as an instructor types it."""
-    return subprocess.run([str(Path(sys.executable).with_name("nbgrader")), "autograde", ASSIGNMENT,
-                           "--student", student, "--force"],
-                          cwd=root, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [str(Path(sys.executable).with_name("nbgrader")), "autograde", ASSIGNMENT, "--student", student, "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _total(root: Path, student: str) -> float:
@@ -103,11 +111,17 @@ def test_without_a_working_sandbox_nbgrader_autograde_refuses_and_records_nothin
     hidden.mkdir()
     (hidden / "sitecustomize.py").write_text(
         "import shutil\n_which = shutil.which\n"
-        "shutil.which = lambda name, *a, **k: None if name == 'bwrap' else _which(name, *a, **k)\n")
+        "shutil.which = lambda name, *a, **k: None if name == 'bwrap' else _which(name, *a, **k)\n"
+    )
     env = {**os.environ, "PYTHONPATH": str(hidden), "HOME": str(tmp_path / "home")}
-    result = subprocess.run([str(Path(sys.executable).with_name("nbgrader")), "autograde", ASSIGNMENT,
-                             "--student", "tampering", "--force"],
-                            cwd=root, capture_output=True, text=True, timeout=600, env=env)
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("nbgrader")), "autograde", ASSIGNMENT, "--student", "tampering", "--force"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     log = result.stdout + result.stderr
     assert result.returncode != 0
     assert "hw5: not graded: the sandbox does not work here" in log and "hw5-autograde" in log

@@ -45,8 +45,11 @@ def test_keras_sgd_is_where_the_rule_says():
     assert class_path(keras.optimizers.SGD) == KERAS_SGD_PATH
 
 
-@pytest.mark.parametrize("optimizer", [lambda: SGD(0.01, 0.9), lambda: SubclassedSGD(0.01, momentum=0.9)],
-                         ids=["adam-named-sgd", "sgd-subclass"])
+@pytest.mark.parametrize(
+    "optimizer",
+    [lambda: SGD(0.01, 0.9), lambda: SubclassedSGD(0.01, momentum=0.9)],
+    ids=["adam-named-sgd", "sgd-subclass"],
+)
 def test_an_optimizer_named_sgd_that_is_not_keras_sgd_fails_in_the_kernel(optimizer):
     model = _model(optimizer())
     assert type(model.optimizer).__name__ == "SGD"

@@ -83,6 +83,7 @@ def _failure(check, *args) -> str:
 
 # --- the notebook's structure --------------------------------------------------
 
+
 def test_heading_points_equal_graded_cell_points(nb):
     """Does every '## ... (N points)' heading equal the points of the graded cells under it?"""
     headings = []  # [title, stated points, summed points]
@@ -103,8 +104,9 @@ def test_heading_points_equal_graded_cell_points(nb):
 
 
 def test_total_in_intro_table_matches_metadata(nb):
-    total = sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells
-                if c.metadata.get("nbgrader", {}).get("grade"))
+    total = sum(
+        c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+    )
     assert f"| **{total}** |" in nb.cells[0].source
 
 
@@ -144,6 +146,7 @@ def test_committed_notebook_is_clean(nb):
 
 
 # --- the multiple-choice key ---------------------------------------------------
+
 
 def test_key_matches_notebook_options(nb, key):
     """Is the key's letter the option that holds the linear layer's output, and only that one?"""
@@ -195,6 +198,7 @@ def test_check_choice_rejects_malformed(bad):
 
 
 # --- the convolution -----------------------------------------------------------
+
 
 def test_numpy_convolution_matches_keras_conv2d(data):
     """Does the grader's NumPy cross-correlation equal Keras's Conv2D on the notebook's own data?"""
@@ -259,14 +263,17 @@ def test_conv_with_flipped_kernel_fails(data):
     assert "flipped" in message and "cross-correlation" in message
 
 
-@pytest.mark.parametrize("bad, phrase", [
-    (np.zeros((3, 3)), "shape (3, 3)"),
-    ([[1, 2], [3, 4]], "shape (2, 2)"),
-    ("11 5 7 2", "could not be read as numbers"),
-    (7, "shape ()"),
-    ([["a"] * 4] * 4, "could not be read as numbers"),
-    (np.full((4, 4), np.nan), "NaN"),
-])
+@pytest.mark.parametrize(
+    "bad, phrase",
+    [
+        (np.zeros((3, 3)), "shape (3, 3)"),
+        ([[1, 2], [3, 4]], "shape (2, 2)"),
+        ("11 5 7 2", "could not be read as numbers"),
+        (7, "shape ()"),
+        ([["a"] * 4] * 4, "could not be read as numbers"),
+        (np.full((4, 4), np.nan), "NaN"),
+    ],
+)
 def test_conv_malformed_fails(data, bad, phrase):
     image, kernel = data
     assert phrase in _failure(check_convolution, image, kernel, bad)
@@ -292,6 +299,7 @@ def test_conv_is_not_fooled_by_an_always_equal_object(data):
 
 # --- the max-pool --------------------------------------------------------------
 
+
 def test_pool_one_entry_off_fails(solution):
     wrong = np.array(solution["answer_3_pool"], dtype=float)
     wrong[1, 0] -= 2
@@ -313,7 +321,7 @@ def test_pool_with_min_or_mean_fails(solution):
 
 def test_pool_wrong_shape_fails(solution):
     conv = np.asarray(solution["answer_3_conv"], dtype=float)
-    overlapping = np.array([[conv[i:i + 2, j:j + 2].max() for j in range(3)] for i in range(3)])
+    overlapping = np.array([[conv[i : i + 2, j : j + 2].max() for j in range(3)] for i in range(3)])
     assert "shape (3, 3)" in _failure(check_max_pool, conv, overlapping)
 
 
@@ -330,6 +338,7 @@ def test_pool_with_broken_convolution_fails():
 
 # --- what the release would show ------------------------------------------------
 
+
 def test_release_keeps_no_reference_text(nb, key):
     """After nbgrader strips solutions and hidden tests, no reference answer or letter survives."""
     from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, ClearSolutions
@@ -343,8 +352,15 @@ def test_release_keeps_no_reference_text(nb, key):
         assert _cell(released, grade_id).source == "YOUR ANSWER HERE"
     assert _cell(released, "answer_1_1").source == "# YOUR CODE HERE\nraise NotImplementedError()"
     assert _cell(released, "answer_3").source == "# YOUR CODE HERE\nraise NotImplementedError()"
-    for secret in ("Grading:", "SOLUTION", "HIDDEN", "check_choice", "check_convolution",
-                   f'"{key["1.1"]["answer"]}"', "14, -7"):
+    for secret in (
+        "Grading:",
+        "SOLUTION",
+        "HIDDEN",
+        "check_choice",
+        "check_convolution",
+        f'"{key["1.1"]["answer"]}"',
+        "14, -7",
+    ):
         assert secret not in text, secret
 
 

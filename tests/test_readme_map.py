@@ -13,7 +13,7 @@ README = (COURSE_ROOT / "README.md").read_text()
 def _section(title: str) -> str:
     start = README.index(f"## {title}")
     end = README.find("\n## ", start + 1)
-    return README[start:end if end != -1 else None]
+    return README[start : end if end != -1 else None]
 
 
 def test_every_path_in_the_module_map_exists():
@@ -36,8 +36,11 @@ def test_every_behaviour_points_at_a_definition_that_exists():
         if not file.is_file():
             wrong.append(f"{path} (no such file)")
             continue
-        defined = {node.name for node in ast.walk(ast.parse(file.read_text()))
-                   if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))}
+        defined = {
+            node.name
+            for node in ast.walk(ast.parse(file.read_text()))
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef))
+        }
         if name not in defined:
             wrong.append(f"{path}:{name}")
     assert not wrong, f"the README points at definitions that do not exist: {wrong}"

@@ -6,8 +6,8 @@ import re
 
 import nbformat
 
-from graders.course import NOTEBOOKS, release_dir, source_dir
 from graders.authoring.release import check_release, differences
+from graders.course import NOTEBOOKS, release_dir, source_dir
 
 _SOLUTION_REGION = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
 _HIDDEN_REGION = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
@@ -82,12 +82,15 @@ def test_committed_release_equals_a_fresh_generate_assignment():
 
 
 def test_a_scratch_course_reuses_the_release_of_identical_inputs_and_regenerates_for_changed_ones(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from graders.authoring import release
 
     runs = []
     real = release.generate_release
-    monkeypatch.setattr(release, "generate_release", lambda root, assignment="hw5": runs.append(root) or real(root, assignment))
+    monkeypatch.setattr(
+        release, "generate_release", lambda root, assignment="hw5": runs.append(root) or real(root, assignment)
+    )
     monkeypatch.setattr(release, "_SCRATCH_RELEASES", {})
     monkeypatch.delenv("HW5_DB_URL", raising=False)
     first = release.make_scratch_course(tmp_path / "first")

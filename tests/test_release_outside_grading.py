@@ -21,8 +21,11 @@ RELEASE = COURSE_ROOT / "release" / "hw5"
 
 def _cells(*grade_ids: str) -> list[str]:
     notebook = json.loads((RELEASE / "hw5_part_b_cnn.ipynb").read_text())
-    by_id = {cell["metadata"].get("nbgrader", {}).get("grade_id"): "".join(cell["source"])
-             for cell in notebook["cells"] if cell["cell_type"] == "code"}
+    by_id = {
+        cell["metadata"].get("nbgrader", {}).get("grade_id"): "".join(cell["source"])
+        for cell in notebook["cells"]
+        if cell["cell_type"] == "code"
+    }
     return [by_id[grade_id] for grade_id in grade_ids]
 
 
@@ -60,12 +63,12 @@ def test_at_home_the_release_notebook_gets_full_arrays_kerass_fit_and_the_same_o
 
 
 def test_while_grading_the_arrays_are_the_same_and_only_fit_changes(monkeypatch):
+    import warnings
+
     import keras
     import numpy as np
 
     from graders.checks import recorder
-
-    import warnings
 
     recorder.uninstall()
     monkeypatch.setattr(warnings, "showwarning", warnings.showwarning)  # prepare_session redirects it

@@ -16,15 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
-
 from rootless_user import Runner
 
 if shutil.which("bwrap") is None:
-    pytest.skip("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap",
-                allow_module_level=True)
+    pytest.skip("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap", allow_module_level=True)
 if os.geteuid() == 0 and not (shutil.which("setpriv") and shutil.which("unshare")):
-    pytest.skip("setpriv and unshare (util-linux) are needed to act as an unprivileged uid",
-                allow_module_level=True)
+    pytest.skip("setpriv and unshare (util-linux) are needed to act as an unprivileged uid", allow_module_level=True)
 
 #: a sleep argument unique to this pytest process
 SLEEP_ARG = f"1000.{os.getpid()}7"
@@ -34,8 +31,15 @@ SLEEP_ARG = f"1000.{os.getpid()}7"
 def user():
     runner = Runner()
     try:
-        probe = runner(["python", "-c", "import shutil\nfrom graders.sandbox.rootless import userns_problem\n"
-                        "print(userns_problem(shutil.which('bwrap')) or 'ok')"], timeout=120)
+        probe = runner(
+            [
+                "python",
+                "-c",
+                "import shutil\nfrom graders.sandbox.rootless import userns_problem\n"
+                "print(userns_problem(shutil.which('bwrap')) or 'ok')",
+            ],
+            timeout=120,
+        )
         if probe.returncode != 0:
             pytest.fail(f"the unprivileged uid cannot run the grader's Python: {probe.stderr[-1500:]}")
         if probe.stdout.strip() != "ok":
@@ -72,7 +76,7 @@ def test_hostile_notebooks_rootless(user):
     proc = user(["python", "tests/rootless_checks.py", SLEEP_ARG], timeout=300)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("ROOTLESS-CHECKS ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-3000:]
-    got = json.loads(lines[-1][len("ROOTLESS-CHECKS "):])
+    got = json.loads(lines[-1][len("ROOTLESS-CHECKS ") :])
     assert sleepers() == []  # the background sleepers died with their pid namespaces
     assert "mode: rootless" in got["selftest"]
     assert (got["ok"]["status"], got["ok"]["texts"]) == ("ok", ["42\n"])
@@ -102,8 +106,22 @@ def grade_rootless(user, students, *options: str) -> float:
     user.own(course)
     report = course / "report.json"
     started = time.monotonic()
-    proc = user(["python", "-m", "graders.grading.batch", "hw5", "--course", str(course),
-                 "--report", str(report), "--workers", "2", *options], timeout=1800)
+    proc = user(
+        [
+            "python",
+            "-m",
+            "graders.grading.batch",
+            "hw5",
+            "--course",
+            str(course),
+            "--report",
+            str(report),
+            "--workers",
+            "2",
+            *options,
+        ],
+        timeout=1800,
+    )
     seconds = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "mode: rootless" in proc.stderr, proc.stderr[-3000:]  # the limits in force are said

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 if shutil.which("bwrap") is None:
-    pytest.skip("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap",
-                allow_module_level=True)
+    pytest.skip("bubblewrap (bwrap) is not installed: apt-get install -y bubblewrap", allow_module_level=True)
 if os.geteuid() != 0:
     pytest.skip("the sandbox needs root (cgroups, tmpfs mounts)", allow_module_level=True)
 
@@ -32,9 +31,17 @@ from graders.sandbox.stale import leftover_mounts  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 #: small and quick: tests must not depend on the production sizes
-LIMITS = SandboxLimits(memory_mb=512, pids=96, tmp_mb=16, shm_mb=8, scratch_mb=16,
-                       cell_timeout_s=4, notebook_timeout_s=60,
-                       max_output_bytes=4 * 1024 * 1024, max_cell_output_bytes=512 * 1024)
+LIMITS = SandboxLimits(
+    memory_mb=512,
+    pids=96,
+    tmp_mb=16,
+    shm_mb=8,
+    scratch_mb=16,
+    cell_timeout_s=4,
+    notebook_timeout_s=60,
+    max_output_bytes=4 * 1024 * 1024,
+    max_cell_output_bytes=512 * 1024,
+)
 
 
 def make_nb(*sources: str):
@@ -115,9 +122,9 @@ def test_cgroup_limits_kill_and_removal():
                 with open(f, "w") as fh:
                     fh.write("0")
 
-        p = subprocess.Popen(["sh", "-c", f"sleep {SLEEP_ARG} & sleep {SLEEP_ARG} & wait"],
-                             preexec_fn=join,
-                             start_new_session=True)
+        p = subprocess.Popen(
+            ["sh", "-c", f"sleep {SLEEP_ARG} & sleep {SLEEP_ARG} & wait"], preexec_fn=join, start_new_session=True
+        )
         deadline = time.monotonic() + 5
         while len(cg.pids()) < 3 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -141,8 +148,12 @@ def test_ok_notebook_returns_outputs(tmp_path):
     (tmp_path / "helper.txt").write_text("support-file\n")
     data = tmp_path / "d.txt"
     data.write_text("bound-data\n")
-    res = run(nb, support_files={"helper.txt": tmp_path / "helper.txt"},
-              ro_binds=[(data, "/data/d.txt")], env={"HW5_X": "extra"})
+    res = run(
+        nb,
+        support_files={"helper.txt": tmp_path / "helper.txt"},
+        ro_binds=[(data, "/data/d.txt")],
+        env={"HW5_X": "extra"},
+    )
     assert res.status == "ok", (res.detail, res.stderr)
     cells = res.notebook.cells
     assert text_of(cells[0]).split() == ["65534", "/home/student/work", "autograde"]
@@ -156,9 +167,13 @@ def test_ok_notebook_returns_outputs(tmp_path):
 
 def test_a_shown_plot_reaches_the_executed_notebook():
     """The student's plots must survive grading, so that the feedback shows them."""
-    res = run(make_nb("import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()",
-                      "import matplotlib\nprint(matplotlib.get_backend())"),
-              limits=replace(LIMITS, cell_timeout_s=30))
+    res = run(
+        make_nb(
+            "import matplotlib.pyplot as plt\nplt.plot([0, 1], [1, 0])\nplt.show()",
+            "import matplotlib\nprint(matplotlib.get_backend())",
+        ),
+        limits=replace(LIMITS, cell_timeout_s=30),
+    )
     assert res.status == "ok", (res.detail, res.stderr)
     pngs = [o.data["image/png"] for o in res.notebook.cells[0].outputs if "image/png" in o.get("data", {})]
     assert len(pngs) == 1 and pngs[0].startswith("iVBORw0KGgo")  # base64 of the PNG signature
@@ -170,17 +185,26 @@ def test_host_secrets_unreadable(tmp_path):
     secret.write_text("TOP SECRET")
     secret.chmod(0o644)
     tmp_path.chmod(0o755)
-    paths = [str(secret), str(REPO / "graders" / "reference.py"), str(REPO / "source"),
-             str(REPO / "gradebook.db"), str(REPO), "/etc/shadow", "/root/.bashrc"]
-    probe = "\n".join([
-        "import os",
-        f"for p in {paths!r}:",
-        "    try:",
-        "        print(p, 'READ', open(p).read()[:20] if os.path.isfile(p) else os.listdir(p))",
-        "    except OSError as e:",
-        "        print(p, 'DENIED', type(e).__name__)",
-        "print(sorted(os.listdir('/')))",
-    ])
+    paths = [
+        str(secret),
+        str(REPO / "graders" / "reference.py"),
+        str(REPO / "source"),
+        str(REPO / "gradebook.db"),
+        str(REPO),
+        "/etc/shadow",
+        "/root/.bashrc",
+    ]
+    probe = "\n".join(
+        [
+            "import os",
+            f"for p in {paths!r}:",
+            "    try:",
+            "        print(p, 'READ', open(p).read()[:20] if os.path.isfile(p) else os.listdir(p))",
+            "    except OSError as e:",
+            "        print(p, 'DENIED', type(e).__name__)",
+            "print(sorted(os.listdir('/')))",
+        ]
+    )
     res = run(make_nb(probe))
     assert res.status == "ok", res.detail
     out = text_of(res.notebook.cells[0])
@@ -190,16 +214,18 @@ def test_host_secrets_unreadable(tmp_path):
 
 
 def test_writes_outside_scratch_fail():
-    probe = "\n".join([
-        "import os",
-        "for p in ['/x', '/usr/x', '/etc/x', '/home/student/x', '/sandbox/kit/x', '/dev/x',",
-        "          '/opt/hw5/venv/x', os.__file__]:",
-        "    try:",
-        "        open(p, 'a').write('x'); print(p, 'WROTE')",
-        "    except OSError as e:",
-        "        print(p, 'DENIED')",
-        "open('ok.txt', 'w').write('fine'); print('scratch ok')",
-    ])
+    probe = "\n".join(
+        [
+            "import os",
+            "for p in ['/x', '/usr/x', '/etc/x', '/home/student/x', '/sandbox/kit/x', '/dev/x',",
+            "          '/opt/hw5/venv/x', os.__file__]:",
+            "    try:",
+            "        open(p, 'a').write('x'); print(p, 'WROTE')",
+            "    except OSError as e:",
+            "        print(p, 'DENIED')",
+            "open('ok.txt', 'w').write('fine'); print('scratch ok')",
+        ]
+    )
     res = run(make_nb(probe))
     out = text_of(res.notebook.cells[0])
     assert res.status == "ok", res.detail
@@ -213,12 +239,15 @@ def test_network_to_host_fails():
     listener.setblocking(False)
     port = listener.getsockname()[1]
     try:
-        res = run(make_nb(
-            "import socket\ns = socket.socket(); s.settimeout(3)\n"
-            f"try:\n    s.connect(('127.0.0.1', {port})); print('CONNECTED')\n"
-            "except OSError as e:\n    print('refused', type(e).__name__)\n"
-            "try:\n    socket.getaddrinfo('pypi.org', 443); print('RESOLVED')\n"
-            "except OSError:\n    print('no dns')"))
+        res = run(
+            make_nb(
+                "import socket\ns = socket.socket(); s.settimeout(3)\n"
+                f"try:\n    s.connect(('127.0.0.1', {port})); print('CONNECTED')\n"
+                "except OSError as e:\n    print('refused', type(e).__name__)\n"
+                "try:\n    socket.getaddrinfo('pypi.org', 443); print('RESOLVED')\n"
+                "except OSError:\n    print('no dns')"
+            )
+        )
         with pytest.raises(BlockingIOError):
             listener.accept()
     finally:
@@ -250,10 +279,14 @@ def test_infinite_loop_hits_cell_timeout():
 def test_sigint_ignored_hits_notebook_timeout_and_is_killed():
     lim = replace(LIMITS, cell_timeout_s=2, notebook_timeout_s=12)
     t0 = time.monotonic()
-    res = run(make_nb("print('first')",
-                      "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-                      "while True:\n    pass",
-                      "print('never')"), limits=lim)
+    res = run(
+        make_nb(
+            "print('first')",
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+            "print('never')",
+        ),
+        limits=lim,
+    )
     assert time.monotonic() - t0 < 12 + 15
     assert res.status == "timeout" and "wall time" in res.detail, res.detail
     cells = res.notebook.cells
@@ -264,12 +297,14 @@ def test_sigint_ignored_hits_notebook_timeout_and_is_killed():
 
 @pytest.mark.slow
 def test_fork_bomb_is_bounded():
-    lim = replace(LIMITS, pids=48, cell_timeout_s=3,
-                           notebook_timeout_s=20)
+    lim = replace(LIMITS, pids=48, cell_timeout_s=3, notebook_timeout_s=20)
     t0 = time.monotonic()
-    res = run(make_nb("print('start')",
-                      "import os\nwhile True:\n    try:\n        os.fork()\n"
-                      "    except OSError:\n        pass"), limits=lim)
+    res = run(
+        make_nb(
+            "print('start')", "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass"
+        ),
+        limits=lim,
+    )
     assert time.monotonic() - t0 < 20 + 15
     assert res.status in ("timeout", "kernel_died", "crashed"), res.status
     assert os.getloadavg()[0] < 100
@@ -284,32 +319,31 @@ def test_memory_hog_is_oom():
 
 
 def test_disk_fill_stops_at_cap():
-    fill = ("import errno\n"
-            "def fill(path):\n"
-            "    n = 0\n"
-            "    try:\n"
-            "        with open(path, 'wb') as f:\n"
-            "            for _ in range(256):\n"
-            "                f.write(b'x' * 1024 * 1024); f.flush(); n += 1\n"
-            "    except OSError as e:\n"
-            "        return n, errno.errorcode[e.errno]\n"
-            "    return n, 'no error'\n"
-            "for p in ['big.bin', '/tmp/big.bin', '/dev/shm/big.bin']:\n"
-            "    print(p, *fill(p))\n")
+    fill = (
+        "import errno\n"
+        "def fill(path):\n"
+        "    n = 0\n"
+        "    try:\n"
+        "        with open(path, 'wb') as f:\n"
+        "            for _ in range(256):\n"
+        "                f.write(b'x' * 1024 * 1024); f.flush(); n += 1\n"
+        "    except OSError as e:\n"
+        "        return n, errno.errorcode[e.errno]\n"
+        "    return n, 'no error'\n"
+        "for p in ['big.bin', '/tmp/big.bin', '/dev/shm/big.bin']:\n"
+        "    print(p, *fill(p))\n"
+    )
     res = run(make_nb(fill))
     assert res.status == "ok", res.detail
     lines = text_of(res.notebook.cells[0]).splitlines()
-    caps = {"big.bin": LIMITS.scratch_mb, "/tmp/big.bin": LIMITS.tmp_mb,
-            "/dev/shm/big.bin": LIMITS.shm_mb}
+    caps = {"big.bin": LIMITS.scratch_mb, "/tmp/big.bin": LIMITS.tmp_mb, "/dev/shm/big.bin": LIMITS.shm_mb}
     for line in lines:
         path, n, err = line.split()
         assert err == "ENOSPC" and int(n) <= caps[path], line
 
 
 def test_huge_output_is_capped():
-    res = run(make_nb("print('small')",
-                      "for _ in range(64):\n    print('y' * 100_000)",
-                      "print('after')"))
+    res = run(make_nb("print('small')", "for _ in range(64):\n    print('y' * 100_000)", "print('after')"))
     assert res.status == "output_too_large", (res.status, res.detail)
     cells = res.notebook.cells
     assert text_of(cells[0]) == "small\n" and text_of(cells[2]) == "after\n"
@@ -319,17 +353,20 @@ def test_huge_output_is_capped():
 
 def test_background_process_is_killed():
     assert sleepers() == []
-    res = run(make_nb("import subprocess\n"
-                      f"p = subprocess.Popen(['sleep', '{SLEEP_ARG}'], start_new_session=True)\n"
-                      "print(p.pid)"))
+    res = run(
+        make_nb(
+            f"import subprocess\np = subprocess.Popen(['sleep', '{SLEEP_ARG}'], start_new_session=True)\nprint(p.pid)"
+        )
+    )
     assert res.status == "ok", res.detail
     assert sleepers() == []
 
 
 def test_killing_the_parent_does_not_reach_the_host():
     me = os.getpid()
-    res = run(make_nb("print('x')", "import os, signal\nos.kill(os.getppid(), 9)\n"
-                      "os.kill(1, 9)\nimport time; time.sleep(5)"))
+    res = run(
+        make_nb("print('x')", "import os, signal\nos.kill(os.getppid(), 9)\nos.kill(1, 9)\nimport time; time.sleep(5)")
+    )
     assert os.getpid() == me  # we are still here
     assert res.status in ("crashed", "kernel_died"), (res.status, res.detail)
     if res.notebook is not None:
@@ -410,20 +447,25 @@ def test_the_kernel_cannot_reach_the_result_channel():
 
 
 def test_cells_that_ran_before_the_executor_was_killed_keep_their_outputs():
-    res = run(make_nb("print('x')", "raise AssertionError('failed')",
-                      "import os\nos.kill(os.getppid(), 9)", "print('never')"))
+    res = run(
+        make_nb("print('x')", "raise AssertionError('failed')", "import os\nos.kill(os.getppid(), 9)", "print('never')")
+    )
     assert res.status == "crashed", (res.status, res.detail)
     assert text_of(res.notebook.cells[0]) == "x\n"
     assert errors_of(res.notebook.cells[1]) == ["AssertionError"]
     assert errors_of(res.notebook.cells[3]) == ["CellNotExecuted"]
 
 
-@pytest.mark.parametrize("hide", [
-    "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)",
-    "get_ipython().showtraceback = lambda *args, **kwargs: None",
-    "import sys\nsys.excepthook = lambda *args: None\n"
-    "get_ipython().showtraceback = lambda *a, **k: sys.excepthook(*sys.exc_info())",
-], ids=["set_custom_exc", "showtraceback", "excepthook"])
+@pytest.mark.parametrize(
+    "hide",
+    [
+        "get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)",
+        "get_ipython().showtraceback = lambda *args, **kwargs: None",
+        "import sys\nsys.excepthook = lambda *args: None\n"
+        "get_ipython().showtraceback = lambda *a, **k: sys.excepthook(*sys.exc_info())",
+    ],
+    ids=["set_custom_exc", "showtraceback", "excepthook"],
+)
 def test_an_exception_the_kernel_hides_is_still_an_error(hide):
     res = run(make_nb(hide, "assert 1 == 2, 'wrong'", "print('after')"))
     assert res.status == "ok", (res.status, res.detail)
@@ -455,9 +497,11 @@ def test_orchestrator_death_kills_sandbox_and_stale_cleanup():
         "run = SandboxRun(lim).__enter__()\n"
         f"run.start(['/bin/sleep', '{SLEEP_ARG}'], bw.base_env(lim, '/usr/bin'))\n"
         "print(run.root, flush=True)\n"
-        "time.sleep(1000)\n")
-    p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+        "time.sleep(1000)\n"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     try:
         root = p.stdout.readline().strip()
         deadline = time.monotonic() + 10
@@ -481,13 +525,19 @@ def test_orchestrator_death_kills_sandbox_and_stale_cleanup():
 
 @pytest.mark.slow
 def test_tensorflow_runs_with_default_limits():
-    res = execute_notebook(make_nb(
-        "import os\nimport tensorflow as tf\nprint(tf.reduce_sum(tf.ones(3)).numpy())\n"
-        "print('threads', len(os.listdir('/proc/self/task')))"), limits=SandboxLimits())
+    res = execute_notebook(
+        make_nb(
+            "import os\nimport tensorflow as tf\nprint(tf.reduce_sum(tf.ones(3)).numpy())\n"
+            "print('threads', len(os.listdir('/proc/self/task')))"
+        ),
+        limits=SandboxLimits(),
+    )
     assert res.status == "ok", (res.status, res.detail, res.stderr[-2000:])
     out = text_of(res.notebook.cells[0])
     assert out.splitlines()[0] == "3.0", out
     threads = int(out.split("threads")[1])
     assert threads < SandboxLimits().pids // 4, out
-    print(f"TF smoke: wall {res.wall_s:.1f} s, peak {res.peak_memory_bytes / 2**20:.0f} MiB, "
-          f"{threads} threads in the kernel")
+    print(
+        f"TF smoke: wall {res.wall_s:.1f} s, peak {res.peak_memory_bytes / 2**20:.0f} MiB, "
+        f"{threads} threads in the kernel"
+    )

@@ -3,15 +3,26 @@ bwrap command line, inside-path checks, hostile-output parsing, fail-closed chec
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from graders.sandbox import SandboxLimits, SandboxUnavailable
+from graders.sandbox import (
+    SandboxLimits,
+    SandboxUnavailable,
+    cgroups,
+    channel,
+    hostfs,
+    notebook,
+    outputs,
+    quota,
+    rootless,
+    selftest,
+)
 from graders.sandbox import bwrap as bw
-from graders.sandbox import cgroups, channel, hostfs, notebook, outputs, quota, rootless, selftest
 from graders.sandbox import run as sandbox_run
 
 PKG = Path(notebook.__file__).resolve().parent
@@ -20,21 +31,19 @@ PKG = Path(notebook.__file__).resolve().parent
 # -- limits ---------------------------------------------------------------------------
 def test_limits_defaults_and_validation():
     lim = SandboxLimits()
-    assert (lim.memory_mb, lim.pids, lim.tmp_mb, lim.shm_mb, lim.scratch_mb) == (
-        4096, 512, 256, 64, 512)
+    assert (lim.memory_mb, lim.pids, lim.tmp_mb, lim.shm_mb, lim.scratch_mb) == (4096, 512, 256, 64, 512)
     assert (lim.cell_timeout_s, lim.notebook_timeout_s) == (300, 900)
     assert lim.max_output_bytes == 20 * 1024 * 1024
     env = SandboxLimits(threads=3).thread_env()
-    assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == \
-        env["TF_NUM_INTEROP_THREADS"] == "3"
+    assert env["OMP_NUM_THREADS"] == env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "3"
     with pytest.raises(ValueError):
         SandboxLimits(address_space_mb=2048)  # TensorFlow aborts under 4 GiB
     assert SandboxLimits(address_space_mb=4096).address_space_mb == 4096
     for bad in ({"pids": 4}, {"memory_mb": 0}, {"uid": 0}, {"cell_timeout_s": -1}):
         with pytest.raises(ValueError):
             SandboxLimits(**bad)
-    with pytest.raises(Exception):
-        lim.memory_mb = 1  # frozen
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lim.memory_mb = 1
 
 
 # -- command line ---------------------------------------------------------------------
@@ -43,27 +52,37 @@ def spec(tmp_path, monkeypatch):
     monkeypatch.setattr(bw, "bwrap_version", lambda _: (0, 8, 0))
     bw.write_etc(str(tmp_path / "etc"), SandboxLimits())
     return bw.SandboxSpec(
-        limits=SandboxLimits(), work_dir="/H/work", kit_dir="/H/kit",
-        etc_dir=str(tmp_path / "etc"), command=["/py", "-P", "-m", "x"],
+        limits=SandboxLimits(),
+        work_dir="/H/work",
+        kit_dir="/H/kit",
+        etc_dir=str(tmp_path / "etc"),
+        command=["/py", "-P", "-m", "x"],
         python_binds=[bw.Bind("/H/mnt/1", "/root/.pyenv/versions/3.11.7")],
         extra_binds=[bw.Bind("/data/mnist.npz", "/data/mnist.npz")],
-        env={"HOME": "/tmp/home", "NBGRADER_EXECUTION": "autograde"})
+        env={"HOME": "/tmp/home", "NBGRADER_EXECUTION": "autograde"},
+    )
 
 
 def test_command_shape(spec):
     argv = bw.build_command(spec, bwrap="/usr/bin/bwrap", setpriv="/usr/bin/setpriv")
     i = argv.index("/usr/bin/bwrap")
-    assert argv[:i] == ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                        "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs"]
-    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-                 "--disable-userns"):
+    assert argv[:i] == [
+        "/usr/bin/setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+        "--bounding-set=-all",
+        "--no-new-privs",
+    ]
+    for flag in ("--unshare-all", "--die-with-parent", "--new-session", "--clearenv", "--disable-userns"):
         assert flag in argv
     pairs = list(zip(argv, argv[1:], argv[2:]))
     assert ("--ro-bind", "/", "/") not in pairs and ("--bind", "/", "/") not in pairs
     # sized tmpfs: --size must come right before --tmpfs
     for target, size in (("/tmp", 256), ("/dev/shm", 64)):
         j = argv.index(target, argv.index("--proc"))
-        assert argv[j - 1] == "--tmpfs" and argv[j - 3:j - 1] == ["--size", str(size << 20)]
+        assert argv[j - 1] == "--tmpfs" and argv[j - 3 : j - 1] == ["--size", str(size << 20)]
     assert ("--tmpfs", "/run") in zip(argv, argv[1:])
     assert ("--bind", "/H/work", bw.INSIDE_WORK) in pairs
     assert ("--ro-bind", "/H/kit", bw.INSIDE_KIT) in pairs
@@ -84,11 +103,23 @@ def test_rootless_command_shape(spec, monkeypatch):
     argv = bw.build_command(spec, bwrap="/usr/bin/bwrap")
     assert argv[0] == "/usr/bin/bwrap" and "/usr/bin/setpriv" not in argv
     pairs = list(zip(argv, argv[1:]))
-    for pair in (("--uid", "65534"), ("--gid", "65534"), ("--cap-drop", "ALL"),
-                 ("--info-fd", "7"), ("--block-fd", "8"), ("--remount-ro", "/")):
+    for pair in (
+        ("--uid", "65534"),
+        ("--gid", "65534"),
+        ("--cap-drop", "ALL"),
+        ("--info-fd", "7"),
+        ("--block-fd", "8"),
+        ("--remount-ro", "/"),
+    ):
         assert pair in pairs
-    for flag in ("--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
-                 "--clearenv", "--disable-userns"):
+    for flag in (
+        "--unshare-all",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--disable-userns",
+    ):
         assert flag in argv
     assert ("--ro-bind", "/", "/") not in list(zip(argv, argv[1:], argv[2:]))
     assert argv[-8:] == ["--", "/usr/bin/prlimit", "--nproc=512:512", "--", "/py", "-P", "-m", "x"]
@@ -108,8 +139,7 @@ def test_rootless_says_why_there_is_no_cgroup(tmp_path):
 
 def test_base_env():
     env = bw.base_env(SandboxLimits(threads=2), "/opt/venv/bin")
-    for k in ("HOME", "KERAS_HOME", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR",
-              "JUPYTER_DATA_DIR"):
+    for k in ("HOME", "KERAS_HOME", "IPYTHONDIR", "MPLCONFIGDIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR"):
         assert env[k].startswith(bw.INSIDE_HOME), k
     assert env["PYTHONNOUSERSITE"] == "1" and env["TF_CPP_MIN_LOG_LEVEL"] == "3"
     assert env["NBGRADER_EXECUTION"] == "autograde"
@@ -117,15 +147,28 @@ def test_base_env():
     assert env["OMP_NUM_THREADS"] == "2"
 
 
-@pytest.mark.parametrize("dest", ["/data/x.npz", "/opt/kit", f"{bw.INSIDE_WORK}/data.npz",
-                                  "/tmp/extra"])
+@pytest.mark.parametrize("dest", ["/data/x.npz", "/opt/kit", f"{bw.INSIDE_WORK}/data.npz", "/tmp/extra"])
 def test_inside_path_ok(dest):
     assert bw.check_inside_path(dest) == dest
 
 
-@pytest.mark.parametrize("dest", ["relative", "/", "/data/../etc", "/proc/x", "/usr",
-                                  "/etc/passwd", "/home", "/sandbox", "/sandbox/kit/x",
-                                  bw.INSIDE_WORK, "/tmp", "/data//x"])
+@pytest.mark.parametrize(
+    "dest",
+    [
+        "relative",
+        "/",
+        "/data/../etc",
+        "/proc/x",
+        "/usr",
+        "/etc/passwd",
+        "/home",
+        "/sandbox",
+        "/sandbox/kit/x",
+        bw.INSIDE_WORK,
+        "/tmp",
+        "/data//x",
+    ],
+)
 def test_inside_path_rejected(dest):
     with pytest.raises(bw.BwrapError):
         bw.check_inside_path(dest)
@@ -158,12 +201,12 @@ def _fake_venv(monkeypatch, venv: str) -> None:
     monkeypatch.setattr(sys, "prefix", venv)
     monkeypatch.setattr(sys, "exec_prefix", venv)
     monkeypatch.setattr(sys, "executable", venv + "/bin/python")
-    monkeypatch.setattr(os.path, "realpath", lambda p: sys.base_prefix + "/bin/python3"
-                        if p == venv + "/bin/python" else p)
+    monkeypatch.setattr(
+        os.path, "realpath", lambda p: sys.base_prefix + "/bin/python3" if p == venv + "/bin/python" else p
+    )
 
 
-@pytest.mark.parametrize("venv", ["/tmp/ci/main/.venv", str(bw.REPO_ROOT / ".venv"),
-                                  "/check/work/main/.venv"])
+@pytest.mark.parametrize("venv", ["/tmp/ci/main/.venv", str(bw.REPO_ROOT / ".venv"), "/check/work/main/.venv"])
 def test_a_venv_is_bound_elsewhere_and_its_python_follows(monkeypatch, venv):
     """A venv under /tmp would be hidden by the sandbox's /tmp; one in the checkout, bound
     at its own path, would make the checkout's directory appear inside (a failed sentinel)."""
@@ -212,18 +255,21 @@ def test_merge_takes_only_outputs():
     assert [c.source for c in merged.cells] == [c.source for c in sent.cells]
 
 
-@pytest.mark.parametrize("frames", [
-    {5: _frame(5)},  # no such cell
-    {2: _frame(2)},  # the markdown cell
-    {True: _frame(1)},
-    {"1": _frame(1)},
-    {1: _frame(1, [{"output_type": "stream", "name": "stdout"}])},  # no text
-    {1: _frame(1, count="1")},
-    {1: {"kind": "cell", "index": 1, "outputs": "x"}},
-], ids=["no-such-cell", "markdown-cell", "bool-index", "str-index", "bad-output", "bad-count",
-        "outputs-not-a-list"])
+@pytest.mark.parametrize(
+    "frames",
+    [
+        {5: _frame(5)},  # no such cell
+        {2: _frame(2)},  # the markdown cell
+        {True: _frame(1)},
+        {"1": _frame(1)},
+        {1: _frame(1, [{"output_type": "stream", "name": "stdout"}])},  # no text
+        {1: _frame(1, count="1")},
+        {1: {"kind": "cell", "index": 1, "outputs": "x"}},
+    ],
+    ids=["no-such-cell", "markdown-cell", "bool-index", "str-index", "bad-output", "bad-count", "outputs-not-a-list"],
+)
 def test_merge_rejects_malformed_frames(frames):
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 (ValueError, or nbformat's validation error)
         outputs.merge_outputs(_nb("a = 1", "assert a == 1"), frames)
 
 
@@ -246,12 +292,15 @@ def test_frames_come_back_in_order():
     assert reader.error is None and not reader.overflow
 
 
-@pytest.mark.parametrize("data, error", [
-    (channel.HEADER.pack(5) + b"{nope", "not JSON"),
-    (channel.HEADER.pack(2) + b"[]", "not an object"),
-    (channel.HEADER.pack(200_000) + b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
-    (channel.HEADER.pack(1 << 40), "over the cap"),
-])
+@pytest.mark.parametrize(
+    "data, error",
+    [
+        (channel.HEADER.pack(5) + b"{nope", "not JSON"),
+        (channel.HEADER.pack(2) + b"[]", "not an object"),
+        (channel.HEADER.pack(200_000) + b"[" * 100_000 + b"]" * 100_000, "RecursionError"),
+        (channel.HEADER.pack(1 << 40), "over the cap"),
+    ],
+)
 def test_a_malformed_channel_is_an_error(data, error):
     reader = _read_channel(channel.encode_frame({"kind": "cell"}) + data)
     assert error in reader.error
@@ -272,9 +321,12 @@ def test_a_channel_over_its_cap_is_drained_and_flagged():
 def test_the_self_test_fails_when_the_channel_is_reachable():
     def verdict(answer):
         checks = []
-        selftest._judge({"channel": answer}, {"connect": [], "must_fail": [], "must_work": [],
-                                              "sentinels": []}, SandboxLimits(),
-                        lambda name, good, detail="": checks.append((name, good)))
+        selftest._judge(
+            {"channel": answer},
+            {"connect": [], "must_fail": [], "must_work": [], "sentinels": []},
+            SandboxLimits(),
+            lambda name, good, detail="": checks.append((name, good)),
+        )
         return dict(checks)["result channel out of the student's reach"]
 
     assert verdict("denied: Permission denied") is True
@@ -351,8 +403,9 @@ def test_detect_cgroup_version(tmp_path):
 # -- fail closed ----------------------------------------------------------------------
 def test_not_root_without_user_namespaces_is_unavailable(monkeypatch):
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    monkeypatch.setattr(rootless, "userns_problem",
-                        lambda bwrap: "user namespaces are disabled (sysctl user.max_user_namespaces=0)")
+    monkeypatch.setattr(
+        rootless, "userns_problem", lambda bwrap: "user namespaces are disabled (sysctl user.max_user_namespaces=0)"
+    )
     monkeypatch.setattr(selftest, "_CACHE", {})
     with pytest.raises(SandboxUnavailable, match="not root, and user namespaces are disabled"):
         selftest.require_sandbox(refresh=True)
@@ -413,6 +466,5 @@ def test_no_unsandboxed_execution_path():
         # its own constant print(6 * 7) notebook outside, for comparison
         if f.name in ("execute_inside.py", "__main__.py"):
             continue
-        for needle in ("NotebookClient", "KernelManager", "ExecutePreprocessor",
-                       "start_new_kernel", "shell=True"):
+        for needle in ("NotebookClient", "KernelManager", "ExecutePreprocessor", "start_new_kernel", "shell=True"):
             assert needle not in text, f"{f.name} mentions {needle}"

@@ -30,8 +30,14 @@ def course_files(tmp_path):
     support.write_text("LOADER = 'trusted'\n")
     data = tmp_path / "mnist.npz"
     data.write_bytes(os.urandom(4096))
-    job = Job(student="s", notebooks={}, support_files={"hw5_data.py": str(support)}, checks_dir=str(kit),
-              data_file=str(data), verifier_kit_dir=str(kit))
+    job = Job(
+        student="s",
+        notebooks={},
+        support_files={"hw5_data.py": str(support)},
+        checks_dir=str(kit),
+        data_file=str(data),
+        verifier_kit_dir=str(kit),
+    )
     return job, kit, support, data
 
 
@@ -63,8 +69,9 @@ def test_a_shipped_job_names_no_host_path_and_materializes_to_the_same_content(t
     local = shipping.materialize(addressed)
     assert Path(local.data_file).read_bytes() == data.read_bytes()
     assert Path(local.support_files["hw5_data.py"]).read_text() == "LOADER = 'trusted'\n"
-    assert (Path(local.checks_dir) / "graders" / "checks" / "model_checks.py").read_bytes() == \
-        (kit / "graders" / "checks" / "model_checks.py").read_bytes()
+    assert (Path(local.checks_dir) / "graders" / "checks" / "model_checks.py").read_bytes() == (
+        kit / "graders" / "checks" / "model_checks.py"
+    ).read_bytes()
     assert all(str(tmp_path / "worker-cache") in value for value in shipping.job_paths(local))
     assert oct(Path(local.data_file).stat().st_mode & 0o777) == "0o644"  # the sandbox uid reads it
 
@@ -150,8 +157,9 @@ def test_a_worker_without_the_package_gets_one_line_naming_what_to_install(tmp_p
     """The probe runs from its source text in a Python that cannot import graders."""
     expression = worker_check.remote_expression(sandbox=True)
     code = f"import sys; sys.path = [p for p in sys.path if 'site-packages' not in p]; print(repr({expression}))"
-    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-I", "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    ).stdout
     answer = eval(out)  # noqa: S307 - our own repr of a dict of strings
     assert answer["digest"] is None
     assert "\n" not in answer["problem"] and "pip install hw5-cnn-course" in answer["problem"]
@@ -159,8 +167,11 @@ def test_a_worker_without_the_package_gets_one_line_naming_what_to_install(tmp_p
 
 def test_a_worker_with_the_package_passes_and_shares_the_orchestrators_code():
     answer = eval(worker_check.remote_expression(sandbox=False))  # noqa: S307 - as a worker does
-    assert answer == {"problem": None, "digest": worker_check.code_digest(GRADERS),
-                      "versions": worker_check.library_versions()}
+    assert answer == {
+        "problem": None,
+        "digest": worker_check.code_digest(GRADERS),
+        "versions": worker_check.library_versions(),
+    }
 
 
 class _WorkersSaying:
@@ -217,9 +228,9 @@ def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monke
     """Every job refused by the worker's cache: nothing is recorded for anyone (exit 1).
     The worker runs in this process (threads), so the refusal can be forced here."""
     from distributed import LocalCluster
+    from toy_course import CORRECT, make_toy_course, points, submit
 
     from graders.grading import batch
-    from toy_course import CORRECT, make_toy_course, points, submit
 
     root = make_toy_course(tmp_path / "course")
     for student in ("alice", "bob"):
@@ -230,8 +241,9 @@ def test_content_a_worker_cannot_verify_is_never_a_students_zero(tmp_path, monke
 
     monkeypatch.setattr(BlobCache, "get", refuse)
     with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
-        code = batch.main(["toy", "--course", str(root), "--no-sandbox", "--no-canary",
-                           "--scheduler", cluster.scheduler_address])
+        code = batch.main(
+            ["toy", "--course", str(root), "--no-sandbox", "--no-canary", "--scheduler", cluster.scheduler_address]
+        )
     out = capsys.readouterr().out
     assert code == 1 and "could not use the grading content" in out, out  # ours: exit 1, nothing recorded
     assert points(root, "alice") == {} and points(root, "bob") == {}
@@ -249,8 +261,9 @@ def _tar_of(*members: tuple[tarfile.TarInfo, bytes | None]) -> bytes:
     return buffer.getvalue()
 
 
-def _member(name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = "",
-            size: int | None = None) -> tuple[tarfile.TarInfo, bytes | None]:
+def _member(
+    name: str, kind: bytes = tarfile.REGTYPE, data: bytes | None = b"x", linkname: str = "", size: int | None = None
+) -> tuple[tarfile.TarInfo, bytes | None]:
     info = tarfile.TarInfo(name)
     info.type, info.linkname = kind, linkname
     if kind in (tarfile.REGTYPE, tarfile.AREGTYPE):
@@ -264,8 +277,10 @@ HOSTILE = {
     "absolute path": ([_member("/tmp/hw5-escaped-absolute")], "does not name a place inside"),
     "dot-dot": ([_member("kit/../../hw5-escaped-dotdot")], "does not name a place inside"),
     "symlink": ([_member("link", tarfile.SYMTYPE, linkname="/etc/passwd")], "symbolic link"),
-    "symlink then a file through it": ([_member("d", tarfile.SYMTYPE, linkname="/tmp"),
-                                        _member("d/hw5-escaped-through-link")], "symbolic link"),
+    "symlink then a file through it": (
+        [_member("d", tarfile.SYMTYPE, linkname="/tmp"), _member("d/hw5-escaped-through-link")],
+        "symbolic link",
+    ),
     "hard link": ([_member("hard", tarfile.LNKTYPE, linkname="/etc/passwd")], "hard link"),
     "character device": ([_member("null", tarfile.CHRTYPE)], "a device"),
     "block device": ([_member("sda", tarfile.BLKTYPE)], "a device"),
@@ -317,5 +332,6 @@ def test_a_real_kit_round_trips_through_pack_and_unpack(tmp_path):
     blob = blobs.pack(kit)
     entry = BlobCache(tmp_path / "cache").put(blob)
     assert blobs.hash_entry(entry) == blob.sha256
-    assert sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*")) == \
-        sorted(p.relative_to(kit).as_posix() for p in kit.rglob("*") if "__pycache__" not in p.parts)
+    assert sorted(p.relative_to(entry).as_posix() for p in entry.rglob("*")) == sorted(
+        p.relative_to(kit).as_posix() for p in kit.rglob("*") if "__pycache__" not in p.parts
+    )

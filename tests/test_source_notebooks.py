@@ -9,9 +9,9 @@ import nbformat
 import pytest
 
 from graders.authoring import reference
+from graders.authoring.mock_submissions import cell_index, source_solution
 from graders.checks.describe import describe_model
 from graders.course import NOTEBOOKS, source_dir
-from graders.authoring.mock_submissions import cell_index, source_solution
 
 PART_B = source_dir() / "hw5_part_b_cnn.ipynb"
 _HEADING_POINTS = re.compile(r"^(#{2,3}) .*\((\d+(?:\.\d+)?) points?\)", re.M)
@@ -36,10 +36,8 @@ def test_heading_points_equal_metadata_points(notebook):
                 headings.append((index, len(match.group(1)), float(match.group(2))))
     assert headings, "no heading states its points"
     for position, (start, level, stated) in enumerate(headings):
-        end = next(
-            (index for index, lvl, _ in headings[position + 1:] if lvl <= level), len(notebook.cells)
-        )
-        graded = sum(_graded(cell) for cell in notebook.cells[start + 1:end])
+        end = next((index for index, lvl, _ in headings[position + 1 :] if lvl <= level), len(notebook.cells))
+        graded = sum(_graded(cell) for cell in notebook.cells[start + 1 : end])
         assert graded == stated, f"heading in cell {start} says {stated} points, cells give {graded}"
 
 

@@ -23,8 +23,11 @@ from graders.course import course_db_url
 from graders.gradebook import student_grades
 from graders.reporting.score_table import autograded_points
 
-pytestmark = [pytest.mark.slow, pytest.mark.needs_mnist,
-              pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.needs_mnist,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,11 @@ def test_each_trick_earns_exactly_the_honest_grade(graded, mock):
 def test_tricks_that_fooled_the_kernel_are_flagged(graded):
     """Most tricks made the kernel's own tests pass: the disagreement is flagged for review."""
     _, reports = graded
-    flagged = {name for name, report in reports.items()
-               if any("suspected tampering" in flag or "could not verify" in flag for flag in report["flags"])}
+    flagged = {
+        name
+        for name, report in reports.items()
+        if any("suspected tampering" in flag or "could not verify" in flag for flag in report["flags"])
+    }
     print("\nflagged:", sorted(flagged), "\nnot flagged:", sorted(set(reports) - flagged))
     assert LAZY_HONEST.name not in flagged  # honest work is never suspected
     assert len(flagged) >= 12, sorted(set(reports) - flagged)

@@ -28,8 +28,14 @@ from graders.verify.rebuild import rebuild_model
 from graders.verify.requests import export_requests, fresh_calls
 from tests import verify_helpers as vh
 
-MODEL_CELLS = ("test_todo3_architecture", "test_todo3_optimizer", "test_todo4_model",
-               "test_todo5_architecture", "test_todo5_optimizer", "test_todo6_model")
+MODEL_CELLS = (
+    "test_todo3_architecture",
+    "test_todo3_optimizer",
+    "test_todo4_model",
+    "test_todo5_architecture",
+    "test_todo5_optimizer",
+    "test_todo6_model",
+)
 
 
 def student_kernel(submission) -> dict:
@@ -43,9 +49,16 @@ def student_kernel(submission) -> dict:
     import hw5_data
     from graders.authoring import reference
 
-    namespace = {"keras": keras, "layers": layers, "SGD": SGD, "np": np, "plt": plt, "hw5_data": hw5_data,
-                 "define_model_with_momentum": reference.define_model_with_momentum,
-                 "define_model_2_conv": reference.define_model_2_conv}
+    namespace = {
+        "keras": keras,
+        "layers": layers,
+        "SGD": SGD,
+        "np": np,
+        "plt": plt,
+        "hw5_data": hw5_data,
+        "define_model_with_momentum": reference.define_model_with_momentum,
+        "define_model_2_conv": reference.define_model_2_conv,
+    }
     for todo in ("todo3", "todo5"):
         source = submission.cells.get(todo)
         if source is not SOLUTION:
@@ -69,8 +82,7 @@ def setup_code(notebook):
 
 
 def cell_source(notebook, grade_id: str) -> str:
-    return next(cell.source for cell in notebook.cells
-                if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return next(cell.source for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
 @pytest.mark.parametrize("style", UNUSUAL_STYLES, ids=lambda style: style.name)
@@ -165,15 +177,21 @@ def test_a_subclassed_model_whose_call_is_not_its_layer_chain_needs_a_person(mon
     def define_model_with_momentum(learning_rate, momentum):
         model = Skips()
         model.build((None, 28, 28, 1))
-        model.compile(optimizer=SGD(learning_rate=learning_rate, momentum=momentum),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=SGD(learning_rate=learning_rate, momentum=momentum),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
     check_architecture(define_model_with_momentum(0.01, 0.9), "define_model_with_momentum")  # the kernel: passes
     vh.kernel_namespace(monkeypatch, {"define_model_with_momentum": define_model_with_momentum})
     source = 'check_architecture(define_model_with_momentum(0.01, 0.9), "define_model_with_momentum")\n'
-    request = {"grade_id": "cell", "names": ["define_model_with_momentum"],
-               "calls": [{"builder": "define_model_with_momentum", "args": [0.01, 0.9]}]}
+    request = {
+        "grade_id": "cell",
+        "names": ["define_model_with_momentum"],
+        "calls": [{"builder": "define_model_with_momentum", "args": [0.01, 0.9]}],
+    }
     export_cell(request, str(tmp_path))
     setup = compile("from graders.checks import check_architecture\n", "<setup>", "exec")
     verdict = verifier.verify_cell("cell", source, tmp_path / "cell", setup, request)
@@ -220,8 +238,11 @@ def test_a_graders_import_hook_does_not_change_what_honest_work_exports(monkeypa
     from graders.sandbox.execute_inside import export_code
 
     exporter = vh.ROOT / "graders" / "checks" / "kernel_export.py"
-    request = {"grade_id": "cell", "names": ["define_model_2_conv", "model_momentum"],
-               "calls": [{"builder": "define_model_2_conv", "args": [0.01]}]}
+    request = {
+        "grade_id": "cell",
+        "names": ["define_model_2_conv", "model_momentum"],
+        "calls": [{"builder": "define_model_2_conv", "args": [0.01]}],
+    }
     vh.kernel_namespace(monkeypatch, student_kernel(SUBCLASSED_MODEL_STYLE()))
 
     def export(folder) -> dict:
@@ -230,7 +251,7 @@ def test_a_graders_import_hook_does_not_change_what_honest_work_exports(monkeypa
 
     honest = export(tmp_path / "honest")
     fake = types.ModuleType("graders.checks")
-    fake.__getattr__ = lambda name: (lambda *args, **kwargs: None)
+    fake.__getattr__ = lambda name: lambda *args, **kwargs: None
     real_import = builtins.__import__
 
     def hook(name, globals=None, locals=None, fromlist=(), level=0):
@@ -266,5 +287,3 @@ def test_the_exporter_imports_no_module_of_graders():
     imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
     imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
     assert not [name for name in imported if name.split(".")[0] == "graders"], imported
-
-

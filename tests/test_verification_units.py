@@ -32,8 +32,9 @@ def _errors(cell):
 
 def test_a_cell_keeps_its_points_only_when_both_verdicts_pass():
     notebook = _notebook()
-    flags = apply_verdicts(notebook, Verification({"passes": {"passed": True, "message": ""},
-                                                   "fails": {"passed": True, "message": ""}}))
+    flags = apply_verdicts(
+        notebook, Verification({"passes": {"passed": True, "message": ""}, "fails": {"passed": True, "message": ""}})
+    )
     assert flags == []
     assert _errors(notebook.cells[1]) == []
     assert _errors(notebook.cells[2]) == ["GradingFailure"]  # the kernel's failure stands
@@ -41,8 +42,10 @@ def test_a_cell_keeps_its_points_only_when_both_verdicts_pass():
 
 def test_passing_in_the_kernel_and_failing_outside_is_a_failed_cell_and_a_tampering_flag():
     notebook = _notebook()
-    flags = apply_verdicts(notebook, Verification({"passes": {"passed": False, "message": "lr is 0.5"},
-                                                   "fails": {"passed": False, "message": "x"}}))
+    flags = apply_verdicts(
+        notebook,
+        Verification({"passes": {"passed": False, "message": "lr is 0.5"}, "fails": {"passed": False, "message": "x"}}),
+    )
     assert _errors(notebook.cells[1]) == [FAILED_ENAME]
     assert "lr is 0.5" in notebook.cells[1].outputs[-1]["evalue"]
     assert len(flags) == 1 and "suspected tampering" in flags[0] and flags[0].startswith("passes:")
@@ -60,8 +63,9 @@ def test_a_verifier_that_could_not_run_fails_every_passing_cell_and_says_so():
     notebook = _notebook()
     flags = apply_verdicts(notebook, Verification(None, failure="TimeoutError: over 300 s"))
     assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]
-    assert flags == ["passes: needs a person: could not verify out of kernel (the verifier failed: "
-                     "TimeoutError: over 300 s)"]
+    assert flags == [
+        "passes: needs a person: could not verify out of kernel (the verifier failed: TimeoutError: over 300 s)"
+    ]
     nbformat.validate(notebook)
 
 
@@ -110,7 +114,8 @@ def test_an_export_folder_that_is_a_symlink_is_refused(tmp_path):
     _export(real, "test_a")
     os.symlink(real, tmp_path / "exports")
     assert collect_artifacts(str(tmp_path / "exports"), str(tmp_path / "copied")) == [
-        ".hw5-exports is not a plain folder"]
+        ".hw5-exports is not a plain folder"
+    ]
     assert list((tmp_path / "copied").iterdir()) == []
 
 
@@ -125,10 +130,20 @@ def test_no_exports_is_no_problem_here(tmp_path):
 def test_an_export_cell_follows_each_requested_test_cell_and_maps_back():
     from graders.sandbox.execute_inside import insert_export_cells
 
-    notebook = new_notebook(cells=[new_code_cell("x = 1"), _graded("passes"), _graded("not_requested"),
-                                   nbformat.v4.new_markdown_cell("text")])
-    origin = insert_export_cells(notebook, {"passes": {"names": ["x"], "calls": []}}, "/work/.hw5-exports",
-                                 "/opt/hw5-kit/graders/checks/kernel_export.py")
+    notebook = new_notebook(
+        cells=[
+            new_code_cell("x = 1"),
+            _graded("passes"),
+            _graded("not_requested"),
+            nbformat.v4.new_markdown_cell("text"),
+        ]
+    )
+    origin = insert_export_cells(
+        notebook,
+        {"passes": {"names": ["x"], "calls": []}},
+        "/work/.hw5-exports",
+        "/opt/hw5-kit/graders/checks/kernel_export.py",
+    )
     assert origin == [0, 1, None, 2, 3]
     export = notebook.cells[2].source
     assert "spec_from_file_location" in export and "'/opt/hw5-kit/graders/checks/kernel_export.py'" in export
@@ -197,8 +212,12 @@ def test_a_model_that_changes_between_test_cells_fails_the_later_cell():
     from graders.verify.verifier import check_unchanged
 
     def model(rate):
-        return {"kind": "model", "input_shape": [28, 28, 1], "layers": [{"class_name": "Dense", "config": {"units": 10}}],
-                "compile": {"optimizer": {"class_name": "SGD", "learning_rate": rate, "momentum": 0.9}}}
+        return {
+            "kind": "model",
+            "input_shape": [28, 28, 1],
+            "layers": [{"class_name": "Dense", "config": {"units": 10}}],
+            "compile": {"optimizer": {"class_name": "SGD", "learning_rate": rate, "momentum": 0.9}},
+        }
 
     seen = {}
     check_unchanged({"model_momentum": model(0.01), "history": {"kind": "history"}}, seen)
@@ -209,10 +228,18 @@ def test_a_model_that_changes_between_test_cells_fails_the_later_cell():
 
 def test_an_export_that_cannot_be_read_is_ours_to_review_not_tampering():
     notebook = _notebook()
-    flags = apply_verdicts(notebook, Verification({
-        "passes": {"passed": False, "message": "could not verify: layer class 'Lambda' is not allowed"},
-        "fails": {"passed": False, "message": "x"}}))
+    flags = apply_verdicts(
+        notebook,
+        Verification(
+            {
+                "passes": {"passed": False, "message": "could not verify: layer class 'Lambda' is not allowed"},
+                "fails": {"passed": False, "message": "x"},
+            }
+        ),
+    )
     assert _errors(notebook.cells[1]) == [NOT_VERIFIED_ENAME]
-    assert flags == ["passes: needs a person: could not verify out of kernel: layer class 'Lambda' is "
-                     "not allowed (no points until an instructor reviews it)"]
+    assert flags == [
+        "passes: needs a person: could not verify out of kernel: layer class 'Lambda' is "
+        "not allowed (no points until an instructor reviews it)"
+    ]
     assert "suspected tampering" not in " ".join(flags)

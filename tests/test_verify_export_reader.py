@@ -14,32 +14,52 @@ from graders.verify import export_reader
 from graders.verify.export_reader import ArtifactError, read_cell_exports
 from graders.verify.rebuild import rebuild_model
 
-DENSE = {"class_name": "Dense", "config": {"name": "dense", "units": 10, "activation": "softmax",
-                                           "use_bias": True}, "weights": ["m/layer1/0", "m/layer1/1"]}
-FLATTEN = {"class_name": "Flatten", "config": {"name": "flatten", "data_format": "channels_last"},
-           "weights": []}
+DENSE = {
+    "class_name": "Dense",
+    "config": {"name": "dense", "units": 10, "activation": "softmax", "use_bias": True},
+    "weights": ["m/layer1/0", "m/layer1/1"],
+}
+FLATTEN = {"class_name": "Flatten", "config": {"name": "flatten", "data_format": "channels_last"}, "weights": []}
 
 
 def _model_item():
-    return {"kind": "model", "model_class": "Sequential", "input_shape": [4, 4, 1],
-            "layers": [json.loads(json.dumps(FLATTEN)), json.loads(json.dumps(DENSE))],
-            "compile": {"optimizer": {"class_name": "SGD", "class_path": "keras.src.optimizers.sgd.SGD",
-                                      "learning_rate": 0.01, "momentum": 0.0, "nesterov": False},
-                        "loss": "categorical_crossentropy", "loss_class": None, "metrics": ["accuracy"]},
-            "optimizer_state": None}
+    return {
+        "kind": "model",
+        "model_class": "Sequential",
+        "input_shape": [4, 4, 1],
+        "layers": [json.loads(json.dumps(FLATTEN)), json.loads(json.dumps(DENSE))],
+        "compile": {
+            "optimizer": {
+                "class_name": "SGD",
+                "class_path": "keras.src.optimizers.sgd.SGD",
+                "learning_rate": 0.01,
+                "momentum": 0.0,
+                "nesterov": False,
+            },
+            "loss": "categorical_crossentropy",
+            "loss_class": None,
+            "metrics": ["accuracy"],
+        },
+        "optimizer_state": None,
+    }
 
 
 def _arrays():
-    return {"m/layer1/0": np.zeros((16, 10), "float32"), "m/layer1/1": np.zeros(10, "float32"),
-            "grid": np.arange(4)}
+    return {"m/layer1/0": np.zeros((16, 10), "float32"), "m/layer1/1": np.zeros(10, "float32"), "grid": np.arange(4)}
 
 
 def _write(folder, manifest=None, arrays=None):
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = manifest or {"format": export_reader.FORMAT, "grade_id": folder.name,
-                            "items": {"m": _model_item(), "answer": {"kind": "value", "value": "B", "tuple": False},
-                                      "grid": {"kind": "array", "key": "grid", "dtype": "int64", "shape": [4]}},
-                            "calls": []}
+    manifest = manifest or {
+        "format": export_reader.FORMAT,
+        "grade_id": folder.name,
+        "items": {
+            "m": _model_item(),
+            "answer": {"kind": "value", "value": "B", "tuple": False},
+            "grid": {"kind": "array", "key": "grid", "dtype": "int64", "shape": [4]},
+        },
+        "calls": [],
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     arrays = _arrays() if arrays is None else arrays
     with open(folder / "arrays.npz", "wb") as handle:
@@ -68,8 +88,12 @@ def _tamper_manifest(cell, change):
 
 
 def test_a_layer_class_outside_the_allowlist_is_refused(cell):
-    _tamper_manifest(cell, lambda m: m["items"]["m"]["layers"].insert(
-        0, {"class_name": "Lambda", "config": {"function": "print"}, "weights": []}))
+    _tamper_manifest(
+        cell,
+        lambda m: m["items"]["m"]["layers"].insert(
+            0, {"class_name": "Lambda", "config": {"function": "print"}, "weights": []}
+        ),
+    )
     exports = read_cell_exports(cell)
     with pytest.raises(ArtifactError, match="Lambda"):
         rebuild_model(exports["manifest"]["items"]["m"], exports["arrays"], "m")
@@ -80,8 +104,9 @@ def test_an_unknown_config_key_or_activation_is_refused(cell):
     exports = read_cell_exports(cell)
     with pytest.raises(ArtifactError, match="activation"):
         rebuild_model(exports["manifest"]["items"]["m"], exports["arrays"], "m")
-    _tamper_manifest(cell, lambda m: m["items"]["m"]["layers"][1]["config"].update(
-        activation="relu", module="builtins"))
+    _tamper_manifest(
+        cell, lambda m: m["items"]["m"]["layers"][1]["config"].update(activation="relu", module="builtins")
+    )
     exports = read_cell_exports(cell)
     with pytest.raises(ArtifactError, match="'module' is not allowed"):
         rebuild_model(exports["manifest"]["items"]["m"], exports["arrays"], "m")
@@ -152,8 +177,13 @@ def test_nan_in_a_shape_is_refused(cell):
 
 
 def test_nan_in_history_values_is_allowed_but_not_in_learning_rates(cell):
-    history = {"kind": "history", "history": {"loss": [float("nan")]}, "params": {"epochs": 1, "steps": 1},
-               "epoch": [0], "model": None}
+    history = {
+        "kind": "history",
+        "history": {"loss": [float("nan")]},
+        "params": {"epochs": 1, "steps": 1},
+        "epoch": [0],
+        "model": None,
+    }
     _tamper_manifest(cell, lambda m: m["items"].update(history=history))
     assert np.isnan(read_cell_exports(cell)["manifest"]["items"]["history"]["history"]["loss"][0])
     _tamper_manifest(cell, lambda m: m["items"]["m"]["compile"]["optimizer"].update(learning_rate=float("inf")))
@@ -176,8 +206,8 @@ def test_a_huge_declared_shape_is_refused(cell):
             with archive.open(key + ".npy", "w") as member:
                 shape = (100_000, 100_000) if key == "grid" else value.shape
                 np.lib.format.write_array_header_1_0(
-                    member, {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False,
-                             "shape": shape})
+                    member, {"descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False, "shape": shape}
+                )
                 member.write(value.tobytes())
     (cell / "arrays.npz").write_bytes(buffer.getvalue())
     with pytest.raises(ArtifactError, match="too large"):

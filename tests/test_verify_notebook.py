@@ -45,8 +45,9 @@ def _in_kernel_verdict(notebook, grade_id, values) -> str:
     from keras import layers
     from keras.optimizers import SGD
 
-    source = next(cell.source for cell in notebook.cells
-                  if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    source = next(
+        cell.source for cell in notebook.cells if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id
+    )
     import hw5_data
 
     namespace = {"keras": keras, "layers": layers, "SGD": SGD, "np": np, "plt": plt, "hw5_data": hw5_data, **values}
@@ -101,7 +102,8 @@ def test_rigged_learning_rate_and_update_count_fail(kernel_values, monkeypatch, 
     manifest["items"]["history_momentum"]["params"]["epochs"] = 10
     manifest["items"]["history_momentum"]["epoch"] = list(range(10))
     manifest["items"]["history_momentum"]["history"] = {
-        key: values * 10 for key, values in manifest["items"]["history_momentum"]["history"].items()}
+        key: values * 10 for key, values in manifest["items"]["history_momentum"]["history"].items()
+    }
     training_path.write_text(json.dumps(manifest))
     verdicts = verify_notebook(notebook, tmp_path, requests, support_dir=SUPPORT)
     assert not verdicts["test_todo4_model"]["passed"]
@@ -110,8 +112,10 @@ def test_rigged_learning_rate_and_update_count_fail(kernel_values, monkeypatch, 
     assert "changed between the test cells" in verdicts["test_todo4_training"]["message"]
     (tmp_path / "test_todo4_model" / "manifest.json").unlink()  # now the update count speaks
     verdicts = verify_notebook(notebook, tmp_path, requests, support_dir=SUPPORT)
-    assert "optimizer updates" in verdicts["test_todo4_training"]["message"] or "SGD updates" in \
-        verdicts["test_todo4_training"]["message"]
+    assert (
+        "optimizer updates" in verdicts["test_todo4_training"]["message"]
+        or "SGD updates" in verdicts["test_todo4_training"]["message"]
+    )
     (tmp_path / "test_todo3_architecture" / "manifest.json").unlink()
     verdicts = verify_notebook(notebook, tmp_path, requests, support_dir=SUPPORT)
     assert verdicts["test_todo3_architecture"]["message"].startswith("could not verify: ")
@@ -146,16 +150,23 @@ def test_the_cli_verifies_a_whole_submission_in_one_process(kernel_values, monke
     notebook = vh.read(vh.PART_A)
     requests = _export_all(notebook, tmp_path / "exports")
     (tmp_path / "broken.ipynb").write_text("{not json")
-    job = {"part_a.ipynb": {"notebook": str(vh.PART_A), "exports": str(tmp_path / "exports"), "requests": requests},
-           "broken.ipynb": {"notebook": str(tmp_path / "broken.ipynb"), "exports": str(tmp_path), "requests": {}}}
+    job = {
+        "part_a.ipynb": {"notebook": str(vh.PART_A), "exports": str(tmp_path / "exports"), "requests": requests},
+        "broken.ipynb": {"notebook": str(tmp_path / "broken.ipynb"), "exports": str(tmp_path), "requests": {}},
+    }
     (tmp_path / "job.json").write_text(json.dumps(job))
     result = subprocess.run(
         [sys.executable, "-m", "graders.verify", "--job", str(tmp_path / "job.json"), "--support-dir", str(SUPPORT)],
-        capture_output=True, text=True, cwd=vh.ROOT, timeout=300)
+        capture_output=True,
+        text=True,
+        cwd=vh.ROOT,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 1 and lines[0].startswith("HW5-VERDICTS ")
-    results = json.loads(lines[0][len("HW5-VERDICTS "):])
-    assert results["part_a.ipynb"] == {"verdicts": {grade_id: {"passed": True, "verdict": "passed", "message": ""}
-                                                    for grade_id in requests}}
+    results = json.loads(lines[0][len("HW5-VERDICTS ") :])
+    assert results["part_a.ipynb"] == {
+        "verdicts": {grade_id: {"passed": True, "verdict": "passed", "message": ""} for grade_id in requests}
+    }
     assert results["broken.ipynb"]["failure"].startswith("JSONDecodeError")

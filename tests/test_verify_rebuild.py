@@ -25,9 +25,13 @@ def _student_builders(submission) -> dict:
 
     from graders.authoring import reference
 
-    namespace = {"keras": keras, "layers": layers, "SGD": SGD,
-                 "define_model_with_momentum": reference.define_model_with_momentum,
-                 "define_model_2_conv": reference.define_model_2_conv}
+    namespace = {
+        "keras": keras,
+        "layers": layers,
+        "SGD": SGD,
+        "define_model_with_momentum": reference.define_model_with_momentum,
+        "define_model_2_conv": reference.define_model_2_conv,
+    }
     for todo in ("todo3", "todo5"):
         source = submission.cells.get(todo)
         if isinstance(source, str):
@@ -50,23 +54,31 @@ def data():
 def test_rebuilt_models_describe_and_predict_as_the_originals(style, data, monkeypatch, tmp_path):
     from graders.authoring import reference
 
-    builders = dict(reference.BUILDERS) if style == "reference" else _student_builders(
-        {KERAS2_STYLE.name: KERAS2_STYLE, FUNCTIONAL_STYLE.name: FUNCTIONAL_STYLE}[style])
+    builders = (
+        dict(reference.BUILDERS)
+        if style == "reference"
+        else _student_builders({KERAS2_STYLE.name: KERAS2_STYLE, FUNCTIONAL_STYLE.name: FUNCTIONAL_STYLE}[style])
+    )
     trained = builders["define_model_with_momentum"](0.01, 0.9)
     history = vh.train_tiny(trained, *data)
-    values = {"trained": trained, "history": history,
-              "two_conv": builders["define_model_2_conv"](0.05),
-              "define_model_with_momentum": builders["define_model_with_momentum"]}
-    exports = _export_and_read(monkeypatch, tmp_path, values,
-                               [{"builder": "define_model_with_momentum", "args": [0.2, 0.0]}])
+    values = {
+        "trained": trained,
+        "history": history,
+        "two_conv": builders["define_model_2_conv"](0.05),
+        "define_model_with_momentum": builders["define_model_with_momentum"],
+    }
+    exports = _export_and_read(
+        monkeypatch, tmp_path, values, [{"builder": "define_model_with_momentum", "args": [0.2, 0.0]}]
+    )
     items, arrays = exports["manifest"]["items"], exports["arrays"]
     assert items["define_model_with_momentum"] == {"kind": "callable"}
     models = {name: rebuild_model(items[name], arrays, name) for name in ("trained", "two_conv")}
     for name, model in models.items():
         assert describe_model(model) == describe_model(values[name]), name
     x = data[0][:16]
-    np.testing.assert_allclose(models["trained"].predict(x, verbose=0), trained.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        models["trained"].predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
     assert int(models["trained"].optimizer.iterations.numpy()) == 2 == int(trained.optimizer.iterations.numpy())
     rebuilt_history = rebuild_history(items["history"], models)
     assert rebuilt_history.model is models["trained"]
@@ -74,7 +86,8 @@ def test_rebuilt_models_describe_and_predict_as_the_originals(style, data, monke
     call = exports["manifest"]["calls"][0]["result"]
     assert "weights" not in call["layers"][0] and call["optimizer_state"] is None
     assert describe_model(rebuild_model(call, arrays)) == describe_model(
-        builders["define_model_with_momentum"](0.2, 0.0))
+        builders["define_model_with_momentum"](0.2, 0.0)
+    )
     crosscheck.crosscheck_items(items)  # an honest export agrees with itself
 
 
@@ -92,8 +105,15 @@ def test_values_arrays_missing_unsupported_and_errors_are_recorded(monkeypatch, 
         def history(self, value):
             pass
 
-    values = {"letter": "B", "pair": (1, [2.5, -4.0]), "grid": np.arange(6).reshape(2, 3),
-              "flag": np.bool_(True), "odd": {1: 2}, "bad": BadHistory(), "function": len}
+    values = {
+        "letter": "B",
+        "pair": (1, [2.5, -4.0]),
+        "grid": np.arange(6).reshape(2, 3),
+        "flag": np.bool_(True),
+        "odd": {1: 2},
+        "bad": BadHistory(),
+        "function": len,
+    }
     exports = _export_and_read(monkeypatch, tmp_path, values)
     items = exports["manifest"]["items"]
     assert items["letter"] == {"kind": "value", "value": "B", "tuple": False}
@@ -104,8 +124,9 @@ def test_values_arrays_missing_unsupported_and_errors_are_recorded(monkeypatch, 
     # a History the exporter could not carry is a limit of ours, not the student's error
     assert items["bad"] == {"kind": "unrepresentable", "type": "BadHistory", "reason": "RuntimeError: boom"}
     assert items["function"] == {"kind": "callable"}
-    export_cell({"grade_id": "other", "names": ["absent"], "calls": [{"builder": "absent", "args": [1]}]},
-                str(tmp_path))
+    export_cell(
+        {"grade_id": "other", "names": ["absent"], "calls": [{"builder": "absent", "args": [1]}]}, str(tmp_path)
+    )
     other = read_cell_exports(tmp_path / "other")["manifest"]
     assert other["items"]["absent"] == {"kind": "missing"}
     assert other["calls"][0]["result"] == {"kind": "missing"}
@@ -153,10 +174,20 @@ def test_honest_variations_rebuild_so_the_checks_can_speak(data, monkeypatch, tm
     import keras
     from keras import layers
 
-    model = keras.Sequential([keras.Input((28, 28, 1)), layers.ZeroPadding2D(1), layers.Conv2D(8, 3),
-                              layers.BatchNormalization(), layers.LeakyReLU(), layers.MaxPooling2D(2),
-                              layers.GlobalAveragePooling2D(), layers.Reshape((8,)), layers.Rescaling(0.5),
-                              layers.Dense(10, activation="softmax")])
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            layers.ZeroPadding2D(1),
+            layers.Conv2D(8, 3),
+            layers.BatchNormalization(),
+            layers.LeakyReLU(),
+            layers.MaxPooling2D(2),
+            layers.GlobalAveragePooling2D(),
+            layers.Reshape((8,)),
+            layers.Rescaling(0.5),
+            layers.Dense(10, activation="softmax"),
+        ]
+    )
     model.compile(optimizer=keras.optimizers.SGD(0.01, 0.9), loss="categorical_crossentropy", metrics=["accuracy"])
     x, y = data
     model.fit(x[:64], y[:64], epochs=1, verbose=0)
@@ -168,8 +199,9 @@ def test_honest_variations_rebuild_so_the_checks_can_speak(data, monkeypatch, tm
 
 def test_an_answer_written_as_rows_of_arrays_is_exported_as_its_numbers(monkeypatch, tmp_path):
     rows = [np.array([11, 5, 7, 2]), np.array([3, 14, -7, 5])]
-    exports = _export_and_read(monkeypatch, tmp_path, {"rows": rows, "as_tuple": tuple(rows),
-                                                       "objects": np.array(rows, dtype=object)})
+    exports = _export_and_read(
+        monkeypatch, tmp_path, {"rows": rows, "as_tuple": tuple(rows), "objects": np.array(rows, dtype=object)}
+    )
     for name in ("rows", "as_tuple", "objects"):
         item = exports["manifest"]["items"][name]
         assert item["kind"] == "array", item

@@ -14,8 +14,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from graders.course import COURSE_ROOT
 from graders.authoring.release import scratch_release
+from graders.course import COURSE_ROOT
 
 ASSIGNMENT = "toy"
 NOTEBOOK = "toy.ipynb"
@@ -81,8 +81,21 @@ def grade_toy(root: Path, *extra: str, cell_timeout: int = 10, notebook_timeout:
     from graders.grading import batch
 
     report = root / f"report-{time.time_ns()}.json"
-    code = batch.main(["toy", "--course", str(root), "--cell-timeout", str(cell_timeout),
-                       "--notebook-timeout", str(notebook_timeout), "--no-canary", "--report", str(report), *extra])
+    code = batch.main(
+        [
+            "toy",
+            "--course",
+            str(root),
+            "--cell-timeout",
+            str(cell_timeout),
+            "--notebook-timeout",
+            str(notebook_timeout),
+            "--no-canary",
+            "--report",
+            str(report),
+            *extra,
+        ]
+    )
     return code, report_of(report)
 
 
@@ -90,8 +103,16 @@ def released(root: Path):
     return nbformat.read(root / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
 
 
-def submit(root: Path, student: str, solution: str | None = None, *, notebook=None,
-           raw: bytes | None = None, name: str = NOTEBOOK, extra_files: dict | None = None) -> Path:
+def submit(
+    root: Path,
+    student: str,
+    solution: str | None = None,
+    *,
+    notebook=None,
+    raw: bytes | None = None,
+    name: str = NOTEBOOK,
+    extra_files: dict | None = None,
+) -> Path:
     """Write a submission: the release with ``solution`` as the solution cell's source,
     or a given ``notebook`` node, or ``raw`` bytes. Returns the submission folder."""
     folder = root / "submitted" / student / ASSIGNMENT

@@ -44,10 +44,11 @@ def reference_kernel(x, y) -> dict:
 
     values = {name: builder for name, builder in reference.BUILDERS.items()}
     for run, model_name, history_name in (
-            ("eta_large", "model_eta_large", "history_eta_large"),
-            ("eta_small", "model_eta_small", "history_eta_small"),
-            ("momentum", "model_momentum", "history_momentum"),
-            ("two_conv", "model_2_layer", "history_2_layer")):
+        ("eta_large", "model_eta_large", "history_eta_large"),
+        ("eta_small", "model_eta_small", "history_eta_small"),
+        ("momentum", "model_momentum", "history_momentum"),
+        ("two_conv", "model_2_layer", "history_2_layer"),
+    ):
         model = reference.build_run(run)
         values[model_name] = model
         values[history_name] = train_tiny(model, x, y)

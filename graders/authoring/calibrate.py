@@ -36,7 +36,8 @@ import numpy as np  # noqa: E402
 
 from graders.authoring import reference  # noqa: E402
 from graders.checks.expected_data import THRESHOLDS_PATH  # noqa: E402
-from graders.course import COURSE_ROOT, hw5_data as course_loader  # noqa: E402
+from graders.course import COURSE_ROOT  # noqa: E402
+from graders.course import hw5_data as course_loader
 
 CALIBRATION_DIR = COURSE_ROOT / "calibration"
 #: Runs that get an accuracy floor; the two learning-rate runs learn (almost) nothing by design.
@@ -72,8 +73,14 @@ def _train(run: str, seed: int, data, variant: str = "reference") -> dict:
         validation = (x_train, y_train)
     history = None
     if variant != "untrained":
-        history = model.fit(x_train, y_train, batch_size=reference.BATCH_SIZE, epochs=reference.EPOCHS,
-                            validation_data=validation, verbose=0)
+        history = model.fit(
+            x_train,
+            y_train,
+            batch_size=reference.BATCH_SIZE,
+            epochs=reference.EPOCHS,
+            validation_data=validation,
+            verbose=0,
+        )
     accuracy = _accuracy(model, x_test, labels)
     last_validation = history.history["val_accuracy"][-1] if history else None
     return {
@@ -92,8 +99,7 @@ def measure(budget_name: str, seeds: list[int], runs=None, mutants: bool = True)
     hw5_data = course_loader()
     budget = hw5_data.BUDGETS[budget_name]
     (x_train, y_train), (x_test, y_test) = hw5_data.load_mnist(budget)
-    data = (*hw5_data.preprocess(x_train, y_train), *hw5_data.preprocess(x_test, y_test),
-            np.asarray(y_test, dtype=int))
+    data = (*hw5_data.preprocess(x_train, y_train), *hw5_data.preprocess(x_test, y_test), np.asarray(y_test, dtype=int))
     records = []
     for seed in seeds:
         for run in runs or reference.RUNS:
@@ -120,66 +126,102 @@ def summarize(records: list[dict]) -> dict:
     summary = {"floors": {}, "agreement": None}
     for run in dict.fromkeys(r["run"] for r in records):
         ours = [r["test_accuracy"] for r in records if r["run"] == run and r["variant"] == "reference"]
-        theirs = [(r["test_accuracy"], r["variant"]) for r in records
-                  if r["run"] == run and r["variant"] in FLOOR_MUTANTS]
+        theirs = [
+            (r["test_accuracy"], r["variant"]) for r in records if r["run"] == run and r["variant"] in FLOOR_MUTANTS
+        ]
         entry = {"seeds": len(ours), "reference_min": min(ours), "reference_median": statistics.median(ours)}
-        near = [(r["test_accuracy"], r["variant"]) for r in records
-                if r["run"] == run and r["variant"] in NEAR_MISSES]
+        near = [(r["test_accuracy"], r["variant"]) for r in records if r["run"] == run and r["variant"] in NEAR_MISSES]
         if run in FLOOR_RUNS and theirs:
             best, which = max(theirs)
             threshold = _floor(min(ours), best)
-            entry.update(best_mutant=best, best_mutant_variant=which, threshold=threshold,
-                         margin_below_reference=round(min(ours) - threshold, 4),
-                         margin_above_mutant=round(threshold - best, 4), gap=min(ours) > best)
+            entry.update(
+                best_mutant=best,
+                best_mutant_variant=which,
+                threshold=threshold,
+                margin_below_reference=round(min(ours) - threshold, 4),
+                margin_above_mutant=round(threshold - best, 4),
+                gap=min(ours) > best,
+            )
             if near:
                 caught = sum(accuracy < threshold for accuracy, _ in near)
-                entry.update(near_miss=near[0][1], near_miss_max=max(a for a, _ in near),
-                             near_miss_caught=f"{caught}/{len(near)}")
+                entry.update(
+                    near_miss=near[0][1],
+                    near_miss_max=max(a for a, _ in near),
+                    near_miss_caught=f"{caught}/{len(near)}",
+                )
         else:
-            entry.update(threshold=None, note="no floor: learns (almost) nothing by design; "
-                         "structure, update count and history agreement apply")
+            entry.update(
+                threshold=None,
+                note="no floor: learns (almost) nothing by design; structure, update count and history agreement apply",
+            )
         summary["floors"][run] = entry
     gaps = [r["agreement_gap"] for r in records if r["variant"] == "reference" and r["agreement_gap"] is not None]
     cheats = [r["agreement_gap"] for r in records if r["variant"] == "validation-on-training-data"]
     if gaps and cheats:
         tolerance = float(np.floor((max(gaps) + min(cheats)) / 2 * 1000) / 1000)
         summary["agreement"] = {
-            "reference_max_gap": max(gaps), "mutant_min_gap": min(cheats), "tolerance": tolerance,
+            "reference_max_gap": max(gaps),
+            "mutant_min_gap": min(cheats),
+            "tolerance": tolerance,
             "margin_above_reference": round(tolerance - max(gaps), 4),
-            "margin_below_mutant": round(min(cheats) - tolerance, 4), "gap": max(gaps) < min(cheats),
+            "margin_below_mutant": round(min(cheats) - tolerance, 4),
+            "gap": max(gaps) < min(cheats),
         }
     return summary
 
 
 def render_report(budget_name: str, summary: dict, records: list[dict]) -> str:
-    lines = [f"# Calibration: budget `{budget_name}`", "",
-             f"Generated by `python -m graders.authoring.calibrate --budget {budget_name}`; "
-             f"{len(records)} trainings. Accuracies are test accuracies recomputed from the model.", "",
-             "| test (run) | seeds | reference min | reference median | best mutant | threshold | margin below reference | margin above mutant |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        f"# Calibration: budget `{budget_name}`",
+        "",
+        f"Generated by `python -m graders.authoring.calibrate --budget {budget_name}`; "
+        f"{len(records)} trainings. Accuracies are test accuracies recomputed from the model.",
+        "",
+        "| test (run) | seeds | reference min | reference median | best mutant | threshold | margin below reference | margin above mutant |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for run, entry in summary["floors"].items():
         if entry.get("threshold") is None:
-            lines.append(f"| training ({run}) | {entry['seeds']} | {entry['reference_min']:.4f} | "
-                         f"{entry['reference_median']:.4f} | - | none | - | - |")
+            lines.append(
+                f"| training ({run}) | {entry['seeds']} | {entry['reference_min']:.4f} | "
+                f"{entry['reference_median']:.4f} | - | none | - | - |"
+            )
         else:
-            lines.append(f"| training ({run}) | {entry['seeds']} | {entry['reference_min']:.4f} | "
-                         f"{entry['reference_median']:.4f} | {entry['best_mutant']:.4f} ({entry['best_mutant_variant']}) | "
-                         f"{entry['threshold']:.2f} | {entry['margin_below_reference']:+.4f} | {entry['margin_above_mutant']:+.4f} |")
+            lines.append(
+                f"| training ({run}) | {entry['seeds']} | {entry['reference_min']:.4f} | "
+                f"{entry['reference_median']:.4f} | {entry['best_mutant']:.4f} ({entry['best_mutant_variant']}) | "
+                f"{entry['threshold']:.2f} | {entry['margin_below_reference']:+.4f} | {entry['margin_above_mutant']:+.4f} |"
+            )
     agreement = summary.get("agreement")
     if agreement:
-        lines += ["", "History agreement (|recomputed test accuracy - last val_accuracy|):", "",
-                  "| reference max gap | best mutant (validation on training data), min gap | tolerance | margins |",
-                  "| --- | --- | --- | --- |",
-                  f"| {agreement['reference_max_gap']:.4f} | {agreement['mutant_min_gap']:.4f} | "
-                  f"{agreement['tolerance']:.3f} | {agreement['margin_above_reference']:+.4f} / {agreement['margin_below_mutant']:+.4f} |"]
+        lines += [
+            "",
+            "History agreement (|recomputed test accuracy - last val_accuracy|):",
+            "",
+            "| reference max gap | best mutant (validation on training data), min gap | tolerance | margins |",
+            "| --- | --- | --- | --- |",
+            f"| {agreement['reference_max_gap']:.4f} | {agreement['mutant_min_gap']:.4f} | "
+            f"{agreement['tolerance']:.3f} | {agreement['margin_above_reference']:+.4f} / {agreement['margin_below_mutant']:+.4f} |",
+        ]
     near = [(run, e) for run, e in summary["floors"].items() if e.get("near_miss")]
     if near:
-        lines += ["", "Near misses, measured but not separable by any floor (reported, not used for thresholds):", "",
-                  "| run | near miss | its best accuracy | caught by the floor |", "| --- | --- | --- | --- |"]
-        lines += [f"| {run} | {e['near_miss']} | {e['near_miss_max']:.4f} | {e['near_miss_caught']} seeds |"
-                  for run, e in near]
-    lines += ["", "Runs without a floor are checked by structure, the SGD update count and history agreement;",
-              "a model with the wrong structure is failed by the structure checks and never meets a floor.", ""]
+        lines += [
+            "",
+            "Near misses, measured but not separable by any floor (reported, not used for thresholds):",
+            "",
+            "| run | near miss | its best accuracy | caught by the floor |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {run} | {e['near_miss']} | {e['near_miss_max']:.4f} | {e['near_miss_caught']} seeds |"
+            for run, e in near
+        ]
+    lines += [
+        "",
+        "Runs without a floor are checked by structure, the SGD update count and history agreement;",
+        "a model with the wrong structure is failed by the structure checks and never meets a floor.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -199,8 +241,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", nargs="+", choices=sorted(reference.RUNS))
     parser.add_argument("--no-mutants", action="store_true", help="reference runs only")
     parser.add_argument("--write-thresholds", action="store_true")
-    parser.add_argument("--resummarize", action="store_true",
-                        help="recompute the report from the committed measurements, without training")
+    parser.add_argument(
+        "--resummarize",
+        action="store_true",
+        help="recompute the report from the committed measurements, without training",
+    )
 
 
 def main(argv=None) -> int:
@@ -218,7 +263,9 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(records)
     CALIBRATION_DIR.mkdir(exist_ok=True)
     (CALIBRATION_DIR / f"calibration-{args.budget}.json").write_text(
-        json.dumps({"budget": args.budget, "seeds": args.seeds, "summary": summary, "records": records}, indent=2) + "\n")
+        json.dumps({"budget": args.budget, "seeds": args.seeds, "summary": summary, "records": records}, indent=2)
+        + "\n"
+    )
     report = render_report(args.budget, summary, records)
     (CALIBRATION_DIR / f"report-{args.budget}.md").write_text(report)
     print(report)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from graders.course import ASSIGNMENT, NOTEBOOKS, COURSE_ROOT, release_dir, source_dir
+from graders.course import ASSIGNMENT, COURSE_ROOT, NOTEBOOKS, release_dir, source_dir
 
 #: Fill a solution cell with the source notebook's solution.
 SOLUTION = object()

@@ -28,9 +28,7 @@ def generate_release(root: Path = COURSE_ROOT, assignment: str = ASSIGNMENT) -> 
     """Run ``nbgrader generate_assignment`` in ``root``; returns the release folder."""
     result = run_nbgrader(["generate_assignment", assignment, "--force"], root=root, check=False)
     if result.returncode != 0:
-        raise RuntimeError(
-            f"nbgrader generate_assignment failed (exit {result.returncode}):\n{result.stderr[-4000:]}"
-        )
+        raise RuntimeError(f"nbgrader generate_assignment failed (exit {result.returncode}):\n{result.stderr[-4000:]}")
     return root / "release" / assignment
 
 

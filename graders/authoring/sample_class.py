@@ -8,8 +8,14 @@ from graders.authoring.mock_submissions import SOLUTION, MockSubmission, edited
 CODE_SOLUTIONS = ("todo1", "todo2", "todo3", "todo4", "todo5", "todo6", "answer_1_1", "answer_3")
 #: Manually graded answers: the reference fills them with the reference answers.
 WRITTEN_ANSWERS = (
-    "answer_q1", "answer_q2", "answer_q3", "answer_q4",
-    "answer_1_2", "answer_1_3", "answer_2_1", "answer_2_2",
+    "answer_q1",
+    "answer_q2",
+    "answer_q3",
+    "answer_q4",
+    "answer_1_2",
+    "answer_1_3",
+    "answer_2_1",
+    "answer_2_2",
 )
 
 REFERENCE = MockSubmission(

@@ -5,7 +5,7 @@ no reference code, only the derived expectations (``expected.json``) and the
 calibrated thresholds (``thresholds.json``).
 """
 
-from graders.checks import recorder  # hw5_data.prepare_session switches it on while grading
+from graders.checks import recorder  # noqa: F401 (hw5_data.prepare_session switches it on while grading)
 from graders.checks.failures import CouldNotCheck, GradingFailure
 from graders.checks.model_checks import (
     check_architecture,

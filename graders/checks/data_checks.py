@@ -47,9 +47,10 @@ def budget_fingerprints(budget) -> dict:
     (x_train, y_train), (x_test, y_test) = budget_arrays(budget)
 
     def fingerprint(images, labels):
-        hashes = [row_hashes(hw5_data.preprocess(images[start:start + _CHUNK],
-                                                          labels[start:start + _CHUNK])[0])
-                  for start in range(0, len(images), _CHUNK)]
+        hashes = [
+            row_hashes(hw5_data.preprocess(images[start : start + _CHUNK], labels[start : start + _CHUNK])[0])
+            for start in range(0, len(images), _CHUNK)
+        ]
         return np.concatenate(hashes), np.asarray(labels, dtype=np.int64)
 
     return {"train": fingerprint(x_train, y_train), "test": fingerprint(x_test, y_test)}
@@ -81,8 +82,9 @@ def _digits(classes) -> str:
     return ("the digit " if len(classes) == 1 else "the digits ") + ", ".join(map(str, classes))
 
 
-def describe_data_difference(sample: dict, wanted: tuple, other: tuple, *, what: str,
-                             source: str, other_source: str) -> str | None:
+def describe_data_difference(
+    sample: dict, wanted: tuple, other: tuple, *, what: str, source: str, other_source: str
+) -> str | None:
     """What differs between a recorded data sample and the arrays it should equal, or None.
 
     ``sample``: ``{"kind": "data", "images", "labels"}``; ``wanted``: the full data's
@@ -97,10 +99,14 @@ def describe_data_difference(sample: dict, wanted: tuple, other: tuple, *, what:
     foreign = len(outside)
     if foreign:
         from_other = int(np.isin(outside, other[0]).sum())
-        where = ("" if not from_other else f" (they are images of {other_source})" if from_other == foreign
-                 else f" ({from_other:,} of them are images of {other_source})")
-        return (f"{foreign:,} of the {given:,} images of the {what} are not images of "
-                f"{source}{where}.")
+        where = (
+            ""
+            if not from_other
+            else f" (they are images of {other_source})"
+            if from_other == foreign
+            else f" ({from_other:,} of them are images of {other_source})"
+        )
+        return f"{foreign:,} of the {given:,} images of the {what} are not images of {source}{where}."
     if given != len(wanted_images):
         missing = sorted(set(np.unique(wanted_labels).tolist()) - set(np.unique(labels).tolist()))
         absent = f", and it has no images of {_digits(missing)}" if missing else ""
@@ -108,13 +114,14 @@ def describe_data_difference(sample: dict, wanted: tuple, other: tuple, *, what:
             return f"The {what} holds {given:,} images, only part of {source}{absent}."
         return f"The {what} holds {given:,} images, more than {source}: some are repeated."
     if common_count(images, wanted_images) != given:
-        return (f"The {what} has as many images as {source}, but some of them are repeated "
-                "and others left out.")
+        return f"The {what} has as many images as {source}, but some of them are repeated and others left out."
     mismatched = given - common_count(pair_keys(images, labels), pair_keys(wanted_images, wanted_labels))
     if mismatched:
-        return (f"The labels of the {what} do not match its images: {mismatched:,} of the {given:,} "
-                f"images carry another label than in {source.replace('x_', 'y_')}. Keep the images "
-                "and labels in the same order (shuffle them together).")
+        return (
+            f"The labels of the {what} do not match its images: {mismatched:,} of the {given:,} "
+            f"images carry another label than in {source.replace('x_', 'y_')}. Keep the images "
+            "and labels in the same order (shuffle them together)."
+        )
     return None
 
 
@@ -126,8 +133,8 @@ def describe_training(sample: dict, budget) -> str | None:
         return None
     prints = budget_fingerprints(hw5_data.BUDGETS["full"])
     difference = describe_data_difference(
-        sample, prints["train"], prints["test"], what="training data", source="x_train",
-        other_source="x_test")
+        sample, prints["train"], prints["test"], what="training data", source="x_train", other_source="x_test"
+    )
     return None if difference is None else f"{difference} {_TRAIN_ADVICE}"
 
 
@@ -139,15 +146,17 @@ def describe_validation(sample: dict, budget) -> str | None:
     if kind == "none":
         return f"fit was given no validation data. {_VALIDATION_ADVICE}"
     if kind == "split":
-        return (f"fit was given validation_split={sample['fraction']:g}, which holds back part of "
-                "the training data for validation and trains on the rest. This homework trains on "
-                f"all of x_train and validates on the test set. {_VALIDATION_ADVICE}")
+        return (
+            f"fit was given validation_split={sample['fraction']:g}, which holds back part of "
+            "the training data for validation and trains on the rest. This homework trains on "
+            f"all of x_train and validates on the test set. {_VALIDATION_ADVICE}"
+        )
     if kind != "data":
         return None
     prints = budget_fingerprints(hw5_data.BUDGETS["full"])
     difference = describe_data_difference(
-        sample, prints["test"], prints["train"], what="validation data", source="x_test",
-        other_source="x_train")
+        sample, prints["test"], prints["train"], what="validation data", source="x_test", other_source="x_train"
+    )
     if difference is None:
         return None
     return f"The validation data is not the test set. {difference} {_VALIDATION_ADVICE}"

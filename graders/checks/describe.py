@@ -32,9 +32,24 @@ def _plain(value):
 _ACTIVATION_ALIASES = {"softmax_v2": "softmax", "log_softmax_v2": "log_softmax", "swish": "silu"}
 
 #: The activations an unnamed function is compared with (:func:`identify_activation`).
-KNOWN_ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "softplus",
-                     "softsign", "gelu", "relu6", "silu", "exponential", "hard_sigmoid", "leaky_relu",
-                     "mish")
+KNOWN_ACTIVATIONS = (
+    "relu",
+    "softmax",
+    "sigmoid",
+    "tanh",
+    "linear",
+    "elu",
+    "selu",
+    "softplus",
+    "softsign",
+    "gelu",
+    "relu6",
+    "silu",
+    "exponential",
+    "hard_sigmoid",
+    "leaky_relu",
+    "mish",
+)
 
 
 def _function_name(value) -> str:
@@ -249,9 +264,7 @@ def describe_loss(model) -> str | None:
 def describe_model(model) -> dict:
     """Everything the checks compare: input shape, layers, parameters, optimizer, loss."""
     layers = describe_layers(model)
-    total = sum(entry["params"] for entry in layers) if all(
-        entry["params"] is not None for entry in layers
-    ) else None
+    total = sum(entry["params"] for entry in layers) if all(entry["params"] is not None for entry in layers) else None
     return {
         "input_shape": model_input_shape(model),
         "layers": layers,

@@ -16,13 +16,13 @@ EXPECTED_PATH = HERE / "expected.json"
 THRESHOLDS_PATH = HERE / "thresholds.json"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def expected() -> dict:
     """Architectures (by builder name), runs (by run name) and training settings."""
     return json.loads(EXPECTED_PATH.read_text())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def thresholds() -> dict:
     """Calibrated accuracy floors and tolerances, by budget name then run name."""
     return json.loads(THRESHOLDS_PATH.read_text())

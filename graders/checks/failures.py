@@ -41,7 +41,7 @@ class CouldNotCheck(AssertionError):
     """
 
     @classmethod
-    def about(cls, what: str, detail: str = "") -> "CouldNotCheck":
+    def about(cls, what: str, detail: str = "") -> CouldNotCheck:
         """One with the student's sentence for ``what`` and ``detail`` for the instructor."""
         text = LIMIT_SENTENCE.format(what=what)
         return cls(text + (INSTRUCTOR_NOTE + detail if detail else ""))
@@ -92,9 +92,12 @@ def public_check(check):
         except CouldNotCheck as error:
             limit = str(error)
         except Exception as error:  # our code met an object it cannot read: never the student's failure
-            limit = str(CouldNotCheck.about(
-                "its checks could not read your objects",
-                f"{check.__name__} raised {type(error).__name__}: {str(error)[:300]}"))
+            limit = str(
+                CouldNotCheck.about(
+                    "its checks could not read your objects",
+                    f"{check.__name__} raised {type(error).__name__}: {str(error)[:300]}",
+                )
+            )
         if limit is not None:
             raise CouldNotCheck(limit) from None
         if message is not None:
@@ -114,6 +117,4 @@ def call_student(function, *args):
     except CouldNotCheck:  # the verifier's stand-in met a limit of ours: not the student's error
         raise
     except Exception as error:
-        raise GradingFailure(
-            f"Calling {name}({shown}) raised {type(error).__name__}: {error}"
-        ) from None
+        raise GradingFailure(f"Calling {name}({shown}) raised {type(error).__name__}: {error}") from None

@@ -224,8 +224,7 @@ def _chain_layers(model) -> tuple[list, list[str]]:
 
 def _is_functional(model) -> bool:
     """Whether Keras built the model from a graph of layers (``keras.Model(inputs, outputs)``)."""
-    return any(klass.__name__ == "Functional" and klass.__module__.startswith("keras")
-               for klass in type(model).__mro__)
+    return any(klass.__name__ == "Functional" and klass.__module__.startswith("keras") for klass in type(model).__mro__)
 
 
 def _layer_entry(layer, index: int, notes: list[str]) -> dict:
@@ -264,8 +263,9 @@ def _config_with_known_activation(layer, klass, activation) -> dict:
 
     name = _describe().identify_activation(activation)
     if name is None:
-        raise _Unsupported(f"{type(layer).__name__}'s config cannot be read, and its activation "
-                           "computes none of Keras's")
+        raise _Unsupported(
+            f"{type(layer).__name__}'s config cannot be read, and its activation computes none of Keras's"
+        )
     layer.activation = keras.activations.get(name)
     try:
         return klass.get_config(layer)
@@ -308,8 +308,11 @@ def _compile_item(model) -> dict | None:
     momentum = getattr(optimizer, "momentum", None)
     momentum = momentum if isinstance(momentum, (int, float)) else config.get("momentum", 0.0)
     loss = getattr(model, "loss", None)
-    loss_name = loss if isinstance(loss, str) or loss is None else (
-        getattr(loss, "name", None) or getattr(loss, "__name__", None))
+    loss_name = (
+        loss
+        if isinstance(loss, str) or loss is None
+        else (getattr(loss, "name", None) or getattr(loss, "__name__", None))
+    )
     return {
         "optimizer": {
             "class_name": type(optimizer).__name__,
@@ -357,17 +360,21 @@ def _sample_item(sample, key: str, writer: _Writer) -> dict:
     kind = sample.get("kind") if isinstance(sample, dict) else None
     if kind == "data":
         images, labels = np.asarray(sample["images"]), np.asarray(sample["labels"])
-        if images.dtype != np.int64 or labels.dtype != np.int64 or images.shape != labels.shape \
-                or images.ndim != 1:
+        if images.dtype != np.int64 or labels.dtype != np.int64 or images.shape != labels.shape or images.ndim != 1:
             return {"kind": "unknown", "reason": "a malformed fingerprint"}
-        return {"kind": "data", "images": writer.add(f"{key}/images", images),
-                "labels": writer.add(f"{key}/labels", labels)}
+        return {
+            "kind": "data",
+            "images": writer.add(f"{key}/images", images),
+            "labels": writer.add(f"{key}/labels", labels),
+        }
     if kind == "split":
         return {"kind": "split", "fraction": float(sample["fraction"])}
     if kind == "none":
         return {"kind": "none"}
-    return {"kind": "unknown", "reason": _short(sample.get("reason", "")) if kind == "unknown"
-            else "a malformed fingerprint"}
+    return {
+        "kind": "unknown",
+        "reason": _short(sample.get("reason", "")) if kind == "unknown" else "a malformed fingerprint",
+    }
 
 
 def _fits_item(model, name: str, writer: _Writer) -> list | None:
@@ -375,9 +382,13 @@ def _fits_item(model, name: str, writer: _Writer) -> list | None:
     records = _sibling("recorder").fit_records(model)
     if records is None:
         return None
-    return [{"train": _sample_item(record.get("train"), f"{name}/fit{number}/train", writer),
-             "validation": _sample_item(record.get("validation"), f"{name}/fit{number}/validation", writer)}
-            for number, record in enumerate(records[:MAX_FITS])]
+    return [
+        {
+            "train": _sample_item(record.get("train"), f"{name}/fit{number}/train", writer),
+            "validation": _sample_item(record.get("validation"), f"{name}/fit{number}/validation", writer),
+        }
+        for number, record in enumerate(records[:MAX_FITS])
+    ]
 
 
 def _model_item(model, name: str, writer: _Writer | None, weights: bool = True) -> dict:
@@ -438,13 +449,22 @@ def _history_item(history, namespace: dict, names) -> dict:
     values = {}
     for key, series in dict(history.history).items():
         values[str(key)] = [float(value) for value in series]
-    params = {str(key): value for key, value in dict(history.params or {}).items()
-              if isinstance(value, (int, np.integer)) and not isinstance(value, bool)}
+    params = {
+        str(key): value
+        for key, value in dict(history.params or {}).items()
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+    }
     owner = getattr(history, "model", None)
-    model_name = next((other for other in names if other in namespace and namespace[other] is owner
-                       and owner is not None), None)
-    return {"kind": "history", "history": values, "params": {k: int(v) for k, v in params.items()},
-            "epoch": [int(epoch) for epoch in history.epoch], "model": model_name}
+    model_name = next(
+        (other for other in names if other in namespace and namespace[other] is owner and owner is not None), None
+    )
+    return {
+        "kind": "history",
+        "history": values,
+        "params": {k: int(v) for k, v in params.items()},
+        "epoch": [int(epoch) for epoch in history.epoch],
+        "model": model_name,
+    }
 
 
 def _loaded_keras():
@@ -505,8 +525,11 @@ def _call_item(function, args, name: str, writer: _Writer) -> dict:
     raised, ``unrepresentable`` when the exporter could not carry what it returned."""
     keras = _loaded_keras()
     try:
-        if not callable(function) or isinstance(function, type) or (
-                keras is not None and isinstance(function, keras.layers.Layer)):
+        if (
+            not callable(function)
+            or isinstance(function, type)
+            or (keras is not None and isinstance(function, keras.layers.Layer))
+        ):
             return {"kind": "unsupported", "unsupported": type(function).__name__}
         result = function(*args)
     except BaseException as error:
@@ -543,14 +566,16 @@ def export_cell(request: dict, out_dir: str) -> None:
     writer = _Writer()
     items = {}
     for name in names:
-        items[name] = {"kind": "missing"} if name not in namespace else _item(
-            namespace[name], name, namespace, names, writer)
+        items[name] = (
+            {"kind": "missing"} if name not in namespace else _item(namespace[name], name, namespace, names, writer)
+        )
     calls = []
     for number, call in enumerate(request.get("calls", [])):
         builder, args = str(call["builder"]), list(call.get("args", []))
         function = namespace.get(builder)
-        result = {"kind": "missing"} if builder not in namespace else _call_item(
-            function, args, f"call{number}", writer)
+        result = (
+            {"kind": "missing"} if builder not in namespace else _call_item(function, args, f"call{number}", writer)
+        )
         calls.append({"builder": builder, "args": args, "result": result})
     folder = os.path.join(out_dir, grade_id)
     os.makedirs(folder, exist_ok=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 
-from graders.checks.failures import GradingFailure, call_student, public_check
 from graders.checks.describe import describe_layers, describe_model
 from graders.checks.expected_data import expected, run_settings
+from graders.checks.failures import GradingFailure, call_student, public_check
 from graders.checks.optimizer_identity import optimizer_problem
 
 _ORDINALS = ["first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth"]
@@ -177,14 +177,12 @@ def check_built_by(model, builder, *args) -> None:
     have, want = describe_model(model), describe_model(own)
     if describe_layers(model) != describe_layers(own):
         raise GradingFailure(
-            f"This model's layers differ from those that {name}{args} builds. "
-            f"Build it with {name}{args}."
+            f"This model's layers differ from those that {name}{args} builds. Build it with {name}{args}."
         )
     for key in ("optimizer", "loss"):
         if have[key] != want[key]:
             raise GradingFailure(
-                f"This model's {key} is {have[key]}; {name}{args} gives {want[key]}. "
-                f"Build it with {name}{args}."
+                f"This model's {key} is {have[key]}; {name}{args} gives {want[key]}. Build it with {name}{args}."
             )
 
 

@@ -43,8 +43,9 @@ def slot_names(optimizer) -> list[str] | None:
     return names
 
 
-def identity_problem(class_name: str, found_path: str, slots: list[str] | None,
-                     momentum: float, trainable_weights: int | None) -> str | None:
+def identity_problem(
+    class_name: str, found_path: str, slots: list[str] | None, momentum: float, trainable_weights: int | None
+) -> str | None:
     """What shows that an optimizer called ``class_name`` is not Keras's own SGD, or None.
 
     ``found_path``: its class's ``module.qualname``; ``slots``: :func:`slot_names` (None
@@ -56,21 +57,27 @@ def identity_problem(class_name: str, found_path: str, slots: list[str] | None,
     if class_name != "SGD":
         return None
     if found_path != KERAS_SGD_PATH:
-        return (f"The optimizer is a class named SGD defined in {found_path.rsplit('.', 1)[0]}, not "
-                f"Keras's own SGD ({KERAS_SGD_PATH.replace('.src.optimizers.sgd', '.optimizers')}). "
-                "Compile with keras.optimizers.SGD(learning_rate=..., momentum=...) itself, "
-                "not a subclass or another optimizer under that name.")
+        return (
+            f"The optimizer is a class named SGD defined in {found_path.rsplit('.', 1)[0]}, not "
+            f"Keras's own SGD ({KERAS_SGD_PATH.replace('.src.optimizers.sgd', '.optimizers')}). "
+            "Compile with keras.optimizers.SGD(learning_rate=..., momentum=...) itself, "
+            "not a subclass or another optimizer under that name."
+        )
     if slots is None:
         return None
     foreign = [name for name in slots if not name.endswith(MOMENTUM_SUFFIX)]
     if foreign:
-        return (f"The optimizer keeps variables that SGD does not ({', '.join(foreign[:3])}): it "
-                "is not Keras's own SGD. Compile with keras.optimizers.SGD itself.")
+        return (
+            f"The optimizer keeps variables that SGD does not ({', '.join(foreign[:3])}): it "
+            "is not Keras's own SGD. Compile with keras.optimizers.SGD itself."
+        )
     wanted = trainable_weights if momentum > 0 else 0
     if trainable_weights is not None and len(slots) != wanted:
-        return (f"The optimizer keeps {len(slots)} momentum buffers for {trainable_weights} trainable "
-                f"weights at momentum {momentum:g}; Keras's SGD keeps {wanted}. Compile with "
-                "keras.optimizers.SGD itself and train with model.fit.")
+        return (
+            f"The optimizer keeps {len(slots)} momentum buffers for {trainable_weights} trainable "
+            f"weights at momentum {momentum:g}; Keras's SGD keeps {wanted}. Compile with "
+            "keras.optimizers.SGD itself and train with model.fit."
+        )
     return None
 
 
@@ -85,5 +92,6 @@ def optimizer_problem(model) -> str | None:
         trainable = len(model.trainable_weights)
     except Exception:  # a model that cannot say: the slot count is not compared
         trainable = None
-    return identity_problem(type(optimizer).__name__, class_path(type(optimizer)),
-                            slot_names(optimizer), momentum, trainable)
+    return identity_problem(
+        type(optimizer).__name__, class_path(type(optimizer)), slot_names(optimizer), momentum, trainable
+    )

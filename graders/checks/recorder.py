@@ -51,6 +51,7 @@ _hash_keys: dict[int, np.ndarray] = {}
 
 # ----- fingerprints ----------------------------------------------------------------------
 
+
 def _keys_for(width: int) -> np.ndarray:
     keys = _hash_keys.get(width)
     if keys is None:
@@ -83,9 +84,9 @@ def row_hashes(images) -> np.ndarray:
     keys = _keys_for(width)
     out = np.empty(rows, dtype=np.uint64)
     for start in range(0, rows, _HASH_CHUNK):
-        chunk = np.ascontiguousarray(images[start:start + _HASH_CHUNK], dtype=np.float32)
+        chunk = np.ascontiguousarray(images[start : start + _HASH_CHUNK], dtype=np.float32)
         words = chunk.reshape(len(chunk), width).view(np.uint32).astype(np.uint64)
-        out[start:start + len(chunk)] = words @ keys
+        out[start : start + len(chunk)] = words @ keys
     return _mix(out ^ np.uint64(width)).view(np.int64)
 
 
@@ -110,6 +111,7 @@ def unknown(reason: str) -> dict:
 
 
 # ----- reading what fit was given ---------------------------------------------------------
+
 
 @dataclass
 class Given:
@@ -187,8 +189,10 @@ def read_validation(validation_data) -> Given | str | None:
 
 # ----- the budget's rows ------------------------------------------------------------------
 
-def budget_positions(hashes: np.ndarray, budget_hashes: np.ndarray, full_rows: int,
-                     budget_indices: np.ndarray) -> np.ndarray:
+
+def budget_positions(
+    hashes: np.ndarray, budget_hashes: np.ndarray, full_rows: int, budget_indices: np.ndarray
+) -> np.ndarray:
     """Which of the given rows to train on, in the order given.
 
     ``hashes``: the given rows' hashes; ``budget_hashes``: the budget's rows (of the
@@ -212,7 +216,6 @@ def budget_rows(budget) -> dict:
     """``{"train": (hashes, indices), "test": (hashes, indices)}``: the budget's rows of the
     full data, preprocessed as the homework does, and where they sit in it."""
     import hw5_data
-
     from graders.checks.data_checks import budget_fingerprints
 
     full = hw5_data.BUDGETS["full"]
@@ -254,11 +257,16 @@ def plan_fit(arguments: dict, budget) -> FitPlan:
     validation = read_validation(validation_data)
     record = {
         "train": train.sample() if isinstance(train, Given) else unknown(train),
-        "validation": {"kind": "none"} if validation is None else (
-            validation.sample() if isinstance(validation, Given) else unknown(validation)),
+        "validation": {"kind": "none"}
+        if validation is None
+        else (validation.sample() if isinstance(validation, Given) else unknown(validation)),
     }
-    if not isinstance(train, Given) or budget is None or budget.name == "full" or (
-            arguments.get("sample_weight") is not None or arguments.get("steps_per_epoch") is not None):
+    if (
+        not isinstance(train, Given)
+        or budget is None
+        or budget.name == "full"
+        or (arguments.get("sample_weight") is not None or arguments.get("steps_per_epoch") is not None)
+    ):
         return FitPlan(record)
     changed = dict(arguments)
     changed["x"], changed["y"] = _cut(train, "train", budget)
@@ -270,6 +278,7 @@ def plan_fit(arguments: dict, budget) -> FitPlan:
 
 
 # ----- records on the model, and the wrapper ---------------------------------------------
+
 
 def fit_records(model) -> list | None:
     """The records of every ``fit`` call on ``model``, in order; ``None`` when none was recorded."""
@@ -307,8 +316,12 @@ def install(budget) -> None:
         try:
             plan = plan_fit(signature.bind(self, *args, **kwargs).arguments, budget)
         except Exception as error:  # never break the student's fit
-            plan = FitPlan({"train": unknown(f"fit's arguments: {type(error).__name__}: {error}"),
-                            "validation": unknown("fit's arguments")})
+            plan = FitPlan(
+                {
+                    "train": unknown(f"fit's arguments: {type(error).__name__}: {error}"),
+                    "validation": unknown("fit's arguments"),
+                }
+            )
         try:
             remember_fit(self, plan.record)
         except Exception:

@@ -11,10 +11,10 @@ import functools
 import numpy as np
 
 from graders.checks.data_checks import budget_arrays, check_fit_data, forget_budget_data
-from graders.checks.failures import GradingFailure, public_check
 from graders.checks.describe import steps_per_epoch
 from graders.checks.expected_data import expected, thresholds
-from graders.checks.model_checks import require_model, matches_run
+from graders.checks.failures import GradingFailure, public_check
+from graders.checks.model_checks import matches_run, require_model
 
 
 @functools.lru_cache(maxsize=2)
@@ -51,9 +51,12 @@ def recompute_accuracy(model, budget_name: str) -> float:
     x_test, labels = _test_data(budget_name)
     # predict_on_batch per 500 images: the same forward pass as predict(), without its
     # data adapter and callbacks (0.1-0.2 s per model, paid in the kernel and the verifier).
-    batches = [model.predict_on_batch(x_test[start:start + 500]) for start in range(0, len(x_test), 500)]
-    probabilities = np.concatenate([np.asarray(batch, dtype="float32") for batch in batches]) if batches \
+    batches = [model.predict_on_batch(x_test[start : start + 500]) for start in range(0, len(x_test), 500)]
+    probabilities = (
+        np.concatenate([np.asarray(batch, dtype="float32") for batch in batches])
+        if batches
         else np.zeros((0, 10), dtype="float32")
+    )
     if probabilities.shape != (len(labels), 10):
         raise GradingFailure(
             f"The model predicts an array of shape {probabilities.shape} for {len(labels)} images; "
@@ -76,20 +79,14 @@ def check_history(history, epochs: int | None = None) -> None:
     import keras
 
     epochs = epochs or expected()["epochs"]
-    if not isinstance(history, keras.callbacks.History) or not isinstance(
-        getattr(history, "history", None), dict
-    ):
+    if not isinstance(history, keras.callbacks.History) or not isinstance(getattr(history, "history", None), dict):
         raise GradingFailure(
             f"Expected the History object returned by model.fit(...), found a {type(history).__name__}."
         )
     if "accuracy" not in history.history:
-        raise GradingFailure(
-            "The history has no 'accuracy': compile the model with metrics=['accuracy']."
-        )
+        raise GradingFailure("The history has no 'accuracy': compile the model with metrics=['accuracy'].")
     if "val_accuracy" not in history.history:
-        raise GradingFailure(
-            "The history has no 'val_accuracy': pass validation_data=(x_test, y_test) to fit."
-        )
+        raise GradingFailure("The history has no 'val_accuracy': pass validation_data=(x_test, y_test) to fit.")
     found = len(_history_values(history, "accuracy"))
     if found != epochs:
         raise GradingFailure(f"The history covers {found} epochs; expected epochs={epochs}.")

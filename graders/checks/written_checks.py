@@ -32,6 +32,7 @@ def _choices() -> dict:
 # Reference computations (plain functions, no grading)
 # ---------------------------------------------------------------------------
 
+
 def cross_correlate(image, kernel) -> np.ndarray:
     """Valid, stride-1 cross-correlation of a 2-D ``image`` (H, W) with ``kernel`` (kh, kw).
 
@@ -49,7 +50,7 @@ def cross_correlate(image, kernel) -> np.ndarray:
     result = np.empty((out_h, out_w))
     for i in range(out_h):
         for j in range(out_w):
-            result[i, j] = np.sum(image[i:i + kh, j:j + kw] * kernel)
+            result[i, j] = np.sum(image[i : i + kh, j : j + kw] * kernel)
     return result
 
 
@@ -88,6 +89,7 @@ def keras_conv2d(image, kernel) -> np.ndarray:
 # Helpers
 # ---------------------------------------------------------------------------
 
+
 def _as_matrix(values, name: str, shape: tuple[int, int]) -> np.ndarray:
     """Coerce a student's answer to a float array of ``shape``, or fail with a message."""
     try:
@@ -100,8 +102,7 @@ def _as_matrix(values, name: str, shape: tuple[int, int]) -> np.ndarray:
         ) from None
     if array.shape != shape:
         raise GradingFailure(
-            f"{name} has shape {array.shape}; expected {shape}. "
-            f"Write {shape[0]} rows of {shape[1]} numbers each."
+            f"{name} has shape {array.shape}; expected {shape}. Write {shape[0]} rows of {shape[1]} numbers each."
         )
     if not np.all(np.isfinite(array)):
         raise GradingFailure(f"{name} contains NaN or infinite values; every entry should be a number.")
@@ -126,6 +127,7 @@ def _first_wrong(found: np.ndarray, wrong: list[tuple[int, int]], name: str) -> 
 # Public checks
 # ---------------------------------------------------------------------------
 
+
 @public_check
 def check_choice(question: str, answer) -> None:
     """A multiple-choice answer: ``answer`` is one letter (a string, any case) and is the right one."""
@@ -135,7 +137,7 @@ def check_choice(question: str, answer) -> None:
     options = entry["options"]
     if not isinstance(answer, str):
         raise GradingFailure(
-            f"Your answer to {question} should be a string holding one letter, such as \"{options[0]}\"; "
+            f'Your answer to {question} should be a string holding one letter, such as "{options[0]}"; '
             f"it is a {type(answer).__name__}."
         )
     letter = answer.strip().upper()
@@ -145,9 +147,7 @@ def check_choice(question: str, answer) -> None:
             "(a single letter in quotes)."
         )
     if letter != entry["answer"].upper():
-        raise GradingFailure(
-            f"Option {letter} is not the right answer to {question}. Hint: {entry['hint']}"
-        )
+        raise GradingFailure(f"Option {letter} is not the right answer to {question}. Hint: {entry['hint']}")
 
 
 @public_check

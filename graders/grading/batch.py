@@ -26,7 +26,6 @@ from graders.course import course_db_url
 from graders.grading import canary
 from graders.grading.canary import CanaryCache, run_canary
 from graders.grading.data import DataUnavailable, resolve_mnist
-from graders.grading.internal_errors import describe
 from graders.grading.grader import (  # noqa: F401  (re-exported: the batch's building blocks)
     ENVIRONMENT_FAILURE,
     STAGING,
@@ -38,6 +37,7 @@ from graders.grading.grader import (  # noqa: F401  (re-exported: the batch's bu
     students_to_grade,
     summarize,
 )
+from graders.grading.internal_errors import describe
 
 #: Time limits for the full budget: one training on all 60,000 images takes minutes on
 #: a 2-core machine (about 1.5 alone, more beside another worker), five of them 10-15.
@@ -72,22 +72,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from graders.cli import add_course_arguments
 
     add_course_arguments(parser)
-    parser.add_argument("--student", nargs="+", action="extend", metavar="ID",
-                        help="grade only these students (--student a b, or repeated)")
+    parser.add_argument(
+        "--student",
+        nargs="+",
+        action="extend",
+        metavar="ID",
+        help="grade only these students (--student a b, or repeated)",
+    )
     parser.add_argument("--workers", type=int, help="local worker processes (default: cores / 2)")
     parser.add_argument("--scheduler", help="address of a Dask scheduler, e.g. tcp://host:8786")
     parser.add_argument("--force", action="store_true", help="regrade students already graded")
     parser.add_argument("--budget", choices=("fast", "full"), default=os.environ.get("HW5_GRADING_BUDGET", "fast"))
-    parser.add_argument("--no-sandbox", action="store_true",
-                        help="run student code WITHOUT isolation, as this user (never the default)")
-    parser.add_argument("--cell-timeout", type=int,
-                        help="seconds per cell (default: the sandbox's 300; 1800 with --budget full)")
-    parser.add_argument("--notebook-timeout", type=int,
-                        help="seconds per notebook (default: the sandbox's 900; 5400 with --budget full)")
+    parser.add_argument(
+        "--no-sandbox", action="store_true", help="run student code WITHOUT isolation, as this user (never the default)"
+    )
+    parser.add_argument(
+        "--cell-timeout", type=int, help="seconds per cell (default: the sandbox's 300; 1800 with --budget full)"
+    )
+    parser.add_argument(
+        "--notebook-timeout",
+        type=int,
+        help="seconds per notebook (default: the sandbox's 900; 5400 with --budget full)",
+    )
     parser.add_argument("--memory-mb", type=int, help="memory limit per notebook in MiB (default: the sandbox's)")
     parser.add_argument("--report", type=Path, help="also write the per-student report as JSON here")
-    parser.add_argument("--no-canary", action="store_true",
-                        help="do not grade the reference solution first (not recommended)")
+    parser.add_argument(
+        "--no-canary", action="store_true", help="do not grade the reference solution first (not recommended)"
+    )
 
 
 def main(argv=None) -> int:
@@ -100,23 +111,42 @@ def run(args: argparse.Namespace) -> int:
     root = args.course.resolve()
     log_path = log_warnings_to_file(root)
     if args.no_sandbox:
-        print("!" * 78 + "\nWARNING: --no-sandbox: student code runs WITHOUT isolation, as "
-              f"{os.environ.get('USER', 'this user')}; it can read the solutions and write the "
-              "gradebook.\n" + "!" * 78, file=sys.stderr)
+        print(
+            "!" * 78 + "\nWARNING: --no-sandbox: student code runs WITHOUT isolation, as "
+            f"{os.environ.get('USER', 'this user')}; it can read the solutions and write the "
+            "gradebook.\n" + "!" * 78,
+            file=sys.stderr,
+        )
     if args.no_canary:
-        print("hw5-autograde: WARNING: --no-canary: the reference solution was not graded first; "
-              "a broken environment would show only in the students' grades.", file=sys.stderr)
+        print(
+            "hw5-autograde: WARNING: --no-canary: the reference solution was not graded first; "
+            "a broken environment would show only in the students' grades.",
+            file=sys.stderr,
+        )
     workers = args.workers or default_workers()
-    limits = {**budget_timeouts(args.budget),
-              **{key: value for key, value in (("cell_timeout_s", args.cell_timeout),
-                                               ("notebook_timeout_s", args.notebook_timeout),
-                                               ("memory_mb", args.memory_mb)) if value}}
+    limits = {
+        **budget_timeouts(args.budget),
+        **{
+            key: value
+            for key, value in (
+                ("cell_timeout_s", args.cell_timeout),
+                ("notebook_timeout_s", args.notebook_timeout),
+                ("memory_mb", args.memory_mb),
+            )
+            if value
+        },
+    }
     try:
-        options = ready_to_grade(root, args.assignment, sandbox=not args.no_sandbox, budget=args.budget,
-                                 threads=max(1, (os.cpu_count() or 1) // workers), limits=limits,
-                                 canary=False)
-        students, skipped = students_to_grade(root, args.assignment, args.student, args.force,
-                                              course_db_url(root))
+        options = ready_to_grade(
+            root,
+            args.assignment,
+            sandbox=not args.no_sandbox,
+            budget=args.budget,
+            threads=max(1, (os.cpu_count() or 1) // workers),
+            limits=limits,
+            canary=False,
+        )
+        students, skipped = students_to_grade(root, args.assignment, args.student, args.force, course_db_url(root))
         if students and not args.no_canary:
             require_canary(root, args.assignment, options)
     except NotReady as refusal:
@@ -126,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         reports = run_batch(grader, students, workers, args.scheduler)
     except WorkersUnfit as unfit:
-        print("hw5-autograde: refusing to grade: " + "\n  ".join(["some workers cannot grade:", *unfit.problems]),
-              file=sys.stderr)
+        print(
+            "hw5-autograde: refusing to grade: " + "\n  ".join(["some workers cannot grade:", *unfit.problems]),
+            file=sys.stderr,
+        )
         return 2
     finally:
         grader.close()
@@ -151,8 +183,9 @@ class NotReady(Exception):
         self.details = details
 
 
-def ready_to_grade(root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int,
-                   limits: dict, canary: bool = True) -> dict:
+def ready_to_grade(
+    root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int, limits: dict, canary: bool = True
+) -> dict:
     """Every door's set-up before the first student: the sandbox self-test (the course's
     own files among what it must hide), the data file, then the canary. Returns the
     Grader's options; raises NotReady."""
@@ -162,13 +195,17 @@ def ready_to_grade(root: Path, assignment: str, *, sandbox: bool, budget: str, t
         try:
             report = selftest.require_sandbox(sentinels=selftest.default_sentinels() + course_secrets(root))
         except SandboxError as error:
-            raise NotReady(f"the sandbox does not work here ({str(error).splitlines()[0]})",
-                           f"the sandbox does not work here:\n  {error}\nFix it (`make setup` as root "
-                           "installs bubblewrap; see docs/security.md), or pass --no-sandbox to run "
-                           "student code unisolated, as this user.") from error
+            raise NotReady(
+                f"the sandbox does not work here ({str(error).splitlines()[0]})",
+                f"the sandbox does not work here:\n  {error}\nFix it (`make setup` as root "
+                "installs bubblewrap; see docs/security.md), or pass --no-sandbox to run "
+                "student code unisolated, as this user.",
+            ) from error
         except Exception as error:  # the self-test itself broke: no sandbox we can trust
-            raise NotReady(f"the sandbox does not work here ({describe(error)})",
-                           f"the sandbox self-test itself failed: {describe(error)}") from error
+            raise NotReady(
+                f"the sandbox does not work here ({describe(error)})",
+                f"the sandbox self-test itself failed: {describe(error)}",
+            ) from error
         print(f"hw5-autograde: {report.summary()}", file=sys.stderr)
     try:
         data_file = course_data_file(root, assignment)
@@ -184,15 +221,19 @@ def require_canary(root: Path, assignment: str, options: dict) -> None:
     """The canary (check_canary) as a NotReady when the reference loses points."""
     refusal = check_canary(root, assignment, options)
     if refusal:
-        raise NotReady("the reference solution does not get every point here: "
-                       + " ".join(refusal.splitlines()[1:3])[:300], refusal)
+        raise NotReady(
+            "the reference solution does not get every point here: " + " ".join(refusal.splitlines()[1:3])[:300],
+            refusal,
+        )
 
 
 def course_secrets(root: Path) -> list[str]:
     """The course's files that no sandbox may see (the self-test checks each is absent):
     rootless, the student's code runs as the grader's own uid, so only isolation hides them."""
-    return [str(root / name) for name in ("", "source", "gradebook.db", "submitted", "autograded",
-                                          "feedback", "nbgrader_config.py")]
+    return [
+        str(root / name)
+        for name in ("", "source", "gradebook.db", "submitted", "autograded", "feedback", "nbgrader_config.py")
+    ]
 
 
 def course_data_file(root: Path, assignment: str) -> str | None:
@@ -212,12 +253,16 @@ def check_canary(root: Path, assignment: str, options: dict) -> str | None:
     result = run_canary(lambda: canary.grade_reference(root, assignment, **options), cache, key)
     if result.ok:
         if not result.cached:
-            print(f"hw5-autograde: canary: the reference solution got {result.score:g}/{result.max_score:g} "
-                  f"in {result.seconds:.0f} s", file=sys.stderr)
+            print(
+                f"hw5-autograde: canary: the reference solution got {result.score:g}/{result.max_score:g} "
+                f"in {result.seconds:.0f} s",
+                file=sys.stderr,
+            )
         return None
-    return ("the reference solution does not get every point "
-            "in this environment, so students would lose points that are not theirs to lose.\n"
-            + result.refusal())
+    return (
+        "the reference solution does not get every point "
+        "in this environment, so students would lose points that are not theirs to lose.\n" + result.refusal()
+    )
 
 
 if __name__ == "__main__":

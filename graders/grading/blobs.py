@@ -63,7 +63,7 @@ def ref(sha256: str) -> str:
 def sha_of(reference: str) -> str:
     if not is_ref(reference):
         raise BlobError(f"not a content reference: {reference!r}")
-    return reference[len(REF_PREFIX):]
+    return reference[len(REF_PREFIX) :]
 
 
 def pack(path: str | os.PathLike) -> Blob:
@@ -116,18 +116,24 @@ def unpack_tree(data: bytes, dest: Path) -> None:
     with tar:
         members = tar.getmembers()
         if len(members) > SHIPPED_FOLDER_MAX_MEMBERS:
-            raise BlobError(f"a shipped folder has {len(members)} entries, more than the "
-                            f"{SHIPPED_FOLDER_MAX_MEMBERS} allowed: refused")
+            raise BlobError(
+                f"a shipped folder has {len(members)} entries, more than the "
+                f"{SHIPPED_FOLDER_MAX_MEMBERS} allowed: refused"
+            )
         plan, total = [], 0
         for member in members:
             parts = _safe_parts(member.name)
             if member.type not in (tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYPE):
-                raise BlobError(f"a shipped folder's entry {member.name!r} is {_kind(member)}; "
-                                "only plain files and folders are unpacked: refused")
+                raise BlobError(
+                    f"a shipped folder's entry {member.name!r} is {_kind(member)}; "
+                    "only plain files and folders are unpacked: refused"
+                )
             total += max(member.size, 0)
             if total > SHIPPED_FOLDER_MAX_BYTES:
-                raise BlobError(f"a shipped folder unpacks to more than {SHIPPED_FOLDER_MAX_BYTES} "
-                                f"bytes (at {member.name!r}): refused")
+                raise BlobError(
+                    f"a shipped folder unpacks to more than {SHIPPED_FOLDER_MAX_BYTES} "
+                    f"bytes (at {member.name!r}): refused"
+                )
             plan.append((member, dest.joinpath(*parts)))
         for member, target in plan:
             try:
@@ -139,8 +145,10 @@ def unpack_tree(data: bytes, dest: Path) -> None:
                 with source, open(target, "xb") as out:  # "x": a repeated name is refused, not overwritten
                     shutil.copyfileobj(source, out)
             except OSError as error:
-                raise BlobError(f"a shipped folder's entry {member.name!r} could not be unpacked "
-                                f"({error.strerror or error}): refused") from error
+                raise BlobError(
+                    f"a shipped folder's entry {member.name!r} could not be unpacked "
+                    f"({error.strerror or error}): refused"
+                ) from error
 
 
 def _safe_parts(name: str) -> tuple[str, ...]:
@@ -211,8 +219,10 @@ class BlobCache:
         if path.exists() or path.is_symlink():
             _remove(path)  # corrupted: never used, never left for the next job
         if shipped is None:
-            raise BlobError(f"content sha256:{sha256[:16]}... is not in this worker's cache ({self.root}) "
-                            "and this batch did not ship it")
+            raise BlobError(
+                f"content sha256:{sha256[:16]}... is not in this worker's cache ({self.root}) "
+                "and this batch did not ship it"
+            )
         self.put(shipped, expected=sha256)
         if hash_entry(path) != sha256:
             raise BlobError(f"content sha256:{sha256[:16]}... does not verify after being written to {path}")
@@ -222,8 +232,10 @@ class BlobCache:
         """Write ``blob`` under its hash (atomically; a valid entry is kept as it is)."""
         sha256 = blob.sha256
         if expected is not None and sha256 != expected:
-            raise BlobError(f"shipped content hashes to sha256:{sha256[:16]}..., not the "
-                            f"sha256:{expected[:16]}... the job names: refused")
+            raise BlobError(
+                f"shipped content hashes to sha256:{sha256[:16]}..., not the "
+                f"sha256:{expected[:16]}... the job names: refused"
+            )
         path = self.entry(sha256)
         if hash_entry(path) == sha256:
             return path

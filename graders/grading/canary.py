@@ -20,9 +20,9 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from graders.grading.internal_errors import describe, located
 from graders.grading.worker_check import library_versions
@@ -72,8 +72,9 @@ def file_sha256(path: Path, digest_cache: Path | None = None) -> str:
     return digest.hexdigest()
 
 
-def canary_key(paths: list[Path], extra: dict, *, data_file: Path | None = None,
-               digest_cache: Path | None = None) -> str:
+def canary_key(
+    paths: list[Path], extra: dict, *, data_file: Path | None = None, digest_cache: Path | None = None
+) -> str:
     """A sha256 (hex) over everything the reference's verdict depends on.
 
     ``paths``: files or folders hashed by content (the source notebooks, ``graders/checks``
@@ -144,13 +145,16 @@ class CanaryCache:
         value = self._passed().get(key)
         return value if isinstance(value, dict) else None
 
-    def remember(self, key: str, seconds: float, score: float | None = None,
-                 max_score: float | None = None) -> None:
+    def remember(self, key: str, seconds: float, score: float | None = None, max_score: float | None = None) -> None:
         """Record that ``key`` passed, taking ``seconds``; keeps the KEEP_KEYS latest."""
         passed = self._passed()
         passed.pop(key, None)
-        passed[key] = {"seconds": round(seconds, 1), "score": score, "max_score": max_score,
-                       "when": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        passed[key] = {
+            "seconds": round(seconds, 1),
+            "score": score,
+            "max_score": max_score,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
         _write_json(self.path, {"passed": dict(list(passed.items())[-KEEP_KEYS:])})
 
 
@@ -174,23 +178,41 @@ class CanaryResult:
         """The likely causes that the messages show, as sentences saying what to do."""
         text = " ".join(message for _, message in self.failing)
         found = []
-        if any(s in text for s in ("HW5_MNIST_PATH", "mnist.npz", "DataUnavailable", "URLError",
-                                   "name resolution", "Network is unreachable")):
-            found.append("the MNIST file is missing or unreadable in the kernel: set "
-                         "HW5_MNIST_PATH=/path/to/mnist.npz or run make setup MNIST=/path")
-        if "graders" in text and any(s in text for s in ("ModuleNotFoundError", "ImportError",
-                                                         "SyntaxError", "No module named")):
-            found.append("the grading checks (graders/checks) do not import: run the checks' "
-                         "unit tests (make test) and fix the import")
+        if any(
+            s in text
+            for s in (
+                "HW5_MNIST_PATH",
+                "mnist.npz",
+                "DataUnavailable",
+                "URLError",
+                "name resolution",
+                "Network is unreachable",
+            )
+        ):
+            found.append(
+                "the MNIST file is missing or unreadable in the kernel: set "
+                "HW5_MNIST_PATH=/path/to/mnist.npz or run make setup MNIST=/path"
+            )
+        if "graders" in text and any(
+            s in text for s in ("ModuleNotFoundError", "ImportError", "SyntaxError", "No module named")
+        ):
+            found.append(
+                "the grading checks (graders/checks) do not import: run the checks' "
+                "unit tests (make test) and fix the import"
+            )
         if "lower than a correct solution reaches" in text or "history's last val_accuracy" in text:
-            found.append("graders/checks/thresholds.json fails the reference: recalibrate "
-                         "(python -m graders.authoring.calibrate --write-thresholds) or restore the file")
+            found.append(
+                "graders/checks/thresholds.json fails the reference: recalibrate "
+                "(python -m graders.authoring.calibrate --write-thresholds) or restore the file"
+            )
         for _, message in self.failing:  # an exception of the grader's own: name it and where
             chain = located(message)
             if chain:
                 name, place = chain[-1]  # the innermost: where it was raised
-                cause = (f"{name} raised by the grader's own code at {place}, not by the reference "
-                         "solution: fix it there (the message above is the exception's)")
+                cause = (
+                    f"{name} raised by the grader's own code at {place}, not by the reference "
+                    "solution: fix it there (the message above is the exception's)"
+                )
                 if cause not in found:
                     found.append(cause)
         return found
@@ -199,12 +221,15 @@ class CanaryResult:
     def lost_points(self) -> bool:
         """Whether some graded cell of the reference failed (not only the grader around it)."""
         return any(grade_id != "canary" for grade_id, _ in self.failing) or (
-            not self.failing and self.score < self.max_score)
+            not self.failing and self.score < self.max_score
+        )
 
     def refusal(self) -> str:
         """Why grading is refused: several lines naming each failing cell and its message."""
-        lines = [f"refusing to grade: the reference solution scored {self.score:g}/{self.max_score:g} "
-                 "(it must get every point; a broken grader would give students zeros)."]
+        lines = [
+            f"refusing to grade: the reference solution scored {self.score:g}/{self.max_score:g} "
+            "(it must get every point; a broken grader would give students zeros)."
+        ]
         for grade_id, message in self.failing:
             lines.append(f"  {grade_id}: {' '.join(message.split())[:300]}")
         if not self.failing:
@@ -215,8 +240,9 @@ class CanaryResult:
         elif self.lost_points:
             lines.append("  cause unknown: grade source/ with nbgrader validate to see the failing cells")
         else:
-            lines.append("  cause unknown: no cell of the reference lost points; the lines above are "
-                         "the grader's own messages")
+            lines.append(
+                "  cause unknown: no cell of the reference lost points; the lines above are the grader's own messages"
+            )
         return "\n".join(lines)
 
 
@@ -237,8 +263,9 @@ def run_canary(grade_reference: Callable[[], CanaryResult], cache: CanaryCache, 
     try:
         result = grade_reference()
     except Exception as error:  # the canary itself broke: refuse, and say how
-        return CanaryResult(0.0, 0.0, time.monotonic() - started,
-                            [("canary", f"grading the reference raised {describe(error)}")])
+        return CanaryResult(
+            0.0, 0.0, time.monotonic() - started, [("canary", f"grading the reference raised {describe(error)}")]
+        )
     if result.ok:
         cache.remember(key, result.seconds, result.score, result.max_score)
     return result
@@ -257,10 +284,12 @@ def cache_home() -> Path:
 def course_key(root: Path, assignment: str, extra: dict, data_file: str | None, cache: CanaryCache) -> str:
     """The canary key of a course: its source, its config, and the grading code that decides."""
     graders_dir = Path(__file__).resolve().parents[1]
-    paths = [root / "source" / assignment, root / "nbgrader_config.py",
-             *(graders_dir / name for name in ("checks", "verify", "sandbox", "grading"))]
-    return canary_key(paths, extra, data_file=Path(data_file) if data_file else None,
-                      digest_cache=cache.digests)
+    paths = [
+        root / "source" / assignment,
+        root / "nbgrader_config.py",
+        *(graders_dir / name for name in ("checks", "verify", "sandbox", "grading")),
+    ]
+    return canary_key(paths, extra, data_file=Path(data_file) if data_file else None, digest_cache=cache.digests)
 
 
 def grade_reference(root: Path, assignment: str, **grader_options) -> CanaryResult:
@@ -298,6 +327,7 @@ def grade_reference(root: Path, assignment: str, **grader_options) -> CanaryResu
                 meta = cell.get("metadata", {}).get("nbgrader", {})
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
                 if cell.cell_type == "code" and meta.get("grade") and errors:
-                    failing.append((meta.get("grade_id", "?"),
-                                    f"{errors[0].get('ename')}: {str(errors[0].get('evalue'))[:300]}"))
+                    failing.append(
+                        (meta.get("grade_id", "?"), f"{errors[0].get('ename')}: {str(errors[0].get('evalue'))[:300]}")
+                    )
     return CanaryResult(report.score or 0.0, report.max_score or 0.0, time.monotonic() - started, failing)

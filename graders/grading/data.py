@@ -89,15 +89,15 @@ def validate_mnist(path: Path) -> Path:
             for key, shape in shapes.items():
                 array = archive[key]
                 if array.shape != shape or array.dtype != np.uint8:
-                    raise InvalidDataFile(f"{path}: {key} is {array.dtype} {array.shape}, "
-                                          f"expected uint8 {shape}")
+                    raise InvalidDataFile(f"{path}: {key} is {array.dtype} {array.shape}, expected uint8 {shape}")
                 if key.startswith("y") and array.max() > 9:
                     raise InvalidDataFile(f"{path}: {key} holds labels above 9")
     except InvalidDataFile:
         raise
     except Exception as error:  # a truncated, corrupt or pickled file: any reader error
-        raise InvalidDataFile(f"{path}: cannot be read as an .npz ({type(error).__name__}: "
-                              f"{' '.join(str(error).split())[:200]})") from None
+        raise InvalidDataFile(
+            f"{path}: cannot be read as an .npz ({type(error).__name__}: {' '.join(str(error).split())[:200]})"
+        ) from None
     _valid.add(stamp)
     return path
 
@@ -158,8 +158,7 @@ def download_mnist(target: Path, url: str | None = None, timeout: float = DOWNLO
                 digest.update(block)
                 out.write(block)
         if digest.hexdigest() not in KNOWN_SHA256:  # a proxy's error page, a truncated file
-            raise InvalidDataFile(f"{url}: sha256 {digest.hexdigest()[:16]}... is not MNIST's "
-                                  f"({KERAS_SHA256[:16]}...)")
+            raise InvalidDataFile(f"{url}: sha256 {digest.hexdigest()[:16]}... is not MNIST's ({KERAS_SHA256[:16]}...)")
         os.replace(partial, target)  # a half-written file never sits at the cache path
     finally:
         if os.path.exists(partial):
@@ -178,8 +177,7 @@ def _problem(path: Path) -> str | None:
     return None
 
 
-def resolve_mnist(course_root: Path, environ=os.environ, home: Path | None = None,
-                  allow_download: bool = True) -> Path:
+def resolve_mnist(course_root: Path, environ=os.environ, home: Path | None = None, allow_download: bool = True) -> Path:
     """The MNIST file to grade with: an absolute, validated path. See the module docstring.
 
     ``environ``: where ``HW5_MNIST_PATH`` is read; ``home``: the home folder of Keras's
@@ -192,8 +190,9 @@ def resolve_mnist(course_root: Path, environ=os.environ, home: Path | None = Non
         problem = _problem(path)
         if problem is None:
             return path
-        raise DataUnavailable(f"MNIST not usable: {VARIABLE}={path} is {problem}; "
-                              f"point {VARIABLE} at an MNIST .npz, or unset it")
+        raise DataUnavailable(
+            f"MNIST not usable: {VARIABLE}={path} is {problem}; point {VARIABLE} at an MNIST .npz, or unset it"
+        )
     looked = [f"{VARIABLE}: unset"]
     record = record_file(course_root)
     recorded = recorded_data_path(course_root)

@@ -65,8 +65,10 @@ def instructor_cell_failures(executed_notebook) -> list[str]:
         grade_id = _nbgrader(cell).get("grade_id", "?")
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
-                failures.append(f"cell {grade_id} raised {_one_line(output.get('ename', '?'), 80)}: "
-                                f"{_one_line(output.get('evalue', ''), EVALUE_CHARS)}")
+                failures.append(
+                    f"cell {grade_id} raised {_one_line(output.get('ename', '?'), 80)}: "
+                    f"{_one_line(output.get('evalue', ''), EVALUE_CHARS)}"
+                )
     return failures
 
 

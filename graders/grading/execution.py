@@ -82,12 +82,20 @@ def _verify(job: Job, runs: dict[str, NotebookRun], artifacts: str) -> float:
     fail the cells whose verdicts disagree. Returns the verifier's seconds."""
     if not job.verifier_kit_dir:
         return 0.0
-    wanted = {name: ToVerify(job.notebooks[name], job.export_requests[name], os.path.join(artifacts, str(index)))
-              for index, name in enumerate(job.notebooks)
-              if job.export_requests.get(name) and runs[name].executed is not None}  # None: all zero already
+    wanted = {
+        name: ToVerify(job.notebooks[name], job.export_requests[name], os.path.join(artifacts, str(index)))
+        for index, name in enumerate(job.notebooks)
+        if job.export_requests.get(name) and runs[name].executed is not None
+    }  # None: all zero already
     verifications, seconds = verify_submission(
-        wanted, kit_dir=job.verifier_kit_dir, support_files=job.support_files, data_file=job.data_file,
-        env=job.env, sandbox=job.sandbox, threads=int(job.limits.get("threads", 2)))
+        wanted,
+        kit_dir=job.verifier_kit_dir,
+        support_files=job.support_files,
+        data_file=job.data_file,
+        env=job.env,
+        sandbox=job.sandbox,
+        threads=int(job.limits.get("threads", 2)),
+    )
     for name, verification in verifications.items():
         run = runs[name]
         executed = nbformat.reads(run.executed, as_version=4)
@@ -127,8 +135,13 @@ def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRu
 
 def _notebook_run(result, started: float) -> NotebookRun:
     executed = nbformat.writes(result.notebook) if result.notebook is not None else None
-    return NotebookRun(result.status, result.detail[:1000], time.monotonic() - started, executed,
-                       flags=[f"export refused: {problem}" for problem in result.artifact_problems])
+    return NotebookRun(
+        result.status,
+        result.detail[:1000],
+        time.monotonic() - started,
+        executed,
+        flags=[f"export refused: {problem}" for problem in result.artifact_problems],
+    )
 
 
 def _run_unsandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRun:

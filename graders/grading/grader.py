@@ -64,8 +64,10 @@ def students_to_grade(root: Path, assignment: str, named: list[str] | None, forc
         return chosen, []
     todo, done = [], []
     for student in chosen:
-        graded = gradebook.has_submission(db_url, assignment, student) and \
-            (root / "autograded" / student / assignment).is_dir()
+        graded = (
+            gradebook.has_submission(db_url, assignment, student)
+            and (root / "autograded" / student / assignment).is_dir()
+        )
         (done if graded else todo).append(student)
     return todo, done
 
@@ -80,9 +82,15 @@ def cells_that_could_not_run(executed_text: str) -> int:
     """Code cells whose outputs say the executor or the verifier could not finish them:
     counted from what happened in the notebook, not from the run's status alone."""
     notebook = nbformat.reads(executed_text, as_version=4)
-    return sum(1 for cell in notebook.cells if cell.cell_type == "code" and any(
-        output.get("output_type") == "error" and output.get("ename") in COULD_NOT_RUN
-        for output in cell.get("outputs", [])))
+    return sum(
+        1
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        and any(
+            output.get("output_type") == "error" and output.get("ename") in COULD_NOT_RUN
+            for output in cell.get("outputs", [])
+        )
+    )
 
 
 class EnvironmentBroken(Exception):
@@ -102,8 +110,17 @@ class WorkersUnfit(Exception):
 class Grader:
     """The orchestrator's state for one batch."""
 
-    def __init__(self, root: Path, assignment: str, *, sandbox: bool, budget: str, threads: int,
-                 data_file: str | None, limits: dict | None = None):
+    def __init__(
+        self,
+        root: Path,
+        assignment: str,
+        *,
+        sandbox: bool,
+        budget: str,
+        threads: int,
+        data_file: str | None,
+        limits: dict | None = None,
+    ):
         self.root, self.assignment, self.sandbox = root, assignment, sandbox
         self.config = load_config(root)
         self.db_url = course_db_url(root)
@@ -112,8 +129,12 @@ class Grader:
         graders_dir = Path(__file__).resolve().parent.parent
         self.checks_kit = build_checks_kit(Path(tempfile.mkdtemp(prefix="hw5-kit-")), graders_dir)
         self.verifier_kit = build_verifier_kit(Path(tempfile.mkdtemp(prefix="hw5-verifier-")), graders_dir)
-        self.env = {"HW5_GRADING_BUDGET": budget, "TF_NUM_INTRAOP_THREADS": str(threads),
-                    "TF_NUM_INTEROP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+        self.env = {
+            "HW5_GRADING_BUDGET": budget,
+            "TF_NUM_INTRAOP_THREADS": str(threads),
+            "TF_NUM_INTEROP_THREADS": str(threads),
+            "OMP_NUM_THREADS": str(threads),
+        }
         self.limits = {"threads": threads, **(limits or {})}
         self.data_file = data_file
         self.manual_before = gradebook.manual_scores(self.db_url, assignment)  # before any student code runs
@@ -150,8 +171,14 @@ class Grader:
         for name, notebook in intake.notebooks.items():
             nbformat.write(notebook, staged / name)
             try:
-                clean = sanitize(notebook, config=self.config, db_url=self.db_url, assignment=self.assignment,
-                                 notebook_id=Path(name).stem, student=student)
+                clean = sanitize(
+                    notebook,
+                    config=self.config,
+                    db_url=self.db_url,
+                    assignment=self.assignment,
+                    notebook_id=Path(name).stem,
+                    student=student,
+                )
             except Exception as error:  # nbgrader refuses the notebook: zero for it, go on
                 report.errors.append(f"{name} could not be prepared for grading: {type(error).__name__}: {error}")
                 (staged / name).unlink()
@@ -160,12 +187,23 @@ class Grader:
             notebooks[name] = nbformat.writes(clean)
             # What the kernel exports for the out-of-kernel verifier, from the trusted cells.
             requests[name] = export_requests_for(
-                clean, seed_text=notebooks[name],
-                support_modules=frozenset(Path(f).stem for f in self.support if f.endswith(".py")))
+                clean,
+                seed_text=notebooks[name],
+                support_modules=frozenset(Path(f).stem for f in self.support if f.endswith(".py")),
+            )
         shutil.rmtree(self.staging / "executed" / student, ignore_errors=True)
-        return Job(student=student, notebooks=notebooks, support_files=self.support, checks_dir=str(self.checks_kit),
-                   data_file=self.data_file, env=self.env, sandbox=self.sandbox, limits=self.limits,
-                   export_requests=requests, verifier_kit_dir=str(self.verifier_kit))
+        return Job(
+            student=student,
+            notebooks=notebooks,
+            support_files=self.support,
+            checks_dir=str(self.checks_kit),
+            data_file=self.data_file,
+            env=self.env,
+            sandbox=self.sandbox,
+            limits=self.limits,
+            export_requests=requests,
+            verifier_kit_dir=str(self.verifier_kit),
+        )
 
     # 3. grade ----------------------------------------------------------------------
     def record(self, result: JobResult | None, report: StudentReport, failure: str | None = None) -> None:
@@ -184,8 +222,9 @@ class Grader:
             report.status = "failed"
             report.errors.append("nbgrader autograde failed: " + _last_error(outcome))
             return
-        report.flags += gradebook.reset_forged_manual_scores(self.db_url, self.assignment, self.manual_before,
-                                                    [report.student]).get(report.student, [])
+        report.flags += gradebook.reset_forged_manual_scores(
+            self.db_url, self.assignment, self.manual_before, [report.student]
+        ).get(report.student, [])
         report.score, report.max_score = gradebook.autograded_total(self.db_url, self.assignment, report.student)
         report.status = "graded"
 
@@ -196,22 +235,27 @@ class Grader:
         if failure:
             report.errors.append(failure)
         report.verify_seconds = result.verify_seconds if result else 0.0
-        environment = [f"{name}: {line}" for name, run in (result.runs.items() if result else ())
-                       if run.executed is not None for line in instructor_cell_failures(run.executed)]
+        environment = [
+            f"{name}: {line}"
+            for name, run in (result.runs.items() if result else ())
+            if run.executed is not None
+            for line in instructor_cell_failures(run.executed)
+        ]
         if environment:  # our cell raised before any student code ran: never the student's zero
             report.status = ENVIRONMENT_FAILURE
             report.errors += environment
             return False
-        for name, run in (result.runs.items() if result else ()):
+        for name, run in result.runs.items() if result else ():
             if run.status != "ok":
                 report.errors.append(f"{name}: {run.status}: {run.detail}")
             if run.unverified:
                 report.unverified = True
-                report.errors.append(f"{name}: could not verify out of kernel (a failure of the grader, "
-                                     f"not of the student): {run.unverified}")
+                report.errors.append(
+                    f"{name}: could not verify out of kernel (a failure of the grader, "
+                    f"not of the student): {run.unverified}"
+                )
             elif run.executed is not None and (unfinished := cells_that_could_not_run(run.executed)):
-                report.errors.append(f"{name}: {unfinished} cell(s) did not run to completion or could not "
-                                     "be verified")
+                report.errors.append(f"{name}: {unfinished} cell(s) did not run to completion or could not be verified")
             report.flags += [f"{name}: {flag}" for flag in run.flags]
             if run.executed is not None:
                 target = executed_path(self.staging / "executed", report.student, Path(name).stem)
@@ -231,8 +275,9 @@ def default_workers(threads_per_kernel: int = 2) -> int:
     return max(1, (os.cpu_count() or 1) // threads_per_kernel)
 
 
-def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str | None,
-              progress: bool = True) -> dict[str, StudentReport]:
+def run_batch(
+    grader: Grader, students: list[str], workers: int, scheduler: str | None, progress: bool = True
+) -> dict[str, StudentReport]:
     """Grade ``students``; returns a report per student. Ctrl-C keeps every finished grade."""
     from distributed import Client, LocalCluster, as_completed
     from tqdm import tqdm
@@ -244,8 +289,9 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
     if scheduler:
         client = Client(scheduler)
     else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               memory_limit=0, dashboard_address=":0")
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0, dashboard_address=":0"
+        )
         client = Client(cluster)
     problems = check_workers(client, grader.sandbox)
     if problems:  # before any student: a worker that cannot grade would fail them all
@@ -254,8 +300,13 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             cluster.close()
         raise WorkersUnfit(problems)
     shipment = None
-    bar = tqdm(total=len(students), unit="student", disable=not progress, file=sys.stderr,
-               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=len(students),
+        unit="student",
+        disable=not progress,
+        file=sys.stderr,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
+    )
     try:
         futures = {}
         started = {}
@@ -264,24 +315,25 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
                 job = grader.prepare(student, reports[student])
             except Exception as error:  # a submission no check foresaw: this student only
                 reports[student].status = "failed"
-                reports[student].errors.append(
-                    f"could not read the submission: {describe(error)}")
+                reports[student].errors.append(f"could not read the submission: {describe(error)}")
                 bar.update()
                 continue
             try:  # the kits, support files and data, by content: once per batch (new paths only)
                 shipment = ship(client, job, shipment)
             except Exception as error:
                 if shipment is None:  # no worker could grade anyone: refuse the batch
-                    raise WorkersUnfit([f"could not ship the grading content to the workers: "
-                                        f"{describe(error)}"]) from error
+                    raise WorkersUnfit(
+                        [f"could not ship the grading content to the workers: {describe(error)}"]
+                    ) from error
                 reports[student].status = ENVIRONMENT_FAILURE  # ours, never the student's zero
-                reports[student].errors.append(f"could not ship this job's content to the workers: "
-                                               f"{describe(error)}")
+                reports[student].errors.append(f"could not ship this job's content to the workers: {describe(error)}")
                 bar.update()
                 continue
             job = shipment.address(job)
             started[student] = time.monotonic()
-            futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = student
+            futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = (
+                student
+            )
         for future in as_completed(futures):
             student = futures[future]
             report = reports[student]
@@ -305,7 +357,8 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             bar.update()
             finished = [r for r in reports.values() if r.status not in ("pending", "skipped")]
             if len(finished) >= min(2, len(futures)) and all(
-                    r.status == ENVIRONMENT_FAILURE or r.unverified for r in finished):
+                r.status == ENVIRONMENT_FAILURE or r.unverified for r in finished
+            ):
                 raise EnvironmentBroken(finished[0].errors[0] if finished[0].errors else "a cell of ours raised")
     except EnvironmentBroken as broken:  # every submission so far: ours, not theirs
         for future in futures:
@@ -314,8 +367,11 @@ def run_batch(grader: Grader, students: list[str], workers: int, scheduler: str 
             if report.status == "pending":
                 report.status = "not graded"
                 report.errors.append("the batch stopped: the grading environment is broken")
-        print(f"\nhw5-autograde: stopped: the grading environment is broken for every submission "
-              f"so far ({broken}). Nothing was recorded for them; fix it and run again.", file=sys.stderr)
+        print(
+            f"\nhw5-autograde: stopped: the grading environment is broken for every submission "
+            f"so far ({broken}). Nothing was recorded for them; fix it and run again.",
+            file=sys.stderr,
+        )
     except KeyboardInterrupt:
         for future in futures:
             future.cancel()
@@ -355,5 +411,3 @@ def summarize(reports: dict[str, StudentReport], skipped: list[str]) -> str:
         + (f"; {unverified} could not be verified out of kernel (flagged: regrade them)" if unverified else "")
     )
     return "\n".join(lines)
-
-

@@ -22,7 +22,7 @@ def where(error: BaseException) -> str | None:
     came from code that is not ours (a test's stand-in, a student's notebook)."""
     frames = traceback.extract_tb(error.__traceback__)
     ours = [index for index, frame in enumerate(frames) if _is_ours(frame.filename)]
-    if not ours or not all(_is_library(frame.filename) for frame in frames[ours[-1] + 1:]):
+    if not ours or not all(_is_library(frame.filename) for frame in frames[ours[-1] + 1 :]):
         return None
     frame = frames[ours[-1]]
     path = "graders/" + frame.filename.replace("\\", "/").rsplit("/graders/", 1)[1]

@@ -20,8 +20,9 @@ DATA_INSIDE = "/opt/hw5-data/mnist.npz"
 VERIFIER_SANDBOX_FILES = ("__init__.py", "errors.py", "hostfs.py")
 
 
-def build_kit(target: Path, graders_dir: Path, packages: tuple[str, ...] = (),
-              files: dict[str, tuple[str, ...]] | None = None) -> Path:
+def build_kit(
+    target: Path, graders_dir: Path, packages: tuple[str, ...] = (), files: dict[str, tuple[str, ...]] | None = None
+) -> Path:
     """A copy of some of ``graders/`` under ``target/graders``: whole ``packages``, the
     named ``files`` of others (package -> file names), and a bare ``__init__.py``;
     readable by the sandboxes' unprivileged uids. Returns ``target``."""

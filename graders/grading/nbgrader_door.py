@@ -66,8 +66,9 @@ def grade_student(root: Path, assignment: str, student: str, log) -> set[str]:
         job = grader.prepare(student, report)
         result = execute_job(job)
         if not grader.stage(result, report):
-            raise GradingRefused("a cell of the grader's own raised before any student code ran: "
-                                 + "; ".join(report.errors)[:300])
+            raise GradingRefused(
+                "a cell of the grader's own raised before any student code ran: " + "; ".join(report.errors)[:300]
+            )
     finally:
         grader.close()
     for line in report.errors:
@@ -86,9 +87,14 @@ def ready_options(root: Path, assignment: str) -> dict:
     key = (str(root), assignment, budget)
     if key not in _READY:
         try:
-            _READY[key] = batch.ready_to_grade(root, assignment, sandbox=True, budget=budget,
-                                               threads=os.cpu_count() or 1,
-                                               limits=batch.budget_timeouts(budget))
+            _READY[key] = batch.ready_to_grade(
+                root,
+                assignment,
+                sandbox=True,
+                budget=budget,
+                threads=os.cpu_count() or 1,
+                limits=batch.budget_timeouts(budget),
+            )
         except batch.NotReady as refusal:
             raise GradingRefused(refusal.reason) from refusal
     return _READY[key]

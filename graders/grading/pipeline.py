@@ -36,8 +36,7 @@ EXECUTED_SUFFIX = ".executed.ipynb"
 
 def sanitize(notebook, *, config, db_url: str, assignment: str, notebook_id: str, student: str):
     """nbgrader's sanitize pass, in-process, on a copy: the notebook the kernel will run."""
-    resources = {"nbgrader": {"db_url": db_url, "assignment": assignment,
-                              "notebook": notebook_id, "student": student}}
+    resources = {"nbgrader": {"db_url": db_url, "assignment": assignment, "notebook": notebook_id, "student": student}}
     notebook = copy.deepcopy(notebook)
     for preprocessor in SANITIZE:
         notebook, resources = preprocessor(config=config).preprocess(notebook, resources)

@@ -51,7 +51,7 @@ class Shipment:
     plugins: list[str] = dataclasses.field(default_factory=list)  # registered on the cluster
 
     @classmethod
-    def of(cls, paths) -> "Shipment":
+    def of(cls, paths) -> Shipment:
         refs, blobs = {}, {}
         for path in dict.fromkeys(p for p in paths if p):
             blob = pack(path)
@@ -67,6 +67,7 @@ class Shipment:
 
     def address(self, job):
         """``job`` with every shipped path replaced by its content reference."""
+
         def to_ref(path):
             if path is None:
                 return None
@@ -75,9 +76,12 @@ class Shipment:
             return self.refs[path]
 
         return dataclasses.replace(
-            job, checks_dir=to_ref(job.checks_dir), verifier_kit_dir=to_ref(job.verifier_kit_dir),
+            job,
+            checks_dir=to_ref(job.checks_dir),
+            verifier_kit_dir=to_ref(job.verifier_kit_dir),
             data_file=to_ref(job.data_file),
-            support_files={name: to_ref(path) for name, path in job.support_files.items()})
+            support_files={name: to_ref(path) for name, path in job.support_files.items()},
+        )
 
     @property
     def size(self) -> int:
@@ -145,6 +149,9 @@ def materialize(job, cache: BlobCache | None = None):
         return str(cache.get(sha256, _shipped(sha256)))
 
     return dataclasses.replace(
-        job, checks_dir=to_path(job.checks_dir), verifier_kit_dir=to_path(job.verifier_kit_dir),
+        job,
+        checks_dir=to_path(job.checks_dir),
+        verifier_kit_dir=to_path(job.verifier_kit_dir),
         data_file=to_path(job.data_file),
-        support_files={name: to_path(value) for name, value in job.support_files.items()})
+        support_files={name: to_path(value) for name, value in job.support_files.items()},
+    )

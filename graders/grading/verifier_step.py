@@ -66,14 +66,15 @@ def _parse(stdout: str, names) -> dict[str, Verification]:
     lines = [line for line in stdout.splitlines() if line.startswith(MARKER)]
     if len(lines) != 1:
         raise ValueError("the verifier printed no verdicts")
-    results = json.loads(lines[0][len(MARKER):])
+    results = json.loads(lines[0][len(MARKER) :])
     if not isinstance(results, dict) or set(results) != set(names):
         raise ValueError("the verifier's verdicts do not name the notebooks it was given")
     parsed = {}
     for name, result in results.items():
         verdicts = result.get("verdicts") if isinstance(result, dict) else None
         if isinstance(verdicts, dict) and all(
-                isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in verdicts.values()):
+            isinstance(v, dict) and isinstance(v.get("passed"), bool) for v in verdicts.values()
+        ):
             parsed[name] = Verification(verdicts)
         elif isinstance(result, dict) and isinstance(result.get("failure"), str):
             parsed[name] = Verification(None, failure=result["failure"])
@@ -84,16 +85,22 @@ def _parse(stdout: str, names) -> dict[str, Verification]:
 
 def _verifier_env(budget_env: dict[str, str], data_path: str | None, kit: str) -> dict[str, str]:
     env = {key: value for key, value in budget_env.items() if key.startswith(("HW5_", "TF_", "OMP_"))}
-    env.update({"NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg",
-                "PYTHONPATH": kit})
+    env.update({"NBGRADER_EXECUTION": "autograde", "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg", "PYTHONPATH": kit})
     if data_path:
         env["HW5_MNIST_PATH"] = data_path
     return env
 
 
-def verify_submission(notebooks: dict[str, ToVerify], *, kit_dir: str, support_files: dict[str, str],
-                      data_file: str | None, env: dict[str, str], sandbox: bool,
-                      threads: int = 2) -> tuple[dict[str, Verification], float]:
+def verify_submission(
+    notebooks: dict[str, ToVerify],
+    *,
+    kit_dir: str,
+    support_files: dict[str, str],
+    data_file: str | None,
+    env: dict[str, str],
+    sandbox: bool,
+    threads: int = 2,
+) -> tuple[dict[str, Verification], float]:
     """Verify every notebook of one submission in ONE verifier process (one TensorFlow
     import, one sandbox). Returns a :class:`Verification` per notebook name and the
     seconds it took; never raises for a failure of the verifier itself: then every
@@ -116,11 +123,17 @@ def _verifier_argv(python: str, job: str, support: str) -> list[str]:
 
 
 def _run_sandboxed(notebooks, kit_dir, support_files, data_file, env, threads) -> str:
-    from graders.sandbox import SandboxLimits, bwrap as bw
+    from graders.sandbox import SandboxLimits
+    from graders.sandbox import bwrap as bw
     from graders.sandbox.run import SandboxRun
 
-    limits = SandboxLimits(uid=VERIFIER_UID, gid=VERIFIER_UID, memory_mb=VERIFIER_MEMORY_MB, threads=threads,
-                           notebook_timeout_s=VERIFIER_TIMEOUT_S)
+    limits = SandboxLimits(
+        uid=VERIFIER_UID,
+        gid=VERIFIER_UID,
+        memory_mb=VERIFIER_MEMORY_MB,
+        threads=threads,
+        notebook_timeout_s=VERIFIER_TIMEOUT_S,
+    )
     exe, _ = bw.python_inside()
     with SandboxRun(limits) as run:
         job = {}
@@ -162,9 +175,14 @@ def _run_plain(notebooks, kit_dir, support_files, data_file, env, threads) -> st
                 shutil.copyfile(host, Path(scratch, name))
         run_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
         run_env.update(_verifier_env(env, data_file, kit_dir))
-        proc = subprocess.run(_verifier_argv(sys.executable, str(job_path), scratch),
-                              capture_output=True, text=True, env=run_env, cwd=scratch,
-                              timeout=VERIFIER_TIMEOUT_S)
+        proc = subprocess.run(
+            _verifier_argv(sys.executable, str(job_path), scratch),
+            capture_output=True,
+            text=True,
+            env=run_env,
+            cwd=scratch,
+            timeout=VERIFIER_TIMEOUT_S,
+        )
         if proc.returncode != 0:
             raise RuntimeError(f"the verifier exited with status {proc.returncode}: {proc.stderr[-300:]}")
         return proc.stdout
@@ -190,8 +208,7 @@ NOT_VERIFIED_SENTENCE = (
 
 
 def _is_unverifiable(verdict: dict) -> bool:
-    return verdict.get("verdict") == "unverifiable" or str(verdict.get("message", "")).startswith(
-        "could not verify")
+    return verdict.get("verdict") == "unverifiable" or str(verdict.get("message", "")).startswith("could not verify")
 
 
 def _limit(verdict: dict) -> str:
@@ -232,28 +249,38 @@ def apply_verdicts(executed, verification: Verification) -> list[str]:
         if has_error(cell):  # failed in the kernel already: no points either way
             limit = _kernel_limit(cell)
             if limit is not None:
-                flags.append(f"{grade_id}: {NEEDS_PERSON_TAG}: the check in the kernel could not read the "
-                             f"student's objects: {limit[:300]}")
+                flags.append(
+                    f"{grade_id}: {NEEDS_PERSON_TAG}: the check in the kernel could not read the "
+                    f"student's objects: {limit[:300]}"
+                )
             continue
         if verification.verdicts is None:
-            cell.outputs.append(error_output(
-                NOT_VERIFIED_ENAME, NOT_VERIFIED_SENTENCE + INSTRUCTOR_NOTE + str(verification.failure)[:300]))
-            flags.append(f"{grade_id}: {NEEDS_PERSON_TAG}: could not verify out of kernel (the verifier "
-                         f"failed: {verification.failure})")
+            cell.outputs.append(
+                error_output(
+                    NOT_VERIFIED_ENAME, NOT_VERIFIED_SENTENCE + INSTRUCTOR_NOTE + str(verification.failure)[:300]
+                )
+            )
+            flags.append(
+                f"{grade_id}: {NEEDS_PERSON_TAG}: could not verify out of kernel (the verifier "
+                f"failed: {verification.failure})"
+            )
             continue
         verdict = verification.verdicts.get(grade_id) or {
-            "passed": False, "verdict": "unverifiable", "message": "the verifier gave no verdict for this cell"}
+            "passed": False,
+            "verdict": "unverifiable",
+            "message": "the verifier gave no verdict for this cell",
+        }
         if verdict["passed"]:
             continue
         if _is_unverifiable(verdict):  # an export we could not read, represent or re-check
             limit = _limit(verdict)
             cell.outputs.append(error_output(NOT_VERIFIED_ENAME, NOT_VERIFIED_SENTENCE + INSTRUCTOR_NOTE + limit))
-            flags.append(f"{grade_id}: {NEEDS_PERSON_TAG}: could not verify out of kernel: {limit[:300]} "
-                         "(no points until an instructor reviews it)")
+            flags.append(
+                f"{grade_id}: {NEEDS_PERSON_TAG}: could not verify out of kernel: {limit[:300]} "
+                "(no points until an instructor reviews it)"
+            )
             continue
         message = str(verdict.get("message", ""))[:1000]
-        cell.outputs.append(error_output(
-            FAILED_ENAME, f"Re-checked outside your notebook, this test fails: {message}"))
-        flags.append(f"{grade_id}: {TAMPERING_TAG}: passed in the kernel, failed out of kernel: "
-                     f"{message[:300]}")
+        cell.outputs.append(error_output(FAILED_ENAME, f"Re-checked outside your notebook, this test fails: {message}"))
+        flags.append(f"{grade_id}: {TAMPERING_TAG}: passed in the kernel, failed out of kernel: {message[:300]}")
     return flags

@@ -16,8 +16,10 @@ CODE_PACKAGES = ("grading", "sandbox", "verify")
 #: Compared too: the libraries whose versions change a verdict (the first installed name of
 #: each group), read from package metadata so that no worker imports TensorFlow for it.
 VERSIONED = (("tensorflow", "tensorflow-cpu"), ("keras",), ("numpy",), ("nbgrader",), ("nbclient",))
-INSTALL_HINT = ("install this course's package (pip install hw5-cnn-course from the course repository, "
-                "the same version as the orchestrator) into the Python that runs `dask worker`")
+INSTALL_HINT = (
+    "install this course's package (pip install hw5-cnn-course from the course repository, "
+    "the same version as the orchestrator) into the Python that runs `dask worker`"
+)
 
 
 def code_digest(graders_dir) -> str:
@@ -61,12 +63,14 @@ def probe(sandbox: bool) -> dict:
     import shutil
 
     try:
-        import graders.sandbox.execute_inside  # noqa: F401  (what the sandboxed executor runs)
-        import graders.grading.execution  # noqa: F401
         import graders
+        import graders.grading.execution  # noqa: F401
+        import graders.sandbox.execute_inside  # noqa: F401  (what the sandboxed executor runs)
     except Exception as error:  # noqa: BLE001 - any import failure: the package is not usable here
-        return {"problem": f"the HW5 grading package cannot be imported ({type(error).__name__}: {error}); "
-                           + INSTALL_HINT, "digest": None}
+        return {
+            "problem": f"the HW5 grading package cannot be imported ({type(error).__name__}: {error}); " + INSTALL_HINT,
+            "digest": None,
+        }
     digest = code_digest(os.path.dirname(graders.__file__))
     versions = library_versions()
     if sandbox:
@@ -74,16 +78,21 @@ def probe(sandbox: bool) -> dict:
         tools = ("bwrap", "prlimit") if rootless else ("bwrap", "setpriv")
         missing = [tool for tool in tools if shutil.which(tool) is None]
         if missing:
-            return {"problem": f"{' and '.join(missing)} not found: install bubblewrap and util-linux "
-                               "(Debian: apt-get install -y bubblewrap util-linux), or grade with --no-sandbox",
-                    "digest": digest}
+            return {
+                "problem": f"{' and '.join(missing)} not found: install bubblewrap and util-linux "
+                "(Debian: apt-get install -y bubblewrap util-linux), or grade with --no-sandbox",
+                "digest": digest,
+            }
         if rootless:
             from graders.sandbox.rootless import userns_problem
 
             problem = userns_problem(shutil.which("bwrap"))
             if problem:
-                return {"problem": f"not root, and the rootless sandbox cannot start: {problem}; run "
-                                   "`dask worker` as root, or grade with --no-sandbox", "digest": digest}
+                return {
+                    "problem": f"not root, and the rootless sandbox cannot start: {problem}; run "
+                    "`dask worker` as root, or grade with --no-sandbox",
+                    "digest": digest,
+                }
     return {"problem": None, "digest": digest, "versions": versions}
 
 
@@ -108,16 +117,23 @@ def check_workers(client, sandbox: bool) -> list[str]:
         if answer["problem"]:
             problems.append(f"worker {address}: {answer['problem']}")
         elif answer["digest"] != expected:
-            problems.append(f"worker {address}: its grading code ({', '.join(CODE_PACKAGES)}) differs from the "
-                            f"orchestrator's; {INSTALL_HINT}")
-        elif (mismatch := version_mismatch(answer.get("versions") or {}, library_versions())):
-            problems.append(f"worker {address}: {mismatch}; install the orchestrator's versions "
-                            "(pip install --constraint requirements.lock hw5-cnn-course)")
+            problems.append(
+                f"worker {address}: its grading code ({', '.join(CODE_PACKAGES)}) differs from the "
+                f"orchestrator's; {INSTALL_HINT}"
+            )
+        elif mismatch := version_mismatch(answer.get("versions") or {}, library_versions()):
+            problems.append(
+                f"worker {address}: {mismatch}; install the orchestrator's versions "
+                "(pip install --constraint requirements.lock hw5-cnn-course)"
+            )
     return problems
 
 
 def version_mismatch(worker: dict, ours: dict) -> str | None:
     """``"keras 3.12.4 here, 3.15.1 on the orchestrator"`` for each library that differs, or None."""
-    differ = [f"{name} {worker.get(name, 'absent')} here, {version} on the orchestrator"
-              for name, version in sorted(ours.items()) if worker.get(name, "absent") != version]
+    differ = [
+        f"{name} {worker.get(name, 'absent')} here, {version} on the orchestrator"
+        for name, version in sorted(ours.items())
+        if worker.get(name, "absent") != version
+    ]
     return ", ".join(differ) or None

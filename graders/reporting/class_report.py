@@ -74,7 +74,7 @@ def failure_messages(records: list[StudentRecord]) -> list[tuple[str, int, list[
     """(normalised message, count, students, test cells), most frequent first."""
     groups = defaultdict(lambda: [0, set(), set()])
     for record in records:
-        for (notebook, grade_id), outcome in record.outcomes.items():
+        for (_notebook, grade_id), outcome in record.outcomes.items():
             if not outcome.passed:
                 group = groups[normalise(outcome.message)]
                 group[0] += 1
@@ -123,8 +123,10 @@ def review_flags(records: list[StudentRecord]) -> OrderedDict:
         reasons += [f"review: {flag}" for flag in report.get("flags", []) if verifier_flag_kind(flag) is None]
         for cell in record.cells:
             if cell.autograded and cell.manual_score is not None:
-                reasons.append(f"manual score {cell.manual_score:g} on autograded cell {cell.notebook}/{cell.grade_id}: "
-                               "check that an instructor set it")
+                reasons.append(
+                    f"manual score {cell.manual_score:g} on autograded cell {cell.notebook}/{cell.grade_id}: "
+                    "check that an instructor set it"
+                )
         if record.report is None and not record.submitted:
             continue
         if record.submitted and not record.outcomes:
@@ -174,8 +176,13 @@ def plot_scores(records: list[StudentRecord]) -> str:
     maximum = max((r.max_total for r in records), default=1.0) or 1.0
     figure, axis = _figure()
     bins = [i * maximum / 20 for i in range(21)]
-    axis.hist([totals, autos], bins=bins, label=["total so far", "autograded points"],
-              color=["#4c72b0", "#dd8452"], edgecolor="white")
+    axis.hist(
+        [totals, autos],
+        bins=bins,
+        label=["total so far", "autograded points"],
+        color=["#4c72b0", "#dd8452"],
+        edgecolor="white",
+    )
     axis.set_xlim(0, maximum)
     axis.set_xlabel(f"points (of {maximum:g})")
     axis.set_ylabel("students")
@@ -215,12 +222,18 @@ def plot_failures(failures: list) -> str:
 
 
 def plot_times(records: list[StudentRecord]) -> str:
-    timed = [(r.student, float(r.report["seconds"]), r.report.get("status")) for r in records
-             if r.report and r.report.get("seconds") is not None]
+    timed = [
+        (r.student, float(r.report["seconds"]), r.report.get("status"))
+        for r in records
+        if r.report and r.report.get("seconds") is not None
+    ]
     figure, axis = _figure(7.5, max(2.5, 0.32 * len(timed) + 1))
     positions = list(range(len(timed)))[::-1]
-    axis.barh(positions, [seconds for _, seconds, _ in timed],
-              color=["#4c72b0" if status == "graded" else "#c44e52" for *_, status in timed])
+    axis.barh(
+        positions,
+        [seconds for _, seconds, _ in timed],
+        color=["#4c72b0" if status == "graded" else "#c44e52" for *_, status in timed],
+    )
     axis.set_yticks(positions, [student for student, *_ in timed])
     axis.set_xlabel("seconds (the grading report's time per submission)")
     axis.set_title("Grading time per submission")
@@ -255,8 +268,9 @@ def _esc(value) -> str:
 def _table(header: list[str], rows: list[list[str]], numeric: set[int] = frozenset()) -> str:
     head = "".join(f"<th>{_esc(h)}</th>" for h in header)
     body = "\n".join(
-        "<tr>" + "".join(f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>"
-                         for i, cell in enumerate(row)) + "</tr>"
+        "<tr>"
+        + "".join(f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
@@ -272,9 +286,13 @@ def _who(record: StudentRecord) -> str:
 
 
 def _flag_table(flags: OrderedDict, by_student: dict) -> str:
-    rows = [[_who(by_student[s]) if s in by_student else _esc(s),
-             "<ul>" + "".join(f"<li>{_esc(flag)}</li>" for flag in items) + "</ul>"]
-            for s, items in flags.items()]
+    rows = [
+        [
+            _who(by_student[s]) if s in by_student else _esc(s),
+            "<ul>" + "".join(f"<li>{_esc(flag)}</li>" for flag in items) + "</ul>",
+        ]
+        for s, items in flags.items()
+    ]
     return _table(["student", "test cells"], rows)
 
 
@@ -296,42 +314,57 @@ def render(records: list[StudentRecord], assignment: str, has_report: bool) -> s
         f"<style>{_CSS}</style></head><body>",
         f'<h1 id="title">{_esc(assignment)}: class report</h1>',
         f"<p>Generated {_esc(_dt.datetime.now().strftime('%Y-%m-%d %H:%M'))} from the gradebook"
-        + (" and the grading report" if has_report else " (no grading report given: times and review flags "
-           "from <code>hw5-autograde --report</code> are missing)") + ".</p>",
+        + (
+            " and the grading report"
+            if has_report
+            else " (no grading report given: times and review flags "
+            "from <code>hw5-autograde --report</code> are missing)"
+        )
+        + ".</p>",
         '<div class="cards">',
-        f"<div class=\"card\"><b>{len(submitted)}</b>submissions ({len(records)} students)</div>",
-        f"<div class=\"card\"><b>{statistics.mean(totals) if totals else 0:.1f}</b>mean of {maximum:g} points</div>",
-        f"<div class=\"card\"><b>{statistics.median(totals) if totals else 0:.1f}</b>median</div>",
-        f"<div class=\"card\"><b class=\"{'warn' if tampering else 'ok'}\">{len(tampering)}</b>suspected tampering</div>",
-        f"<div class=\"card\"><b class=\"{'warn' if person else 'ok'}\">{len(person)}</b>need a person</div>",
-        f"<div class=\"card\"><b class=\"{'warn' if flagged else 'ok'}\">{len(flagged)}</b>flagged for review</div>",
-        f"<div class=\"card\"><b class=\"{'warn' if pending_count else 'ok'}\">{pending_count}</b>answers to grade by hand</div>",
+        f'<div class="card"><b>{len(submitted)}</b>submissions ({len(records)} students)</div>',
+        f'<div class="card"><b>{statistics.mean(totals) if totals else 0:.1f}</b>mean of {maximum:g} points</div>',
+        f'<div class="card"><b>{statistics.median(totals) if totals else 0:.1f}</b>median</div>',
+        f'<div class="card"><b class="{"warn" if tampering else "ok"}">{len(tampering)}</b>suspected tampering</div>',
+        f'<div class="card"><b class="{"warn" if person else "ok"}">{len(person)}</b>need a person</div>',
+        f'<div class="card"><b class="{"warn" if flagged else "ok"}">{len(flagged)}</b>flagged for review</div>',
+        f'<div class="card"><b class="{"warn" if pending_count else "ok"}">{pending_count}</b>answers to grade by hand</div>',
         "</div>",
     ]
 
     parts.append('<h2 id="scores">Score distribution</h2>')
     if submitted:
         parts.append(_img(plot_scores(records), "Score distribution"))
-        rows = [[_who(r), f"{r.total:g}", f"{sum(c.score for c in r.cells if c.autograded):g}",
-                 str(len(r.pending))] for r in sorted(submitted, key=lambda r: -r.total)]
-        parts.append(_table(["student", f"total so far (of {maximum:g})", "autograded", "answers to grade"], rows, {1, 2, 3}))
+        rows = [
+            [_who(r), f"{r.total:g}", f"{sum(c.score for c in r.cells if c.autograded):g}", str(len(r.pending))]
+            for r in sorted(submitted, key=lambda r: -r.total)
+        ]
+        parts.append(
+            _table(["student", f"total so far (of {maximum:g})", "autograded", "answers to grade"], rows, {1, 2, 3})
+        )
     else:
         parts.append("<p>No submission in the gradebook yet.</p>")
 
     parts.append('<h2 id="pass-rates">Pass rate per test cell</h2>')
     if rates:
         parts.append(_img(plot_pass_rates(rates), "Pass rate per test cell"))
-        rows = [[_esc(grade_id), _esc(notebook), f"{passed}/{graded}",
-                 f"{100.0 * passed / graded:.0f}%" if graded else "-"] for (notebook, grade_id), (passed, graded) in rates.items()]
+        rows = [
+            [_esc(grade_id), _esc(notebook), f"{passed}/{graded}", f"{100.0 * passed / graded:.0f}%" if graded else "-"]
+            for (notebook, grade_id), (passed, graded) in rates.items()
+        ]
         parts.append(_table(["test cell", "notebook", "passed", "rate"], rows, {2, 3}))
 
     parts.append('<h2 id="failures">Most frequent failure messages</h2>')
     if failures:
         parts.append(_img(plot_failures(failures), "Most frequent failure messages"))
-        rows = [[str(count), f"<code>{_esc(message)}</code>", _esc(", ".join(cells)), _esc(", ".join(students))]
-                for message, count, students, cells in failures[:20]]
-        parts.append("<p>Numbers with decimals or three or more digits are shown as <code>&lt;x&gt;</code> and "
-                     "<code>&lt;n&gt;</code>, so that the same mistake groups.</p>")
+        rows = [
+            [str(count), f"<code>{_esc(message)}</code>", _esc(", ".join(cells)), _esc(", ".join(students))]
+            for message, count, students, cells in failures[:20]
+        ]
+        parts.append(
+            "<p>Numbers with decimals or three or more digits are shown as <code>&lt;x&gt;</code> and "
+            "<code>&lt;n&gt;</code>, so that the same mistake groups.</p>"
+        )
         parts.append(_table(["count", "message", "test cells", "students"], rows, {0}))
     else:
         parts.append('<p class="ok">No test failed.</p>')
@@ -340,37 +373,52 @@ def render(records: list[StudentRecord], assignment: str, has_report: bool) -> s
     if any(r.report and r.report.get("seconds") is not None for r in records):
         parts.append(_img(plot_times(records), "Grading time per submission"))
         seconds = [float(r.report["seconds"]) for r in records if r.report and r.report.get("seconds") is not None]
-        parts.append(f"<p>{len(seconds)} submissions: median {statistics.median(seconds):.0f} s, "
-                     f"longest {max(seconds):.0f} s.</p>")
+        parts.append(
+            f"<p>{len(seconds)} submissions: median {statistics.median(seconds):.0f} s, "
+            f"longest {max(seconds):.0f} s.</p>"
+        )
     else:
-        parts.append("<p>No grading report given (<code>--report</code>, from <code>hw5-autograde --report</code>).</p>")
+        parts.append(
+            "<p>No grading report given (<code>--report</code>, from <code>hw5-autograde --report</code>).</p>"
+        )
 
     parts.append('<h2 id="tampering">Suspected tampering</h2>')
-    parts.append("<p>Test cells that passed in the student's kernel and failed when re-checked outside it, "
-                 "on models the verifier read and rebuilt: the kernel's verdict was not the work's.</p>")
+    parts.append(
+        "<p>Test cells that passed in the student's kernel and failed when re-checked outside it, "
+        "on models the verifier read and rebuilt: the kernel's verdict was not the work's.</p>"
+    )
     parts.append(_flag_table(tampering, by_student) if tampering else '<p class="ok">None.</p>')
     parts.append('<h2 id="needs-person">Needs a person</h2>')
-    parts.append("<p>Test cells the grader could not re-check on its own (a limit of the grader, named "
-                 "below; no accusation). Their points are held: look at the work, and set the points in "
-                 "the formgrader.</p>")
+    parts.append(
+        "<p>Test cells the grader could not re-check on its own (a limit of the grader, named "
+        "below; no accusation). Their points are held: look at the work, and set the points in "
+        "the formgrader.</p>"
+    )
     parts.append(_flag_table(person, by_student) if person else '<p class="ok">None.</p>')
 
     parts.append('<h2 id="review">Flagged for review</h2>')
     if flagged:
-        rows = [[_who(by_student[s]) if s in by_student else _esc(s),
-                 "<ul>" + "".join(f"<li>{_esc(reason)}</li>" for reason in reasons) + "</ul>"]
-                for s, reasons in flagged.items()]
+        rows = [
+            [
+                _who(by_student[s]) if s in by_student else _esc(s),
+                "<ul>" + "".join(f"<li>{_esc(reason)}</li>" for reason in reasons) + "</ul>",
+            ]
+            for s, reasons in flagged.items()
+        ]
         parts.append(_table(["student", "why"], rows))
     else:
         parts.append('<p class="ok">Nothing flagged.</p>')
 
     parts.append('<h2 id="manual">Waiting for manual grading</h2>')
     if pending:
-        rows = [[_esc(grade_id), _esc(notebook), str(len(students)), _esc(", ".join(students)) or "-"]
-                for (notebook, grade_id), students in pending.items()]
+        rows = [
+            [_esc(grade_id), _esc(notebook), str(len(students)), _esc(", ".join(students)) or "-"]
+            for (notebook, grade_id), students in pending.items()
+        ]
         parts.append(_table(["answer", "notebook", "waiting", "students"], rows, {2}))
-        parts.append("<p>Grade them in the formgrader (Formgrader → Manual Grading); the points add to the "
-                     "autograded ones.</p>")
+        parts.append(
+            "<p>Grade them in the formgrader (Formgrader → Manual Grading); the points add to the autograded ones.</p>"
+        )
     else:
         parts.append("<p>This assignment has no manually graded answers.</p>")
     parts.append("</body></html>")

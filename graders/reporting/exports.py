@@ -42,14 +42,16 @@ from graders.gradebook import CellGrade
 from graders.reporting.feedback import CellOutcome, budget_line, cell_outcomes
 
 #: Columns of the LMS export, in order: (label, part letter for Gradescope numbering).
-PART_COLUMNS = OrderedDict([
-    ("Part A auto", "A"),
-    ("Part A manual", "A"),
-    ("Part B 1", "B1"),
-    ("Part B 2", "B2"),
-    ("Part B 3", "B3"),
-    ("Part B 4", "B4"),
-])
+PART_COLUMNS = OrderedDict(
+    [
+        ("Part A auto", "A"),
+        ("Part A manual", "A"),
+        ("Part B 1", "B1"),
+        ("Part B 2", "B2"),
+        ("Part B 3", "B3"),
+        ("Part B 4", "B4"),
+    ]
+)
 #: Part B's sections: TODO n -> section, Question n -> section n.
 _TODO_SECTION = {1: 2, 2: 2, 3: 3, 4: 3, 5: 4, 6: 4}
 
@@ -126,18 +128,24 @@ def collect(root: Path, assignment: str = "hw5", report: Path | None = None) -> 
     records = []
     for student_id in sorted(set(students) | set(reports)):
         known = students.get(student_id) or gradebook.StudentGrades(student_id)
-        record = StudentRecord(student_id, known.first_name, known.last_name, known.email, known.submitted,
-                               report=reports.get(student_id))
+        record = StudentRecord(
+            student_id, known.first_name, known.last_name, known.email, known.submitted, report=reports.get(student_id)
+        )
         for cell in layout:
             grade = known.cells.get((cell.notebook, cell.grade_id))
-            record.cells.append(CellGrade(
-                notebook=cell.notebook, grade_id=cell.grade_id, autograded=cell.autograded,
-                score=float(grade.score or 0) if grade is not None else 0.0, max_score=cell.max_score,
-                needs_manual_grade=grade.needs_manual_grade if grade is not None else False,
-                manual_score=grade.manual_score if grade is not None else None,
-                comment=grade.comment if grade is not None else "",
-                column=column_of(cell.notebook, cell.grade_id, cell.autograded),
-            ))
+            record.cells.append(
+                CellGrade(
+                    notebook=cell.notebook,
+                    grade_id=cell.grade_id,
+                    autograded=cell.autograded,
+                    score=float(grade.score or 0) if grade is not None else 0.0,
+                    max_score=cell.max_score,
+                    needs_manual_grade=grade.needs_manual_grade if grade is not None else False,
+                    manual_score=grade.manual_score if grade is not None else None,
+                    comment=grade.comment if grade is not None else "",
+                    column=column_of(cell.notebook, cell.grade_id, cell.autograded),
+                )
+            )
         folder = root / "autograded" / student_id / assignment
         for path in sorted(folder.glob("*.ipynb")) if folder.is_dir() else ():
             try:
@@ -182,9 +190,16 @@ def lms_columns(records: list[StudentRecord]) -> OrderedDict:
 def lms_rows(records: list[StudentRecord]) -> tuple[list[str], list[list[str]]]:
     columns = lms_columns(records)
     total_max = sum(columns.values())
-    header = ["Student ID", "Last name", "First name", "Email",
-              *(f"{label} ({_number(maximum)})" for label, maximum in columns.items()),
-              f"Total ({_number(total_max)})", "Pending manual", "Status"]
+    header = [
+        "Student ID",
+        "Last name",
+        "First name",
+        "Email",
+        *(f"{label} ({_number(maximum)})" for label, maximum in columns.items()),
+        f"Total ({_number(total_max)})",
+        "Pending manual",
+        "Status",
+    ]
     rows = []
     for record in records:
         scores = record.columns()
@@ -197,9 +212,18 @@ def lms_rows(records: list[StudentRecord]) -> tuple[list[str], list[list[str]]]:
             status = "awaiting manual grading"
         else:
             status = "complete"
-        rows.append([record.student, record.last_name, record.first_name, record.email,
-                     *map(_number, values), _number(sum(values)),
-                     str(len(record.pending)), status])
+        rows.append(
+            [
+                record.student,
+                record.last_name,
+                record.first_name,
+                record.email,
+                *map(_number, values),
+                _number(sum(values)),
+                str(len(record.pending)),
+                status,
+            ]
+        )
     return header, rows
 
 
@@ -304,19 +328,29 @@ def gradescope_results(record: StudentRecord) -> dict:
         if cell.autograded:
             outcome: CellOutcome | None = record.outcomes.get(key)
             if outcome is None:
-                test["status"], test["output"] = "failed", "Not run: the notebook could not be graded (see the course staff)."
+                test["status"], test["output"] = (
+                    "failed",
+                    "Not run: the notebook could not be graded (see the course staff).",
+                )
             else:
                 test["status"] = "passed" if outcome.passed else "failed"
                 test["output"] = outcome.message if not outcome.passed else (outcome.output or "Passed.")
         else:
-            test["output"] = ("Awaiting grading by hand." if cell.needs_manual_grade
-                              else f"Graded by hand: {cell.score:g} / {cell.max_score:g}.")
+            test["output"] = (
+                "Awaiting grading by hand."
+                if cell.needs_manual_grade
+                else f"Graded by hand: {cell.score:g} / {cell.max_score:g}."
+            )
         tests.append(test)
     lines = [record.budget or "HW5 data budget: unknown (the setup cell did not run)"]
     autograded = [c for c in record.cells if c.autograded]
-    lines.append(f"Autograded tests: {sum(c.score for c in autograded):g} / {sum(c.max_score for c in autograded):g} points.")
+    lines.append(
+        f"Autograded tests: {sum(c.score for c in autograded):g} / {sum(c.max_score for c in autograded):g} points."
+    )
     if record.pending:
-        lines.append(f"{len(record.pending)} written answer(s) await grading by hand; the score rises when they are graded.")
+        lines.append(
+            f"{len(record.pending)} written answer(s) await grading by hand; the score rises when they are graded."
+        )
     for error in (record.report or {}).get("errors", []):
         lines.append(f"Grading problem: {error}")
     results = {

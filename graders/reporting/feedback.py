@@ -44,8 +44,8 @@ from nbgrader import utils as nbutils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import List
 
-from graders.course import load_config
 from graders.checks.failures import student_part
+from graders.course import load_config
 from graders.gradebook import CellGrade, notebook_grades
 
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
@@ -120,16 +120,25 @@ STUDENT_SENTENCES = {
     "CouldNotCheck": "{0}",
     "OutOfKernelCheckFailed": "{0}",
     "NotVerified": "{0}",
-    "CellTimeoutError": ("This cell ran longer than the grader allows and was stopped ({0}). Make it faster: "
-                         "train with the batch size and number of epochs the homework asks for."),
-    "CellNotExecuted": ("This cell did not run: your notebook stopped before it ({0}). Look at the first "
-                        "cell above it that failed or ran too long."),
-    "NotExecuted": ("This cell did not run: your notebook stopped before it ({0}). Look at the first "
-                    "cell above it that failed or ran too long."),
-    "OutputTooLarge": ("This cell printed more than the grader keeps ({0}). Print less, for example "
-                       "with verbose=0 in fit."),
-    "HiddenError": ("This cell raised an exception that your notebook hid ({0}). Remove the code that "
-                    "replaces how errors are shown, and run your cells from the top."),
+    "CellTimeoutError": (
+        "This cell ran longer than the grader allows and was stopped ({0}). Make it faster: "
+        "train with the batch size and number of epochs the homework asks for."
+    ),
+    "CellNotExecuted": (
+        "This cell did not run: your notebook stopped before it ({0}). Look at the first "
+        "cell above it that failed or ran too long."
+    ),
+    "NotExecuted": (
+        "This cell did not run: your notebook stopped before it ({0}). Look at the first "
+        "cell above it that failed or ran too long."
+    ),
+    "OutputTooLarge": (
+        "This cell printed more than the grader keeps ({0}). Print less, for example with verbose=0 in fit."
+    ),
+    "HiddenError": (
+        "This cell raised an exception that your notebook hid ({0}). Remove the code that "
+        "replaces how errors are shown, and run your cells from the top."
+    ),
 }
 
 
@@ -140,8 +149,11 @@ def student_message(ename: str, evalue: str) -> str:
     ename, evalue = strip_ansi(str(ename)), student_part(strip_ansi(str(evalue))).strip()
     if ename in STUDENT_SENTENCES:
         if not evalue:
-            return "A check failed without a message." if ename in ("GradingFailure", "AssertionError") \
+            return (
+                "A check failed without a message."
+                if ename in ("GradingFailure", "AssertionError")
                 else STUDENT_SENTENCES[ename].format("no detail").strip()
+            )
         return STUDENT_SENTENCES[ename].format(evalue)
     return f"{ename}: {evalue}" if evalue else ename
 
@@ -154,10 +166,12 @@ def cell_outcome(cell, notebook: str) -> CellOutcome:
     """The outcome of an autograded test cell, as nbgrader scores it (an error or stderr fails)."""
     outputs = cell.get("outputs", [])
     errors = [_error_message(o) for o in outputs if o.get("output_type") == "error"]
-    stderr = [strip_ansi(o.get("text", "")) for o in outputs
-              if o.get("output_type") == "stream" and o.get("name") == "stderr"]
-    stdout = "".join(strip_ansi(o.get("text", "")) for o in outputs
-                     if o.get("output_type") == "stream" and o.get("name") == "stdout")
+    stderr = [
+        strip_ansi(o.get("text", "")) for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"
+    ]
+    stdout = "".join(
+        strip_ansi(o.get("text", "")) for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stdout"
+    )
     passed = not nbutils.has_failed(cell)
     message = "" if passed else ("\n".join(errors) or "".join(stderr).strip() or "the test failed")
     return CellOutcome(notebook, cell.metadata["nbgrader"]["grade_id"], passed, message, stdout.strip())
@@ -206,8 +220,12 @@ def collapse_streams(outputs: list) -> list:
     """Consecutive stream outputs of one name merged, progress-bar updates collapsed."""
     merged = []
     for output in outputs:
-        if (output.get("output_type") == "stream" and merged and merged[-1].get("output_type") == "stream"
-                and merged[-1].get("name") == output.get("name")):
+        if (
+            output.get("output_type") == "stream"
+            and merged
+            and merged[-1].get("output_type") == "stream"
+            and merged[-1].get("name") == output.get("name")
+        ):
             merged[-1]["text"] += output.get("text", "")
         else:
             merged.append(output)
@@ -292,19 +310,23 @@ def summary_html(cells, budget: str | None, title: str, grades: dict[str, CellGr
             f'<td class="hw5-outcome" style="color:{colour};font-weight:bold">{html.escape(outcome)}</td>'
             f'<td class="hw5-message" style="white-space:pre-wrap">{html.escape(message)}</td></tr>'
         )
-    budget_note = (f"<p><b>Grading budget.</b> {html.escape(budget)}: the data your notebook trained on while "
-                   "it was graded. Run yourself, the setup cell prints the budget you get (the full data), "
-                   "so your own accuracies can differ from the graded ones.</p>\n") if budget else ""
+    budget_note = (
+        (
+            f"<p><b>Grading budget.</b> {html.escape(budget)}: the data your notebook trained on while "
+            "it was graded. Run yourself, the setup cell prints the budget you get (the full data), "
+            "so your own accuracies can differ from the graded ones.</p>\n"
+        )
+        if budget
+        else ""
+    )
     return (
         f'<div class="hw5-feedback-summary">\n<h2>{html.escape(title)}: your results</h2>\n'
-        + budget_note +
-        "<p>Each test's message says what to fix. Where a test cell shows the comment "
+        + budget_note
+        + "<p>Each test's message says what to fix. Where a test cell shows the comment "
         f"<code>{html.escape(HIDDEN_PLACEHOLDER)}</code>, more tests ran; their code is not "
         "shown, but their messages are.</p>\n"
         '<table class="table table-condensed"><thead><tr><th>cell</th><th>points</th>'
-        "<th>outcome</th><th>message</th></tr></thead>\n<tbody>\n"
-        + "\n".join(rows)
-        + "\n</tbody></table>\n</div>"
+        "<th>outcome</th><th>message</th></tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody></table>\n</div>"
     )
 
 
@@ -312,8 +334,9 @@ class FeedbackRedactor(NbGraderPreprocessor):
     """Make an autograded notebook safe and useful to show its student (see the module doc)."""
 
     # nbconvert's HTMLExporter configures this for every preprocessor (as nbgrader's GetGrades does).
-    display_data_priority = List(["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png",
-                                  "image/jpeg", "text/plain"]).tag(config=True)
+    display_data_priority = List(
+        ["text/html", "application/pdf", "text/latex", "image/svg+xml", "image/png", "image/jpeg", "text/plain"]
+    ).tag(config=True)
 
     def preprocess(self, nb, resources):
         nb, resources = super().preprocess(nb, resources)
@@ -375,8 +398,11 @@ def _meaningful(line: str) -> bool:
 
 
 def _release_text(root: Path, assignment: str) -> str:
-    return "\n".join(cell.source for path in sorted((root / "release" / assignment).glob("*.ipynb"))
-                     for cell in nbformat.read(path, as_version=4).cells)
+    return "\n".join(
+        cell.source
+        for path in sorted((root / "release" / assignment).glob("*.ipynb"))
+        for cell in nbformat.read(path, as_version=4).cells
+    )
 
 
 def secret_lines(root: Path, assignment: str) -> set[str]:
@@ -440,11 +466,16 @@ class LeakCheckedHTMLExporter(HTMLExporter):
         info = (resources or {}).get("nbgrader", {})
         if "assignment" in info and "student" in info:
             root = Path(self.config.CourseDirectory.root or Path.cwd()).resolve()
-            leaks = find_leaks(output, secret_lines(root, info["assignment"]),
-                               student_text(root / "submitted" / info["student"] / info["assignment"]))
+            leaks = find_leaks(
+                output,
+                secret_lines(root, info["assignment"]),
+                student_text(root / "submitted" / info["student"] / info["assignment"]),
+            )
             if leaks:
-                raise FeedbackLeak(f"feedback for {info['student']} not written: it would show {len(leaks)} "
-                                   f"grader-only line(s), e.g. {leaks[0]!r}")
+                raise FeedbackLeak(
+                    f"feedback for {info['student']} not written: it would show {len(leaks)} "
+                    f"grader-only line(s), e.g. {leaks[0]!r}"
+                )
         return output, resources
 
 
@@ -464,8 +495,11 @@ def generate(root: Path, assignment: str, students: list[str] | None = None) -> 
 
     api = NbGraderAPI(config=feedback_config(root))
     problems = []
-    graded = sorted(p.name for p in (root / "autograded").iterdir() if (p / assignment).is_dir()) \
-        if (root / "autograded").is_dir() else []
+    graded = (
+        sorted(p.name for p in (root / "autograded").iterdir() if (p / assignment).is_dir())
+        if (root / "autograded").is_dir()
+        else []
+    )
     chosen = students or graded
     for student in chosen:
         if student not in graded:
@@ -475,8 +509,9 @@ def generate(root: Path, assignment: str, students: list[str] | None = None) -> 
         if not result.get("success"):
             log = result.get("error") or result.get("log") or ""
             leak = re.search(r"FeedbackLeak: (.*)", f"{result.get('log') or ''}\n{log}")
-            problems.append(f"{student}: {leak.group(1)}" if leak else
-                            f"{student}: nbgrader generate_feedback failed: {log[-500:]}")
+            problems.append(
+                f"{student}: {leak.group(1)}" if leak else f"{student}: nbgrader generate_feedback failed: {log[-500:]}"
+            )
     secrets = secret_lines(root, assignment)
     written = []
     for student in chosen:

@@ -66,6 +66,4 @@ def score_table(rows: dict[str, list[CellGrade]], errors: dict[str, str] | None 
             ]
         )
     widths = [max(len(line[i]) for line in lines if i < len(line)) for i in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines
-    )
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)

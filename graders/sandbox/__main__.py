@@ -1,8 +1,8 @@
 """Operator commands::
 
-    python -m graders.sandbox selftest            # exit 1 (and say why) if the sandbox does not hold
-    python -m graders.sandbox overhead --runs 3   # sandboxed vs plain nbclient, tiny notebook
-    python -m graders.sandbox cleanup             # remove trees/cgroups of dead orchestrators
+python -m graders.sandbox selftest            # exit 1 (and say why) if the sandbox does not hold
+python -m graders.sandbox overhead --runs 3   # sandboxed vs plain nbclient, tiny notebook
+python -m graders.sandbox cleanup             # remove trees/cgroups of dead orchestrators
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def overhead(runs: int) -> dict[str, list[float]]:
         warm.append(time.monotonic() - t0)
         assert nb.cells[0].outputs[0]["text"].strip() == "42"
         t0 = time.monotonic()
-        out = subprocess.run([sys.executable, "-c", _PLAIN], input=text, text=True,
-                             capture_output=True, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, "-c", _PLAIN], input=text, text=True, capture_output=True, check=True
+        ).stdout
         fresh.append(time.monotonic() - t0)
         assert out.strip() == "42", out
         t0 = time.monotonic()
@@ -101,11 +102,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     times = overhead(args.runs)
     for k, v in times.items():
-        print(f"{k:10s} " + " ".join(f"{x:.2f}" for x in v)
-              + f"   median {statistics.median(v):.2f} s")
+        print(f"{k:10s} " + " ".join(f"{x:.2f}" for x in v) + f"   median {statistics.median(v):.2f} s")
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(f"overhead vs in-process nbclient: {med['sandboxed'] - med['in-process']:+.2f} s; "
-          f"vs a fresh process: {med['sandboxed'] - med['fresh-proc']:+.2f} s")
+    print(
+        f"overhead vs in-process nbclient: {med['sandboxed'] - med['in-process']:+.2f} s; "
+        f"vs a fresh process: {med['sandboxed'] - med['fresh-proc']:+.2f} s"
+    )
     return 0
 
 

@@ -47,15 +47,30 @@ SYSTEM_TOP = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 #: host /etc entries bound read-only when present (passwd, group, hosts and
 #: nsswitch.conf are generated instead: the sandbox never sees the host's user list)
 ETC_ALLOW = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone",
-    "alternatives", "mime.types", "fonts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "timezone",
+    "alternatives",
+    "mime.types",
+    "fonts",
 )
 ETC_GENERATED = ("passwd", "group", "hosts", "nsswitch.conf")
 
 #: inside paths a caller's bind may not cover or sit under
 _RESERVED_INSIDE = (
-    "/proc", "/dev", "/usr", "/bin", "/sbin", "/lib", "/lib64", "/etc", "/run",
-    "/sandbox/kit", INSIDE_HOME,
+    "/proc",
+    "/dev",
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib64",
+    "/etc",
+    "/run",
+    "/sandbox/kit",
+    INSIDE_HOME,
 )
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -99,11 +114,10 @@ def find_tool(name: str) -> str:
     return path
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def bwrap_version(bwrap: str) -> tuple[int, ...]:
     try:
-        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True,
-                             timeout=10, check=True).stdout
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10, check=True).stdout
     except (OSError, subprocess.SubprocessError) as exc:
         raise BwrapError(f"cannot run {bwrap} --version: {exc}") from exc
     m = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", out)
@@ -203,8 +217,10 @@ def _etc_args(etc_dir: str) -> list[str]:
 def write_etc(etc_dir: str, limits: SandboxLimits) -> None:
     """Generate the sandbox's passwd/group/hosts/nsswitch.conf in ``etc_dir``."""
     files = {
-        "passwd": (f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
-                   f"student:x:{limits.uid}:{limits.gid}:student:{INSIDE_HOME}:/bin/sh\n"),
+        "passwd": (
+            f"root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
+            f"student:x:{limits.uid}:{limits.gid}:student:{INSIDE_HOME}:/bin/sh\n"
+        ),
         "group": f"root:x:0:\nstudent:x:{limits.gid}:\n",
         "hosts": "127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost\n",
         "nsswitch.conf": "passwd: files\ngroup: files\nhosts: files dns\n",
@@ -217,8 +233,7 @@ def write_etc(etc_dir: str, limits: SandboxLimits) -> None:
         os.chmod(path, 0o644)
 
 
-def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
-                  setpriv: str | None = None) -> list[str]:
+def build_command(spec: SandboxSpec, *, bwrap: str | None = None, setpriv: str | None = None) -> list[str]:
     """The full argv for ``subprocess.Popen``: ``setpriv ... bwrap ... -- command`` as
     root; ``bwrap --uid ... --info-fd N ... -- prlimit ... command`` rootless
     (``spec.info_fd`` set; see :mod:`graders.sandbox.rootless`)."""
@@ -233,18 +248,29 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
         setpriv = setpriv or find_tool("setpriv")
         argv = [
             setpriv,
-            f"--reuid={lim.uid}", f"--regid={lim.gid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs",
+            f"--reuid={lim.uid}",
+            f"--regid={lim.gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "--no-new-privs",
             bwrap,
-            "--unshare-all", "--unshare-user",  # user, ipc, pid, net (own lo only), uts, cgroup
+            "--unshare-all",
+            "--unshare-user",  # user, ipc, pid, net (own lo only), uts, cgroup
         ]
     else:  # rootless: bwrap's own user namespace maps this uid to the sandbox uid
         argv = [
             bwrap,
-            "--unshare-all", "--unshare-user",
-            "--uid", str(lim.uid), "--gid", str(lim.gid),
-            "--cap-drop", "ALL",
-            "--info-fd", str(spec.info_fd),  # the namespace's pid 1, for pidns
+            "--unshare-all",
+            "--unshare-user",
+            "--uid",
+            str(lim.uid),
+            "--gid",
+            str(lim.gid),
+            "--cap-drop",
+            "ALL",
+            "--info-fd",
+            str(spec.info_fd),  # the namespace's pid 1, for pidns
         ]
         if spec.block_fd is not None:  # wait until the grader holds that pid 1
             argv += ["--block-fd", str(spec.block_fd)]
@@ -252,8 +278,10 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
     if version >= (0, 8):
         argv += ["--disable-userns"]  # no nested user namespaces for the student
     argv += [
-        "--die-with-parent", "--new-session",
-        "--hostname", "sandbox",
+        "--die-with-parent",
+        "--new-session",
+        "--hostname",
+        "sandbox",
         "--clearenv",
     ]
     argv += _system_args()
@@ -261,22 +289,41 @@ def build_command(spec: SandboxSpec, *, bwrap: str | None = None,
     for b in spec.python_binds:
         argv += ["--ro-bind", b.source, b.dest]
     argv += [
-        "--proc", "/proc",
-        "--dev", "/dev",
-        "--size", str(lim.tmp_mb * MiB), "--tmpfs", "/tmp",
-        "--size", str(lim.shm_mb * MiB), "--tmpfs", "/dev/shm",
-        "--size", str(RUN_TMPFS_BYTES), "--tmpfs", "/run",
-        "--dir", INSIDE_HOME,
-        "--bind", spec.work_dir, INSIDE_WORK,
-        "--ro-bind", spec.kit_dir, INSIDE_KIT,
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(lim.tmp_mb * MiB),
+        "--tmpfs",
+        "/tmp",
+        "--size",
+        str(lim.shm_mb * MiB),
+        "--tmpfs",
+        "/dev/shm",
+        "--size",
+        str(RUN_TMPFS_BYTES),
+        "--tmpfs",
+        "/run",
+        "--dir",
+        INSIDE_HOME,
+        "--bind",
+        spec.work_dir,
+        INSIDE_WORK,
+        "--ro-bind",
+        spec.kit_dir,
+        INSIDE_KIT,
     ]
     for b in spec.extra_binds:
         check_inside_path(b.dest)
         argv += ["--bind" if b.writable else "--ro-bind", b.source, b.dest]
     argv += [
-        "--remount-ro", "/dev",  # bwrap's /dev tmpfs is otherwise writable and unsized
-        "--remount-ro", "/",  # the sandbox root tmpfs: nothing writable outside the mounts
-        "--chdir", spec.chdir,
+        "--remount-ro",
+        "/dev",  # bwrap's /dev tmpfs is otherwise writable and unsized
+        "--remount-ro",
+        "/",  # the sandbox root tmpfs: nothing writable outside the mounts
+        "--chdir",
+        spec.chdir,
     ]
     for k, v in check_env(spec.env).items():
         argv += ["--setenv", k, v]
@@ -333,12 +380,14 @@ def python_inside() -> tuple[str, list[tuple[str, str]]]:
         if not is_base:
             inside = f"{REMAPPED_PYTHON}/{len(result)}"
         elif _under(p, _REPLACED_TOPS) or _under(p, (repo,)):
-            raise BwrapError(f"base python prefix {p} lies where the sandbox cannot bind it "
-                             f"at its own path (under {repo} or {', '.join(_REPLACED_TOPS)}); "
-                             "use a Python installed elsewhere, or a virtualenv made from it")
+            raise BwrapError(
+                f"base python prefix {p} lies where the sandbox cannot bind it "
+                f"at its own path (under {repo} or {', '.join(_REPLACED_TOPS)}); "
+                "use a Python installed elsewhere, or a virtualenv made from it"
+            )
         result.append((p, inside))
     for host, inside in sorted(result, key=lambda pair: -len(pair[0])):
         if exe == host or exe.startswith(host.rstrip("/") + "/"):
-            exe = inside + exe[len(host.rstrip("/")):]
+            exe = inside + exe[len(host.rstrip("/")) :]
             break
     return exe, result

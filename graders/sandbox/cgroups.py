@@ -143,8 +143,7 @@ class SandboxCgroup:
             raise CgroupError(f"bad cgroup name {self.name!r}")
         self.memory_bytes = int(memory_bytes)
         self.pids_max = int(pids_max)
-        self._parent_override = parent if parent is not None else os.environ.get(
-            "HW5_SANDBOX_CGROUP_PARENT")
+        self._parent_override = parent if parent is not None else os.environ.get("HW5_SANDBOX_CGROUP_PARENT")
         self.dirs: dict[str, Path] = {}  # controller ("" for v2) -> directory
         self.created = False
 
@@ -169,7 +168,7 @@ class SandboxCgroup:
         return out
 
     # -- life cycle ---------------------------------------------------------------
-    def create(self) -> "SandboxCgroup":
+    def create(self) -> SandboxCgroup:
         try:
             if self.version == "v1":
                 self._create_v1()
@@ -328,8 +327,7 @@ class SandboxCgroup:
     def read_limit(self, what: str) -> str:
         """Read back an applied limit (``"memory"`` or ``"pids"``), for self-tests."""
         if self.version == "v1":
-            f = {"memory": self.dirs["memory"] / "memory.limit_in_bytes",
-                 "pids": self.dirs["pids"] / "pids.max"}[what]
+            f = {"memory": self.dirs["memory"] / "memory.limit_in_bytes", "pids": self.dirs["pids"] / "pids.max"}[what]
         else:
             f = self.dirs[""] / {"memory": "memory.max", "pids": "pids.max"}[what]
         return _read(f).strip()
@@ -372,7 +370,7 @@ class SandboxCgroup:
         if errors:
             raise CgroupError("; ".join(errors))
 
-    def __enter__(self) -> "SandboxCgroup":
+    def __enter__(self) -> SandboxCgroup:
         return self.create()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -404,11 +402,18 @@ def cleanup_stale_cgroups(root: Path = CGROUP_ROOT) -> list[Path]:
         if owner is None or owner == os.getpid() or pid_alive(owner):
             continue
         cg = SandboxCgroup(memory_bytes=1, pids_max=1, name=d.name, root=root)
-        cg.dirs = {c: p for c, p in (
-            [("", cg._parent_dir("") / d.name)] if cg.version == "v2" else
-            [(c, cg._parent_dir(c) / d.name) for c in V1_CONTROLLERS + V1_OPTIONAL
-             if (cg._parent_dir(c) / d.name).is_dir()]
-        )}
+        cg.dirs = {
+            c: p
+            for c, p in (
+                [("", cg._parent_dir("") / d.name)]
+                if cg.version == "v2"
+                else [
+                    (c, cg._parent_dir(c) / d.name)
+                    for c in V1_CONTROLLERS + V1_OPTIONAL
+                    if (cg._parent_dir(c) / d.name).is_dir()
+                ]
+            )
+        }
         try:
             cg.remove(timeout=5.0)
             removed.append(d)

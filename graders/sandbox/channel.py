@@ -78,8 +78,8 @@ class FrameReader(threading.Thread):
                 return
             if len(buffer) < HEADER.size + size:
                 return
-            body = bytes(buffer[HEADER.size:HEADER.size + size])
-            del buffer[:HEADER.size + size]
+            body = bytes(buffer[HEADER.size : HEADER.size + size])
+            del buffer[: HEADER.size + size]
             try:
                 frame = json.loads(body.decode("utf-8"))
             except (UnicodeDecodeError, ValueError, RecursionError) as exc:

@@ -97,8 +97,7 @@ def _make_client_class():
                 size = self.max_cell_output_bytes + 1
             used = self._cell_bytes.get(cell_index, 0) + size
             if msg.get("msg_type") != "error" and (
-                used > self.max_cell_output_bytes
-                or self._total_bytes + size > self.max_total_output_bytes
+                used > self.max_cell_output_bytes or self._total_bytes + size > self.max_total_output_bytes
             ):
                 self.truncated.add(cell_index)
                 return None
@@ -140,7 +139,8 @@ def export_code(request: dict, export_dir: str, exporter_path: str = "") -> str:
         "        sys.settrace(trace)\n"
         "        sys.setprofile(profile)\n"
         "__hw5_export__()\n"
-        "del __hw5_export__\n")
+        "del __hw5_export__\n"
+    )
 
 
 def insert_export_cells(nb, requests: dict, export_dir: str, exporter_path: str = "") -> list[int | None]:
@@ -178,8 +178,7 @@ def run(args: argparse.Namespace) -> int:
     from nbclient.exceptions import DeadKernelError
 
     started = time.monotonic()
-    status: dict = {"status": STATUS_ERROR, "detail": "", "cells_executed": 0,
-                    "cell_timeouts": [], "truncated": []}
+    status: dict = {"status": STATUS_ERROR, "detail": "", "cells_executed": 0, "cell_timeouts": [], "truncated": []}
 
     fd = args.result_fd
 
@@ -191,8 +190,15 @@ def run(args: argparse.Namespace) -> int:
         """``index``: of the executed notebook; the frame names the sent notebook's cell."""
         if origin[index] is None:
             return
-        send_frame(fd, {"kind": "cell", "index": origin[index], "outputs": cell.get("outputs", []),
-                        "execution_count": cell.get("execution_count")})
+        send_frame(
+            fd,
+            {
+                "kind": "cell",
+                "index": origin[index],
+                "outputs": cell.get("outputs", []),
+                "execution_count": cell.get("execution_count"),
+            },
+        )
 
     origin: list[int | None] = []
 
@@ -218,8 +224,11 @@ def run(args: argparse.Namespace) -> int:
             cell["execution_count"] = None
 
     # origin[i]: the sent notebook's index of executed cell i; None for an export cell.
-    exporter = (os.path.join(args.kernel_pythonpath.split(os.pathsep)[0], "graders", "checks", "kernel_export.py")
-                if args.kernel_pythonpath else "")
+    exporter = (
+        os.path.join(args.kernel_pythonpath.split(os.pathsep)[0], "graders", "checks", "kernel_export.py")
+        if args.kernel_pythonpath
+        else ""
+    )
     origin = insert_export_cells(nb, _read_requests(args.export_requests), args.export_dir, exporter)
     executed: set[int] = set()
 
@@ -229,17 +238,22 @@ def run(args: argparse.Namespace) -> int:
             return
         content = (execute_reply or {}).get("content", {}) or {}
         if content.get("ename") == TIMEOUT_ENAME:
-            cell.outputs.append(error_output(
-                TIMEOUT_ENAME,
-                f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"))
+            cell.outputs.append(
+                error_output(
+                    TIMEOUT_ENAME, f"cell exceeded the per-cell time limit of {args.cell_timeout} s and was interrupted"
+                )
+            )
             status["cell_timeouts"].append(origin[cell_index])
         elif content.get("status") == "error" and not has_error(cell):
             # The kernel says the cell raised, but showed no traceback: a replaced
             # showtraceback, sys.excepthook or set_custom_exc handler hid it.
-            cell.outputs.append(error_output(
-                HIDDEN_ERROR_ENAME,
-                f"the cell raised {str(content.get('ename', 'an exception'))[:100]}, "
-                "but its traceback was not shown"))
+            cell.outputs.append(
+                error_output(
+                    HIDDEN_ERROR_ENAME,
+                    f"the cell raised {str(content.get('ename', 'an exception'))[:100]}, "
+                    "but its traceback was not shown",
+                )
+            )
         send_cell(cell_index, cell)  # on the host before the next cell starts
 
     client_cls = _make_client_class()
@@ -260,8 +274,7 @@ def run(args: argparse.Namespace) -> int:
         on_cell_executed=on_cell_executed,
     )
     client.max_cell_output_bytes = args.max_cell_output_bytes
-    client.max_total_output_bytes = max(
-        0, args.max_output_bytes - len(raw) - 256 * 1024)
+    client.max_total_output_bytes = max(0, args.max_output_bytes - len(raw) - 256 * 1024)
 
     kernel_env = dict(os.environ)
     kernel_env.pop("PYTHONSAFEPATH", None)
@@ -275,15 +288,13 @@ def run(args: argparse.Namespace) -> int:
         client.execute(env=kernel_env)
         status["status"] = STATUS_TIMEOUT if status["cell_timeouts"] else STATUS_OK
         if status["cell_timeouts"]:
-            status["detail"] = (f"cell(s) {status['cell_timeouts']} exceeded "
-                                f"{args.cell_timeout} s and were interrupted")
+            status["detail"] = f"cell(s) {status['cell_timeouts']} exceeded {args.cell_timeout} s and were interrupted"
     except DeadKernelError as exc:
         status["status"] = STATUS_KERNEL_DIED
         status["detail"] = f"kernel died: {exc}"[:2000]
     except Exception as exc:  # noqa: BLE001 - kernel start failure, protocol errors...
         status["status"] = STATUS_ERROR
-        status["detail"] = "".join(
-            traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+        status["detail"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
     finally:
         try:
             client._cleanup_kernel()  # noqa: SLF001 - idempotent; may already be gone
@@ -293,10 +304,13 @@ def run(args: argparse.Namespace) -> int:
     status["cells_executed"] = sum(origin[i] is not None for i in executed)
     status["truncated"] = sorted(origin[i] for i in client.truncated if origin[i] is not None)
     for i in client.truncated:
-        nb.cells[i].outputs.append(error_output(
-            TOO_LARGE_ENAME,
-            f"cell output exceeded {args.max_cell_output_bytes} bytes "
-            "(or the notebook total); the rest was dropped"))
+        nb.cells[i].outputs.append(
+            error_output(
+                TOO_LARGE_ENAME,
+                f"cell output exceeded {args.max_cell_output_bytes} bytes "
+                "(or the notebook total); the rest was dropped",
+            )
+        )
     if status["status"] != STATUS_OK:
         mark_unfinished(nb, status["status"])
     # The final word on every code cell: display updates may have changed earlier ones.
@@ -318,8 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-output-bytes", type=int, required=True)
     p.add_argument("--max-cell-output-bytes", type=int, required=True)
     p.add_argument("--kernel-pythonpath", default="")
-    p.add_argument("--export-requests", default="",
-                   help="JSON file: grade_id -> what the kernel exports after that test cell")
+    p.add_argument(
+        "--export-requests", default="", help="JSON file: grade_id -> what the kernel exports after that test cell"
+    )
     p.add_argument("--export-dir", default="", help="where the kernel writes the exports")
     args = p.parse_args(argv)
     return run(args)

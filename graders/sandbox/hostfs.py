@@ -23,10 +23,10 @@ def run_command(cmd: list[str]) -> None:
         raise SandboxError(f"{' '.join(cmd)} failed: {proc.stderr.strip() or proc.returncode}")
 
 
-def mount_tmpfs(target: str, size: int, mode: int, uid: int = 0, gid: int = 0,
-                 extra: str = "nosuid,nodev") -> None:
-    run_command(["mount", "-t", "tmpfs", "-o",
-          f"size={size},mode={mode:o},uid={uid},gid={gid},{extra}", "tmpfs", target])
+def mount_tmpfs(target: str, size: int, mode: int, uid: int = 0, gid: int = 0, extra: str = "nosuid,nodev") -> None:
+    run_command(
+        ["mount", "-t", "tmpfs", "-o", f"size={size},mode={mode:o},uid={uid},gid={gid},{extra}", "tmpfs", target]
+    )
 
 
 def reachable_by(path: str, uid: int, gid: int) -> bool:
@@ -92,8 +92,7 @@ class CappedReader(threading.Thread):
     def text(self) -> str:
         dropped = self.total - len(self.head) - len(self.tail)
         mid = f"\n[... {dropped} bytes dropped ...]\n" if dropped > 0 else ""
-        return (bytes(self.head).decode("utf-8", "replace") + mid
-                + bytes(self.tail).decode("utf-8", "replace"))
+        return bytes(self.head).decode("utf-8", "replace") + mid + bytes(self.tail).decode("utf-8", "replace")
 
 
 def read_capped(path: str, cap: int, *, dir_fd: int | None = None) -> bytes | None:

@@ -51,9 +51,18 @@ class SandboxLimits:
 
     def __post_init__(self) -> None:
         for name in (
-            "memory_mb", "pids", "tmp_mb", "shm_mb", "scratch_mb", "cell_timeout_s",
-            "notebook_timeout_s", "max_output_bytes", "max_cell_output_bytes",
-            "max_log_bytes", "threads", "nofile",
+            "memory_mb",
+            "pids",
+            "tmp_mb",
+            "shm_mb",
+            "scratch_mb",
+            "cell_timeout_s",
+            "notebook_timeout_s",
+            "max_output_bytes",
+            "max_cell_output_bytes",
+            "max_log_bytes",
+            "threads",
+            "nofile",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:

@@ -18,12 +18,13 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from . import bwrap as bw
-from .copy_exports import EXPORT_FOLDER, collect_artifacts
 from .channel import FrameReader
+from .copy_exports import EXPORT_FOLDER, collect_artifacts
 from .errors import SandboxError
 from .hostfs import read_capped
 from .limits import SandboxLimits
@@ -39,8 +40,7 @@ CRASHED = "crashed"
 OUTPUT_TOO_LARGE = "output_too_large"
 INVALID_OUTPUT = "invalid_output"
 INVALID_INPUT = "invalid_input"
-STATUSES = (OK, TIMEOUT, OOM, KERNEL_DIED, CRASHED, OUTPUT_TOO_LARGE, INVALID_OUTPUT,
-            INVALID_INPUT)
+STATUSES = (OK, TIMEOUT, OOM, KERNEL_DIED, CRASHED, OUTPUT_TOO_LARGE, INVALID_OUTPUT, INVALID_INPUT)
 
 MAX_STATUS_BYTES = 64 * 1024
 _SAFE_NB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,120}\.ipynb$")
@@ -110,21 +110,40 @@ def load_input(notebook, limits: SandboxLimits, notebook_name: str | None):
     return node, name
 
 
-def executor_argv(python: str, notebook_path: str, result_fd: int, limits: SandboxLimits,
-                  kernel_name: str, kernel_pythonpath: str, requests_path: str = "",
-                  export_dir: str = "") -> list[str]:
+def executor_argv(
+    python: str,
+    notebook_path: str,
+    result_fd: int,
+    limits: SandboxLimits,
+    kernel_name: str,
+    kernel_pythonpath: str,
+    requests_path: str = "",
+    export_dir: str = "",
+) -> list[str]:
     """The command line of :mod:`graders.sandbox.execute_inside`, sandboxed or not: one
     executor, one set of rules (timeouts, hidden errors, output caps, exports)."""
     return [
-        python, "-P", "-m", "graders.sandbox.execute_inside", notebook_path,
-        "--result-fd", str(result_fd),
-        "--cell-timeout", str(limits.cell_timeout_s),
-        "--kernel", kernel_name,
-        "--max-output-bytes", str(limits.max_output_bytes),
-        "--max-cell-output-bytes", str(limits.max_cell_output_bytes),
-        "--kernel-pythonpath", kernel_pythonpath,
-        "--export-requests", requests_path,
-        "--export-dir", export_dir,
+        python,
+        "-P",
+        "-m",
+        "graders.sandbox.execute_inside",
+        notebook_path,
+        "--result-fd",
+        str(result_fd),
+        "--cell-timeout",
+        str(limits.cell_timeout_s),
+        "--kernel",
+        kernel_name,
+        "--max-output-bytes",
+        str(limits.max_output_bytes),
+        "--max-cell-output-bytes",
+        str(limits.max_cell_output_bytes),
+        "--kernel-pythonpath",
+        kernel_pythonpath,
+        "--export-requests",
+        requests_path,
+        "--export-dir",
+        export_dir,
     ]
 
 
@@ -197,8 +216,9 @@ def execute_notebook(
             requests_path = run.add_file("export-requests.json", json.dumps(dict(export_requests)).encode())
             export_dir = f"{bw.INSIDE_WORK}/{EXPORT_FOLDER}"
         read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
-        argv = executor_argv(exe, inside_nb, write_end, limits, kernel_name, kernel_pythonpath,
-                             requests_path, export_dir)
+        argv = executor_argv(
+            exe, inside_nb, write_end, limits, kernel_name, kernel_pythonpath, requests_path, export_dir
+        )
         try:
             run.start(argv, inside_env, pass_fds=(write_end,))
         except BaseException:
@@ -218,17 +238,27 @@ def execute_notebook(
         oom = cg.oom_kills() if cg else 0
         peak = cg.peak_memory_bytes() if cg else None
         result = ExecutionResult(
-            None, CRASHED, "", run.wall_s, peak_memory_bytes=peak, oom_kills=oom,
-            returncode=rc, stdout=run.stdout_text(), stderr=run.stderr_text(),
-            run_id=run.run_id, artifact_problems=artifact_problems)
+            None,
+            CRASHED,
+            "",
+            run.wall_s,
+            peak_memory_bytes=peak,
+            oom_kills=oom,
+            returncode=rc,
+            stdout=run.stdout_text(),
+            stderr=run.stderr_text(),
+            run_id=run.run_id,
+            artifact_problems=artifact_problems,
+        )
         result = read_result(result, reader, sent, limits, timed_out=run.timed_out)
         if run.limit_exceeded and result.status != OK:  # rootless: killed for its scratch
             result.detail = f"{run.limit_exceeded}; everything in the sandbox was killed"
         return result
 
 
-def read_result(result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits,
-                 *, timed_out: bool) -> ExecutionResult:
+def read_result(
+    result: ExecutionResult, reader: FrameReader, sent, limits: SandboxLimits, *, timed_out: bool
+) -> ExecutionResult:
     """Fill ``result`` from the frames the executor sent: its status, then the sent
     notebook with the outputs and execution counts of the cells that ran."""
     if reader.is_alive():
@@ -255,8 +285,7 @@ def read_result(result: ExecutionResult, reader: FrameReader, sent, limits: Sand
         inside_detail = str(doc.get("detail", ""))[:2000]
         ct = doc.get("cell_timeouts", [])
         if isinstance(ct, list):
-            result.cell_timeouts = [int(x) for x in ct[:1000]
-                                    if isinstance(x, int) and not isinstance(x, bool)]
+            result.cell_timeouts = [int(x) for x in ct[:1000] if isinstance(x, int) and not isinstance(x, bool)]
         truncated = doc.get("truncated", [])
         if isinstance(truncated, list) and truncated and inside_status == "ok":
             inside_status = "truncated"
@@ -265,12 +294,12 @@ def read_result(result: ExecutionResult, reader: FrameReader, sent, limits: Sand
 
     if timed_out:
         result.status = TIMEOUT
-        result.detail = (f"notebook exceeded {limits.notebook_timeout_s} s wall time; "
-                         "everything in the sandbox was killed")
+        result.detail = (
+            f"notebook exceeded {limits.notebook_timeout_s} s wall time; everything in the sandbox was killed"
+        )
     elif oom and inside_status != "ok":
         result.status = OOM
-        result.detail = (f"out of memory (limit {limits.memory_mb} MiB, "
-                         f"{oom} process(es) OOM-killed)")
+        result.detail = f"out of memory (limit {limits.memory_mb} MiB, {oom} process(es) OOM-killed)"
     elif inside_status == "ok" and rc == 0:
         result.status = OK
     elif inside_status == "truncated" and rc == 0:
@@ -285,7 +314,8 @@ def read_result(result: ExecutionResult, reader: FrameReader, sent, limits: Sand
     else:
         result.status = CRASHED
         result.detail = (inside_detail or "the sandboxed executor did not finish") + (
-            f" (exit status {rc})" if rc is not None else "")
+            f" (exit status {rc})" if rc is not None else ""
+        )
 
     # -- the notebook --------------------------------------------------------------------
     if reader.error:

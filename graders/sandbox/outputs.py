@@ -50,8 +50,9 @@ def merge_outputs(sent, cells: dict) -> Any:
             raise ValueError(f"cell {i}: a frame for a {mine.cell_type} cell")
         outputs = frame.get("outputs", [])
         count = frame.get("execution_count")
-        if not isinstance(outputs, list) or not (count is None or (
-                isinstance(count, int) and not isinstance(count, bool) and count >= 0)):
+        if not isinstance(outputs, list) or not (
+            count is None or (isinstance(count, int) and not isinstance(count, bool) and count >= 0)
+        ):
             raise ValueError(f"cell {i}: bad outputs / execution_count")
         mine["outputs"] = nbformat.from_dict(outputs)
         mine["execution_count"] = count
@@ -65,5 +66,6 @@ def mark_unfinished(nb, status: str) -> None:
         if cell.cell_type != "code" or not cell.source.strip():
             continue
         if cell.get("execution_count") is None and not has_error(cell):
-            cell.outputs.append(error_output(
-                NOT_EXECUTED_ENAME, f"did not run to completion (sandbox status: {status})"))
+            cell.outputs.append(
+                error_output(NOT_EXECUTED_ENAME, f"did not run to completion (sandbox status: {status})")
+            )

@@ -108,5 +108,5 @@ def parent_pid(pid: int) -> int | None:
     except OSError:
         return None
     # the command name (field 2) may hold spaces or ')': split after its last ')'
-    fields = text[text.rfind(")") + 2:].split()
+    fields = text[text.rfind(")") + 2 :].split()
     return int(fields[1]) if len(fields) > 1 else None

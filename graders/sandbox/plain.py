@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from .copy_exports import EXPORT_FOLDER, collect_artifacts
 from .hostfs import CappedReader, check_rel_name
@@ -111,12 +111,20 @@ def execute_notebook_plain(
             Path(requests_path).write_text(json.dumps(dict(export_requests)))
             export_dir = os.path.join(scratch, EXPORT_FOLDER)
         read_end, write_end = os.pipe()
-        argv = executor_argv(sys.executable, notebook_path, write_end, limits, kernel_name,
-                             kernel_pythonpath, requests_path, export_dir)
+        argv = executor_argv(
+            sys.executable, notebook_path, write_end, limits, kernel_name, kernel_pythonpath, requests_path, export_dir
+        )
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, pass_fds=(write_end,), cwd=scratch,
-                                    env=run_env, start_new_session=True)
+            proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_end,),
+                cwd=scratch,
+                env=run_env,
+                start_new_session=True,
+            )
         except BaseException:
             os.close(read_end)
             raise
@@ -136,7 +144,15 @@ def execute_notebook_plain(
         for log in logs:
             log.join(timeout=5)
         problems = collect_artifacts(export_dir, artifacts_to) if artifacts_to and export_dir else []
-        result = ExecutionResult(None, CRASHED, "", time.monotonic() - started, returncode=rc,
-                                 stdout=logs[0].text(), stderr=logs[1].text(), run_id="unsandboxed",
-                                 artifact_problems=problems)
+        result = ExecutionResult(
+            None,
+            CRASHED,
+            "",
+            time.monotonic() - started,
+            returncode=rc,
+            stdout=logs[0].text(),
+            stderr=logs[1].text(),
+            run_id="unsandboxed",
+            artifact_problems=problems,
+        )
         return read_result(result, reader, sent, limits, timed_out=timed_out)

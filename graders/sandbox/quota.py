@@ -43,8 +43,9 @@ def usage(top: str, max_entries: int = MAX_ENTRIES) -> tuple[int, int]:
 class ScratchWatch(threading.Thread):
     """Poll ``top`` until :meth:`stop`; on going over, record why and call ``on_exceed``."""
 
-    def __init__(self, top: str, max_bytes: int, on_exceed, *, poll_s: float = POLL_S,
-                 max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self, top: str, max_bytes: int, on_exceed, *, poll_s: float = POLL_S, max_entries: int = MAX_ENTRIES
+    ) -> None:
         super().__init__(daemon=True)
         self.top, self.max_bytes, self.on_exceed = top, max_bytes, on_exceed
         self.poll_s, self.max_entries = poll_s, max_entries
@@ -57,9 +58,11 @@ class ScratchWatch(threading.Thread):
             used, entries = usage(self.top, self.max_entries)
             self.peak_bytes = max(self.peak_bytes, used)
             if used > self.max_bytes or entries > self.max_entries:
-                self.exceeded = (f"the scratch folder went over its limit ({used} bytes in "
-                                 f"{entries} entries; limit {self.max_bytes} bytes, "
-                                 f"{self.max_entries} entries)")
+                self.exceeded = (
+                    f"the scratch folder went over its limit ({used} bytes in "
+                    f"{entries} entries; limit {self.max_bytes} bytes, "
+                    f"{self.max_entries} entries)"
+                )
                 self.on_exceed()
                 return
 

@@ -33,12 +33,17 @@ from .limits import MIN_ADDRESS_SPACE_MB, MiB, SandboxLimits
 
 #: Where the kernel says whether unprivileged users may create user namespaces.
 USERNS_SYSCTLS = (
-    ("/proc/sys/user/max_user_namespaces", "0", "user namespaces are disabled "
-     "(sysctl user.max_user_namespaces=0)"),
-    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "unprivileged user namespaces are "
-     "disabled (sysctl kernel.unprivileged_userns_clone=0)"),
-    ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1", "AppArmor restricts "
-     "unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1)"),
+    ("/proc/sys/user/max_user_namespaces", "0", "user namespaces are disabled (sysctl user.max_user_namespaces=0)"),
+    (
+        "/proc/sys/kernel/unprivileged_userns_clone",
+        "0",
+        "unprivileged user namespaces are disabled (sysctl kernel.unprivileged_userns_clone=0)",
+    ),
+    (
+        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
+        "1",
+        "AppArmor restricts unprivileged user namespaces (sysctl kernel.apparmor_restrict_unprivileged_userns=1)",
+    ),
 )
 
 
@@ -47,7 +52,7 @@ def is_rootless() -> bool:
     return os.geteuid() != 0
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def userns_problem(bwrap: str) -> str | None:
     """Why this user cannot start bwrap in its own user namespace, or None when it can
     (the sysctls first, for a message that names the fix; then a real try)."""
@@ -59,10 +64,30 @@ def userns_problem(bwrap: str) -> str | None:
             pass
     try:
         proc = subprocess.run(
-            [bwrap, "--unshare-user", "--unshare-net", "--ro-bind", "/usr", "/usr",
-             "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib",
-             "--symlink", "usr/lib64", "/lib64", "--", "/usr/bin/true"],
-            capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+            [
+                bwrap,
+                "--unshare-user",
+                "--unshare-net",
+                "--ro-bind",
+                "/usr",
+                "/usr",
+                "--symlink",
+                "usr/bin",
+                "/bin",
+                "--symlink",
+                "usr/lib",
+                "/lib",
+                "--symlink",
+                "usr/lib64",
+                "/lib64",
+                "--",
+                "/usr/bin/true",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"cannot run {bwrap}: {exc}"
     if proc.returncode != 0:
@@ -92,8 +117,10 @@ def why_no_cgroup(root: Path = Path("/sys/fs/cgroup")) -> str:
 
 def describe(limits: SandboxLimits) -> str:
     """One line: which limits are in force in rootless mode (for the self-test and logs)."""
-    return (f"rootless (bubblewrap user namespace; no cgroup: {why_no_cgroup()}): processes+threads "
-            f"RLIMIT_NPROC={limits.pids} inside the namespace; memory RLIMIT_AS="
-            f"{address_space_bytes(limits) // MiB} MiB per process; scratch "
-            f"{limits.scratch_mb} MiB by polling; RLIMIT_FSIZE={limits.fsize_bytes // MiB} MiB "
-            f"per file; wall clock {limits.notebook_timeout_s} s by killing the pid namespace")
+    return (
+        f"rootless (bubblewrap user namespace; no cgroup: {why_no_cgroup()}): processes+threads "
+        f"RLIMIT_NPROC={limits.pids} inside the namespace; memory RLIMIT_AS="
+        f"{address_space_bytes(limits) // MiB} MiB per process; scratch "
+        f"{limits.scratch_mb} MiB by polling; RLIMIT_FSIZE={limits.fsize_bytes // MiB} MiB "
+        f"per file; wall clock {limits.notebook_timeout_s} s by killing the pid namespace"
+    )

@@ -24,8 +24,8 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from graders.grading.kits import build_kit
 
@@ -33,8 +33,7 @@ from . import bwrap as bw
 from . import pidns, rootless
 from .cgroups import NAME_PREFIX, CgroupError, SandboxCgroup
 from .errors import SandboxError, SandboxUnavailable
-from .hostfs import (CappedReader, check_rel_name, chown_tree, mount_tmpfs, reachable_by,
-                     remove_tree, run_command)
+from .hostfs import CappedReader, check_rel_name, chown_tree, mount_tmpfs, reachable_by, remove_tree, run_command
 from .limits import MiB, SandboxLimits
 from .quota import ScratchWatch
 
@@ -54,14 +53,14 @@ def require_host() -> None:
         try:
             bw.find_tool(tool)
         except bw.BwrapError as exc:
-            raise SandboxUnavailable(
-                f"sandbox unavailable: {exc} (refusing to run notebooks unsandboxed)") from exc
+            raise SandboxUnavailable(f"sandbox unavailable: {exc} (refusing to run notebooks unsandboxed)") from exc
     if rootless.is_rootless():
         problem = rootless.userns_problem(bw.find_tool("bwrap"))
         if problem:
             raise SandboxUnavailable(
                 f"sandbox unavailable: not root, and {problem}. Run the grader as root, or "
-                "allow unprivileged user namespaces (refusing to run notebooks unsandboxed)")
+                "allow unprivileged user namespaces (refusing to run notebooks unsandboxed)"
+            )
 
 
 class SandboxRun:
@@ -100,7 +99,7 @@ class SandboxRun:
         return os.path.join(self.root, *parts)
 
     # -- setup -----------------------------------------------------------------------
-    def __enter__(self) -> "SandboxRun":
+    def __enter__(self) -> SandboxRun:
         try:
             self._setup()
         except BaseException:
@@ -131,9 +130,7 @@ class SandboxRun:
         for host, inside in prefixes:
             self.python_binds.append(bw.Bind(self.mirror(host), inside))
         try:
-            self.cgroup = SandboxCgroup(
-                memory_bytes=lim.memory_bytes, pids_max=lim.pids,
-                name=self.run_id).create()
+            self.cgroup = SandboxCgroup(memory_bytes=lim.memory_bytes, pids_max=lim.pids, name=self.run_id).create()
         except CgroupError as exc:
             raise SandboxUnavailable(f"cgroup: {exc}") from exc
 
@@ -160,8 +157,10 @@ class SandboxRun:
         if self.rootless:  # bwrap binds as this uid: what it cannot read, it cannot bind
             mode = os.R_OK | (os.X_OK if os.path.isdir(path) else 0)
             if not os.access(path, mode):
-                raise SandboxError(f"{host_path} is not readable by uid {os.getuid()}: a "
-                                   "rootless grader can bind only what it can read")
+                raise SandboxError(
+                    f"{host_path} is not readable by uid {os.getuid()}: a "
+                    "rootless grader can bind only what it can read"
+                )
             return path
         if reachable_by(path, self.limits.uid, self.limits.gid):
             return path
@@ -176,16 +175,17 @@ class SandboxRun:
         run_command(["mount", "--bind", path, target])
         run_command(["mount", "-o", "remount,bind,ro,nosuid,nodev", target])
         if not reachable_by(target, self.limits.uid, self.limits.gid):
-            raise SandboxError(f"{host_path} is not readable by uid {self.limits.uid} "
-                               "even when mirrored (its own permissions forbid it)")
+            raise SandboxError(
+                f"{host_path} is not readable by uid {self.limits.uid} "
+                "even when mirrored (its own permissions forbid it)"
+            )
         return target
 
     def add_ro_bind(self, host_path: str | os.PathLike, inside: str) -> None:
         bw.check_inside_path(inside)
         self.extra_binds.append(bw.Bind(self.mirror(host_path), inside))
 
-    def add_file(self, inside_name: str, data: bytes | None = None, *,
-                 source: str | os.PathLike | None = None) -> str:
+    def add_file(self, inside_name: str, data: bytes | None = None, *, source: str | os.PathLike | None = None) -> str:
         """Copy bytes or a host file/directory into the scratch as ``inside_name``."""
         check_rel_name(inside_name)
         dest = self.host("work", inside_name)
@@ -209,8 +209,9 @@ class SandboxRun:
             else:
                 raise SandboxError("add_file needs data or source")
         except OSError as exc:
-            raise SandboxError(f"cannot copy {inside_name} into the scratch "
-                               f"({self.limits.scratch_mb} MiB): {exc}") from exc
+            raise SandboxError(
+                f"cannot copy {inside_name} into the scratch ({self.limits.scratch_mb} MiB): {exc}"
+            ) from exc
         if not self.rootless:  # rootless: this uid is the sandbox uid inside already
             chown_tree(dest, self.limits.uid, self.limits.gid)
         return f"{bw.INSIDE_WORK}/{inside_name}"
@@ -243,18 +244,24 @@ class SandboxRun:
 
         return preexec
 
-    def command(self, inside_argv: list[str], env: Mapping[str, str],
-                info_fd: int | None = None, block_fd: int | None = None) -> list[str]:
+    def command(
+        self, inside_argv: list[str], env: Mapping[str, str], info_fd: int | None = None, block_fd: int | None = None
+    ) -> list[str]:
         spec = bw.SandboxSpec(
-            limits=self.limits, work_dir=self.host("work"),
-            kit_dir=self.host("kit"), etc_dir=self.host("etc"), command=list(inside_argv),
-            python_binds=self.python_binds, extra_binds=self.extra_binds, env=dict(env),
-            info_fd=info_fd, block_fd=block_fd,
+            limits=self.limits,
+            work_dir=self.host("work"),
+            kit_dir=self.host("kit"),
+            etc_dir=self.host("etc"),
+            command=list(inside_argv),
+            python_binds=self.python_binds,
+            extra_binds=self.extra_binds,
+            env=dict(env),
+            info_fd=info_fd,
+            block_fd=block_fd,
         )
         return bw.build_command(spec)
 
-    def start(self, inside_argv: list[str], env: Mapping[str, str],
-              pass_fds: tuple[int, ...] = ()) -> None:
+    def start(self, inside_argv: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...] = ()) -> None:
         """Start the sandbox; ``pass_fds`` are kept open in it at the same numbers."""
         if self.proc is not None:
             raise SandboxError("a SandboxRun runs one command")
@@ -267,9 +274,14 @@ class SandboxRun:
         self.started_at = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, close_fds=True, pass_fds=pass_fds,
-                start_new_session=True, cwd="/",
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                close_fds=True,
+                pass_fds=pass_fds,
+                start_new_session=True,
+                cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
                 preexec_fn=self._preexec(),
             )
@@ -290,8 +302,7 @@ class SandboxRun:
                 self.proc.wait()
                 os.close(block_write)
                 raise
-            self.watch = ScratchWatch(self.host("work"), self.limits.scratch_mb * MiB,
-                                      self._scratch_full)
+            self.watch = ScratchWatch(self.host("work"), self.limits.scratch_mb * MiB, self._scratch_full)
             self.watch.start()
         for stream in (self.proc.stdout, self.proc.stderr):
             r = CappedReader(stream, self.limits.max_log_bytes)
@@ -410,16 +421,16 @@ class SandboxRun:
                 errors.append(f"remove {self.root}: {exc}")
         elif self.root is not None:
             if self.mounted:
-                proc = subprocess.run(["umount", "-R", self.root], capture_output=True,
-                                      text=True, timeout=60)
+                proc = subprocess.run(["umount", "-R", self.root], capture_output=True, text=True, timeout=60)
                 if proc.returncode != 0:
-                    lazy = subprocess.run(["umount", "-R", "-l", self.root],
-                                          capture_output=True, text=True, timeout=60)
+                    lazy = subprocess.run(["umount", "-R", "-l", self.root], capture_output=True, text=True, timeout=60)
                     if lazy.returncode != 0:
                         errors.append(f"umount {self.root}: {proc.stderr.strip()}")
-                if not any(self.root == line.split()[1]
-                           for line in Path("/proc/mounts").read_text().splitlines()
-                           if len(line.split()) > 1):
+                if not any(
+                    self.root == line.split()[1]
+                    for line in Path("/proc/mounts").read_text().splitlines()
+                    if len(line.split()) > 1
+                ):
                     self.mounted = False
             if not self.mounted:
                 try:

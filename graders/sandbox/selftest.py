@@ -31,20 +31,20 @@ import socket
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from . import bwrap as bw
-from .errors import SandboxError, SandboxUnavailable
 from . import rootless
+from .errors import SandboxError, SandboxUnavailable
 from .limits import MiB, SandboxLimits
 from .run import SandboxRun, require_host
 from .stale import cleanup_stale
 
 REPO_ROOT = Path(bw.REPO_ROOT)
 
-_PROBE = r'''
+_PROBE = r"""
 import ctypes, json, os, resource, socket, sys
 cfg = json.loads(sys.argv[1])
 r = {"uid": os.getuid(), "euid": os.geteuid(), "gid": os.getgid(), "egid": os.getegid(),
@@ -119,7 +119,7 @@ else:
                            capture_output=True, text=True, timeout=30)
     r["channel"] = child.stdout.strip() or ("no answer: " + child.stderr[-300:])
 print("PROBE-RESULT " + json.dumps(r))
-'''
+"""
 
 
 @dataclass
@@ -133,7 +133,6 @@ class SelfTestReport:
     stderr: str = ""
     mode: str = ""  # how the sandbox runs, and which limits are in force
 
-
     @property
     def failures(self) -> list[str]:
         return [f"{name}: {detail}" for name, good, detail in self.checks if not good]
@@ -141,8 +140,7 @@ class SelfTestReport:
     def summary(self) -> str:
         mode = f"\n  mode: {self.mode}" if self.mode else ""
         if self.ok:
-            return (f"sandbox self-test passed ({len(self.checks)} checks, "
-                    f"{self.wall_s:.1f} s){mode}")
+            return f"sandbox self-test passed ({len(self.checks)} checks, {self.wall_s:.1f} s){mode}"
         return "sandbox self-test FAILED:\n  " + "\n  ".join(self.failures) + mode
 
 
@@ -152,14 +150,28 @@ def default_sentinels() -> list[str]:
     paths = []
     if (root / "pyproject.toml").is_file() and (root / "graders").is_dir():  # a checkout
         paths += [
-            str(root), str(root / "source"), str(root / "gradebook.db"),
-            str(root / "graders" / "authoring" / "reference.py"), str(root / "graders"),
-            str(root / "submitted"), str(root / "autograded"), str(root / "release"),
+            str(root),
+            str(root / "source"),
+            str(root / "gradebook.db"),
+            str(root / "graders" / "authoring" / "reference.py"),
+            str(root / "graders"),
+            str(root / "submitted"),
+            str(root / "autograded"),
+            str(root / "release"),
         ]
     paths += [
-        "/etc/shadow", "/etc/gshadow", "/root/.ssh", "/root/.bashrc", "/root/.profile",
-        "/root/.cache", "/root/.pyenv/shims", "/work", "/var/lib",
-        "/run/docker.sock", "/var/run/docker.sock", "/sys/fs/cgroup",
+        "/etc/shadow",
+        "/etc/gshadow",
+        "/root/.ssh",
+        "/root/.bashrc",
+        "/root/.profile",
+        "/root/.cache",
+        "/root/.pyenv/shims",
+        "/work",
+        "/var/lib",
+        "/run/docker.sock",
+        "/var/run/docker.sock",
+        "/sys/fs/cgroup",
     ]
     # the grading user's own secrets (rootless, the student runs as that very uid)
     home = os.path.expanduser("~")
@@ -184,8 +196,7 @@ def _host_addresses() -> list[str]:
     return [a for a in addrs if a and not a.startswith("127.")]
 
 
-def self_test(limits: SandboxLimits | None = None,
-              sentinels: Iterable[str] | None = None) -> SelfTestReport:
+def self_test(limits: SandboxLimits | None = None, sentinels: Iterable[str] | None = None) -> SelfTestReport:
     """Run the probe inside a real sandbox and check every property (never raises for
     a failed property: see :func:`require_sandbox`)."""
 
@@ -213,14 +224,19 @@ def self_test(limits: SandboxLimits | None = None,
     cfg = {
         "connect": [["127.0.0.1", port]] + [[a, port] for a in _host_addresses()],
         "dns_name": "pypi.org",
-        "must_fail": ["/probe", "/usr/probe", "/etc/probe", "/home/probe",
-                      "/home/student/probe", "/sandbox/probe", f"{bw.INSIDE_KIT}/probe",
-                      "/dev/probe"]
-                     + [f"{inside}/probe" for _, inside in prefixes],
-        "must_work": ["/tmp/probe", "/dev/shm/probe", f"{bw.INSIDE_WORK}/probe",
-                      f"{bw.INSIDE_HOME}/probe"],
-        "sentinels": list(sentinels if sentinels is not None else default_sentinels())
-                     + [host_file, host_file_dir],
+        "must_fail": [
+            "/probe",
+            "/usr/probe",
+            "/etc/probe",
+            "/home/probe",
+            "/home/student/probe",
+            "/sandbox/probe",
+            f"{bw.INSIDE_KIT}/probe",
+            "/dev/probe",
+        ]
+        + [f"{inside}/probe" for _, inside in prefixes],
+        "must_work": ["/tmp/probe", "/dev/shm/probe", f"{bw.INSIDE_WORK}/probe", f"{bw.INSIDE_HOME}/probe"],
+        "sentinels": list(sentinels if sentinels is not None else default_sentinels()) + [host_file, host_file_dir],
         "fs": ["/tmp", "/dev/shm", bw.INSIDE_WORK],
     }
     try:
@@ -229,24 +245,36 @@ def self_test(limits: SandboxLimits | None = None,
             if is_rootless:
                 report.mode = rootless.describe(limits)
             else:
-                report.mode = (f"root: setpriv to uid {limits.uid}, cgroup {cg.version if cg else '?'} "
-                               f"memory {limits.memory_mb} MiB + pids {limits.pids}, "
-                               f"tmpfs scratch {limits.scratch_mb} MiB")
-                check("cgroup memory limit", cg is not None
-                      and int(cg.read_limit("memory")) == limits.memory_bytes,
-                      cg.read_limit("memory") if cg else "no cgroup")
-                check("cgroup pids limit", cg is not None
-                      and cg.read_limit("pids") == str(limits.pids),
-                      cg.read_limit("pids") if cg else "no cgroup")
+                report.mode = (
+                    f"root: setpriv to uid {limits.uid}, cgroup {cg.version if cg else '?'} "
+                    f"memory {limits.memory_mb} MiB + pids {limits.pids}, "
+                    f"tmpfs scratch {limits.scratch_mb} MiB"
+                )
+                check(
+                    "cgroup memory limit",
+                    cg is not None and int(cg.read_limit("memory")) == limits.memory_bytes,
+                    cg.read_limit("memory") if cg else "no cgroup",
+                )
+                check(
+                    "cgroup pids limit",
+                    cg is not None and cg.read_limit("pids") == str(limits.pids),
+                    cg.read_limit("pids") if cg else "no cgroup",
+                )
             env = bw.base_env(limits, os.path.dirname(exe))
             run.start([exe, "-P", "-I", "-c", _PROBE, json.dumps(cfg)], env)
             if is_rootless:
-                check("scratch size watched", run.watch is not None and run.watch.is_alive(),
-                      "watching" if run.watch is not None else "no watch thread")
+                check(
+                    "scratch size watched",
+                    run.watch is not None and run.watch.is_alive(),
+                    "watching" if run.watch is not None else "no watch thread",
+                )
             rc = run.wait(min(60, limits.notebook_timeout_s))
             if is_rootless:
-                check("nothing of the run left alive", not run.processes_left(),
-                      f"pid 1 of the namespace: {run.pid1.pid if run.pid1 else None}")
+                check(
+                    "nothing of the run left alive",
+                    not run.processes_left(),
+                    f"pid 1 of the namespace: {run.pid1.pid if run.pid1 else None}",
+                )
             else:
                 peak = cg.peak_memory_bytes() if cg else None
                 check("probe charged to the cgroup", bool(peak), f"peak {peak}")
@@ -274,7 +302,7 @@ def self_test(limits: SandboxLimits | None = None,
     for line in out.splitlines():
         if line.startswith("PROBE-RESULT "):
             try:
-                probe = json.loads(line[len("PROBE-RESULT "):])
+                probe = json.loads(line[len("PROBE-RESULT ") :])
             except ValueError:
                 probe = {}
     report.probe = probe
@@ -288,10 +316,14 @@ def self_test(limits: SandboxLimits | None = None,
 
 
 def _judge(p: dict, cfg: dict, limits: SandboxLimits, check, is_rootless: bool = False) -> None:
-    check("uid unprivileged", p.get("uid") == p.get("euid") == limits.uid != 0,
-          f"uid={p.get('uid')} euid={p.get('euid')}")
-    check("gid unprivileged", p.get("gid") == p.get("egid") == limits.gid != 0
-          and 0 not in p.get("groups", [0]), f"gid={p.get('gid')} groups={p.get('groups')}")
+    check(
+        "uid unprivileged", p.get("uid") == p.get("euid") == limits.uid != 0, f"uid={p.get('uid')} euid={p.get('euid')}"
+    )
+    check(
+        "gid unprivileged",
+        p.get("gid") == p.get("egid") == limits.gid != 0 and 0 not in p.get("groups", [0]),
+        f"gid={p.get('gid')} groups={p.get('groups')}",
+    )
     st = p.get("proc_status", {})
     for cap in ("CapEff", "CapPrm", "CapAmb", "CapBnd", "CapInh"):
         try:
@@ -314,24 +346,18 @@ def _judge(p: dict, cfg: dict, limits: SandboxLimits, check, is_rootless: bool =
     for path in cfg["sentinels"]:
         outcome = sent.get(path, "readable")
         check(f"sentinel hidden {path}", outcome != "readable", outcome)
-    check("no nested user namespaces", str(p.get("unshare_user", "allowed")) != "allowed",
-          str(p.get("unshare_user")))
+    check("no nested user namespaces", str(p.get("unshare_user", "allowed")) != "allowed", str(p.get("unshare_user")))
     pids = p.get("pids", [])
     check("own pid namespace", 0 < len(pids) <= 4 and max(pids) < 100, str(pids))
     rl = p.get("rlimits", {})
     check("RLIMIT_CORE 0", rl.get("RLIMIT_CORE") == [0, 0], str(rl.get("RLIMIT_CORE")))
-    check("RLIMIT_NOFILE", rl.get("RLIMIT_NOFILE") == [limits.nofile, limits.nofile],
-          str(rl.get("RLIMIT_NOFILE")))
-    check("RLIMIT_FSIZE", rl.get("RLIMIT_FSIZE") == [limits.fsize_bytes] * 2,
-          str(rl.get("RLIMIT_FSIZE")))
+    check("RLIMIT_NOFILE", rl.get("RLIMIT_NOFILE") == [limits.nofile, limits.nofile], str(rl.get("RLIMIT_NOFILE")))
+    check("RLIMIT_FSIZE", rl.get("RLIMIT_FSIZE") == [limits.fsize_bytes] * 2, str(rl.get("RLIMIT_FSIZE")))
     if is_rootless:  # the rlimits that stand in for the cgroup
-        check("RLIMIT_AS", rl.get("RLIMIT_AS") == [rootless.address_space_bytes(limits)] * 2,
-              str(rl.get("RLIMIT_AS")))
-        check("RLIMIT_NPROC", rl.get("RLIMIT_NPROC") == [limits.pids] * 2,
-              str(rl.get("RLIMIT_NPROC")))
+        check("RLIMIT_AS", rl.get("RLIMIT_AS") == [rootless.address_space_bytes(limits)] * 2, str(rl.get("RLIMIT_AS")))
+        check("RLIMIT_NPROC", rl.get("RLIMIT_NPROC") == [limits.pids] * 2, str(rl.get("RLIMIT_NPROC")))
     elif limits.address_space_mb is not None:
-        check("RLIMIT_AS", rl.get("RLIMIT_AS") == [limits.address_space_mb * MiB] * 2,
-              str(rl.get("RLIMIT_AS")))
+        check("RLIMIT_AS", rl.get("RLIMIT_AS") == [limits.address_space_mb * MiB] * 2, str(rl.get("RLIMIT_AS")))
     fs = p.get("fs_bytes", {})
     sized = [("/tmp", limits.tmp_mb * MiB), ("/dev/shm", limits.shm_mb * MiB)]
     if not is_rootless:  # rootless, the scratch is a watched host folder, not a tmpfs
@@ -347,9 +373,9 @@ _CACHE: dict[tuple, SelfTestReport] = {}
 _LOCK = threading.Lock()
 
 
-def require_sandbox(limits: SandboxLimits | None = None,
-                    sentinels: Iterable[str] | None = None, *,
-                    refresh: bool = False) -> SelfTestReport:
+def require_sandbox(
+    limits: SandboxLimits | None = None, sentinels: Iterable[str] | None = None, *, refresh: bool = False
+) -> SelfTestReport:
     """Raise :class:`SandboxUnavailable` unless the sandbox demonstrably holds.
 
     Passing reports are cached per process (per limits and sentinels); failures are not.
@@ -366,12 +392,11 @@ def require_sandbox(limits: SandboxLimits | None = None,
         if not rootless.is_rootless() and detect_version() is None:
             raise SandboxUnavailable(
                 "sandbox unavailable: no cgroup memory+pids controllers under "
-                "/sys/fs/cgroup (refusing to run notebooks unsandboxed)")
+                "/sys/fs/cgroup (refusing to run notebooks unsandboxed)"
+            )
         cleanup_stale()  # trees and cgroups of orchestrators that died mid-run
         report = self_test(limits, sentinel_list)
         if not report.ok:
-            raise SandboxUnavailable(
-                "sandbox unavailable (refusing to run notebooks unsandboxed): "
-                + report.summary())
+            raise SandboxUnavailable("sandbox unavailable (refusing to run notebooks unsandboxed): " + report.summary())
         _CACHE[key] = report
         return report

@@ -49,8 +49,10 @@ def cleanup_stale(base_dir: str | None = None) -> list[str]:
         except OSError:
             # a rootless run's tree is a plain folder with its files still in it
             try:
-                if (not any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts())
-                        and os.lstat(path).st_uid == os.geteuid()):
+                if (
+                    not any(mp == path or mp.startswith(path + "/") for mp in leftover_mounts())
+                    and os.lstat(path).st_uid == os.geteuid()
+                ):
                     remove_tree(path)
                     cleaned.append(path)
             except OSError:

@@ -43,8 +43,11 @@ def verify_job(job: dict, support_dir: str | None) -> dict[str, dict]:
         try:
             notebook = _read_notebook(entry["notebook"])
             support = support_dir or os.path.dirname(os.path.abspath(entry["notebook"]))
-            results[name] = {"verdicts": verify_notebook(notebook, entry["exports"], entry.get("requests") or {},
-                                                         support_dir=support)}
+            results[name] = {
+                "verdicts": verify_notebook(
+                    notebook, entry["exports"], entry.get("requests") or {}, support_dir=support
+                )
+            }
         except Exception as error:  # noqa: BLE001 - this notebook could not be verified; go on
             results[name] = {"failure": f"{type(error).__name__}: {str(error)[:600]}"}
     return results

@@ -31,14 +31,14 @@ def check_updates(name: str, model: dict, history_name: str, history: dict) -> N
     recorded = len(history["epoch"])
     lengths = {len(values) for values in history["history"].values()}
     if lengths - {recorded}:
-        raise GradingFailure(f"{history_name} records {sorted(lengths)} values per metric for "
-                             f"{recorded} epochs.")
+        raise GradingFailure(f"{history_name} records {sorted(lengths)} values per metric for {recorded} epochs.")
     iterations = state["iterations"]
     if not iterations == epochs * steps == recorded * steps:
         raise GradingFailure(
             f"{name} made {iterations:,} optimizer updates, but {history_name} records "
             f"{recorded} of epochs={epochs} with {steps} steps each "
-            f"({recorded * steps:,} updates): the model and its history do not agree.")
+            f"({recorded * steps:,} updates): the model and its history do not agree."
+        )
 
 
 def check_learning_rate(name: str, model: dict) -> None:
@@ -51,8 +51,7 @@ def check_learning_rate(name: str, model: dict) -> None:
         return  # a schedule: its variable is not a constant to compare
     variable = state["learning_rate"]
     if np.float32(variable) != np.float32(configured):
-        raise GradingFailure(
-            f"{name}'s optimizer holds learning rate {variable!r} but its config says {configured!r}.")
+        raise GradingFailure(f"{name}'s optimizer holds learning rate {variable!r} but its config says {configured!r}.")
 
 
 def check_momentum_buffers(name: str, model: dict) -> None:
@@ -66,8 +65,9 @@ def check_momentum_buffers(name: str, model: dict) -> None:
     buffers = len(state["momentums"])
     weights = sum(len(layer.get("weights", [])) for layer in model["layers"])
     if momentum > 0 and buffers != weights:
-        raise GradingFailure(f"{name} is compiled with momentum {momentum} but has {buffers} "
-                             f"momentum buffers for {weights} weights.")
+        raise GradingFailure(
+            f"{name} is compiled with momentum {momentum} but has {buffers} momentum buffers for {weights} weights."
+        )
     if momentum == 0 and buffers:
         raise GradingFailure(f"{name} is compiled without momentum but has {buffers} momentum buffers.")
     impostor = identity_problem("SGD", compiled["optimizer"]["class_path"], state["slots"], momentum, weights)

@@ -102,6 +102,7 @@ def parse_manifest(data: bytes) -> dict:
 
 # ----- schema ---------------------------------------------------------------------------
 
+
 def _fail(where: str, what: str):
     raise ArtifactError(f"{where}: {what}")
 
@@ -196,8 +197,12 @@ def _fits(fits, where: str, keys: set) -> None:
 
 
 def _model(item: dict, where: str, keys: set) -> None:
-    _object(item, where, {"kind", "model_class", "input_shape", "layers", "compile", "optimizer_state"},
-            {"fits", "mapped", "probe"})
+    _object(
+        item,
+        where,
+        {"kind", "model_class", "input_shape", "layers", "compile", "optimizer_state"},
+        {"fits", "mapped", "probe"},
+    )
     if item.get("fits") is not None:
         _fits(item["fits"], where + ".fits", keys)
     if "mapped" in item:  # read in another form than the student's: confirmed on the probe images
@@ -217,14 +222,22 @@ def _model(item: dict, where: str, keys: set) -> None:
         place = f"{where}.layers[{index}]"
         _object(layer, place, {"class_name", "config"}, {"weights"})
         _str(layer["class_name"], place + ".class_name", _NAME)
-        _object(layer["config"], place + ".config", set(), set(layer["config"]) if isinstance(layer["config"], dict) else set())
+        _object(
+            layer["config"],
+            place + ".config",
+            set(),
+            set(layer["config"]) if isinstance(layer["config"], dict) else set(),
+        )
         for key in _list(layer.get("weights", []), place + ".weights", 16):
             keys.add(_str(key, place + ".weights", _KEY))
     compiled = item["compile"]
     if compiled is not None:
         _object(compiled, where + ".compile", {"optimizer", "loss", "loss_class", "metrics"})
-        opt = _object(compiled["optimizer"], where + ".compile.optimizer",
-                      {"class_name", "class_path", "learning_rate", "momentum", "nesterov"})
+        opt = _object(
+            compiled["optimizer"],
+            where + ".compile.optimizer",
+            {"class_name", "class_path", "learning_rate", "momentum", "nesterov"},
+        )
         _str(opt["class_name"], where + ".optimizer.class_name", _NAME)
         _str(opt["class_path"], where + ".optimizer.class_path", None, 300)
         if isinstance(opt["learning_rate"], dict):
@@ -255,7 +268,9 @@ def _model(item: dict, where: str, keys: set) -> None:
 
 def _history(item: dict, where: str) -> None:
     _object(item, where, {"kind", "history", "params", "epoch", "model"})
-    _object(item["history"], where + ".history", set(), set(item["history"]) if isinstance(item["history"], dict) else set())
+    _object(
+        item["history"], where + ".history", set(), set(item["history"]) if isinstance(item["history"], dict) else set()
+    )
     for key, series in item["history"].items():
         _str(key, where + ".history", None, 100)
         for value in _list(series, f"{where}.history[{key!r}]"):
@@ -272,8 +287,16 @@ def _history(item: dict, where: str) -> None:
 
 def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool = True) -> None:
     if not isinstance(item, dict) or item.get("kind") not in (
-            "missing", "callable", "value", "array", "model", "history", "unsupported", "error",
-            "unrepresentable"):
+        "missing",
+        "callable",
+        "value",
+        "array",
+        "model",
+        "history",
+        "unsupported",
+        "error",
+        "unrepresentable",
+    ):
         _fail(where, "is not an item of a known kind")
     kind = item["kind"]
     if kind in ("missing", "callable"):
@@ -302,8 +325,10 @@ def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool 
     elif kind == "model":
         # a builder's result carries weights only to confirm a mapped reading (its probe)
         weights_allowed = weights_allowed or item.get("probe") is not None
-        if not weights_allowed and (item.get("optimizer_state") is not None or any(
-                "weights" in layer for layer in item.get("layers") or [] if isinstance(layer, dict))):
+        if not weights_allowed and (
+            item.get("optimizer_state") is not None
+            or any("weights" in layer for layer in item.get("layers") or [] if isinstance(layer, dict))
+        ):
             _fail(where, "a builder's result is exported without weights")
         if not weights_allowed and item.get("fits") is not None:
             _fail(where, "a builder's result is exported without fit records")
@@ -340,6 +365,7 @@ def validate_manifest(manifest: dict, grade_id: str | None = None) -> set:
 
 # ----- npz ------------------------------------------------------------------------------
 
+
 def _npy_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo):
     """(dtype, shape) from a member's ``.npy`` header, read before any data."""
     with archive.open(info) as member:
@@ -373,8 +399,9 @@ def read_arrays(data: bytes, wanted: set) -> dict:
             raise ArtifactError(f"{info.filename}: compression {info.compress_type} is not allowed")
         total += info.file_size
         if info.file_size > MAX_UNCOMPRESSED_BYTES or total > MAX_UNCOMPRESSED_BYTES:
-            raise ArtifactError(f"{ARRAYS} declares {total:,} uncompressed bytes; the limit is "
-                                f"{MAX_UNCOMPRESSED_BYTES:,}")
+            raise ArtifactError(
+                f"{ARRAYS} declares {total:,} uncompressed bytes; the limit is {MAX_UNCOMPRESSED_BYTES:,}"
+            )
         names[key] = info
     missing = wanted - set(names)
     if missing:
@@ -430,6 +457,8 @@ def read_cell_exports(folder) -> dict:
         os.close(folder_fd)
     for key, (dtype, shape) in array_meta.items():
         if arrays[key].dtype.name != dtype or arrays[key].shape != shape:
-            raise ArtifactError(f"{key}: the manifest says {dtype}{list(shape)}, the array is "
-                                f"{arrays[key].dtype}{list(arrays[key].shape)}")
+            raise ArtifactError(
+                f"{key}: the manifest says {dtype}{list(shape)}, the array is "
+                f"{arrays[key].dtype}{list(arrays[key].shape)}"
+            )
     return {"manifest": manifest, "arrays": arrays}

@@ -18,18 +18,49 @@ import numpy as np
 from graders.checks.optimizer_identity import KERAS_SGD_PATH
 from graders.verify.export_reader import ArtifactError
 
-ACTIVATIONS = frozenset({
-    "relu", "softmax", "sigmoid", "tanh", "linear", "elu", "selu", "softplus", "softsign",
-    "gelu", "leaky_relu", "relu6", "silu", "swish", "exponential", "hard_sigmoid", "mish",
-})
+ACTIVATIONS = frozenset(
+    {
+        "relu",
+        "softmax",
+        "sigmoid",
+        "tanh",
+        "linear",
+        "elu",
+        "selu",
+        "softplus",
+        "softsign",
+        "gelu",
+        "leaky_relu",
+        "relu6",
+        "silu",
+        "swish",
+        "exponential",
+        "hard_sigmoid",
+        "mish",
+    }
+)
 OPTIMIZERS = ("SGD", "Adam", "RMSprop", "Adagrad")
-LOSS_CLASSES = ("CategoricalCrossentropy", "SparseCategoricalCrossentropy", "BinaryCrossentropy",
-                "MeanSquaredError", "MeanAbsoluteError", "KLDivergence")
-LOSS_NAMES = frozenset({
-    "categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy",
-    "mean_squared_error", "mse", "mean_absolute_error", "mae", "kl_divergence",
-    *LOSS_CLASSES,
-})
+LOSS_CLASSES = (
+    "CategoricalCrossentropy",
+    "SparseCategoricalCrossentropy",
+    "BinaryCrossentropy",
+    "MeanSquaredError",
+    "MeanAbsoluteError",
+    "KLDivergence",
+)
+LOSS_NAMES = frozenset(
+    {
+        "categorical_crossentropy",
+        "sparse_categorical_crossentropy",
+        "binary_crossentropy",
+        "mean_squared_error",
+        "mse",
+        "mean_absolute_error",
+        "mae",
+        "kl_divergence",
+        *LOSS_CLASSES,
+    }
+)
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 _IGNORE = object()  # a key that is checked for type only and not passed to the layer
 
@@ -43,11 +74,13 @@ def _int_in(low, high):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             _fail(where, f"should be an integer in {low}..{high}, found {value!r}")
         return value
+
     return check
 
 
 def _pair(high):
     """An int or a pair of ints in 1..high, as Keras accepts for kernel and pool sizes."""
+
     def check(value, where):
         items = [value] if isinstance(value, int) else value
         if not isinstance(items, list) or len(items) not in (1, 2):
@@ -55,6 +88,7 @@ def _pair(high):
         for item in items:
             _int_in(1, high)(item, where)
         return tuple(items) if len(items) == 2 else items[0]
+
     return check
 
 
@@ -86,6 +120,7 @@ def _choice(*allowed):
         if value not in allowed:
             _fail(where, f"{value!r} is not one of {sorted(map(str, allowed))}")
         return value
+
     return check
 
 
@@ -100,6 +135,7 @@ def _float_in(low, high):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
             _fail(where, f"should be a number in {low}..{high}, found {value!r}")
         return float(value)
+
     return check
 
 
@@ -139,33 +175,69 @@ def _ignored_shape(value, where):
     return _IGNORE
 
 
-_COMMON = {"name": _ignored_name, "trainable": _bool, "dtype": _dtype,
-           "input_shape": _ignored_shape, "batch_input_shape": _ignored_shape}
-_WEIGHTED = {"use_bias": _bool, "kernel_initializer": _ignored_object, "bias_initializer": _ignored_object,
-             "kernel_regularizer": _ignored_object, "bias_regularizer": _ignored_object,
-             "activity_regularizer": _ignored_object, "kernel_constraint": _ignored_object,
-             "bias_constraint": _ignored_object}
+_COMMON = {
+    "name": _ignored_name,
+    "trainable": _bool,
+    "dtype": _dtype,
+    "input_shape": _ignored_shape,
+    "batch_input_shape": _ignored_shape,
+}
+_WEIGHTED = {
+    "use_bias": _bool,
+    "kernel_initializer": _ignored_object,
+    "bias_initializer": _ignored_object,
+    "kernel_regularizer": _ignored_object,
+    "bias_regularizer": _ignored_object,
+    "activity_regularizer": _ignored_object,
+    "kernel_constraint": _ignored_object,
+    "bias_constraint": _ignored_object,
+}
 _DATA_FORMAT = {"data_format": _choice("channels_last")}
-_POOL = {"pool_size": _pair(32), "strides": _optional(_pair(32)), "padding": _choice("valid", "same"),
-         **_DATA_FORMAT}
+_POOL = {"pool_size": _pair(32), "strides": _optional(_pair(32)), "padding": _choice("valid", "same"), **_DATA_FORMAT}
 
 #: Allowed layer classes: ``name -> (keras.layers attribute, {config key: validator})``.
 LAYERS = {
-    "Conv2D": ("Conv2D", {"filters": _int_in(1, 4096), "kernel_size": _pair(32), "strides": _pair(32),
-                          "padding": _choice("valid", "same"), "dilation_rate": _pair(8),
-                          "groups": _choice(1), "activation": _activation, **_WEIGHTED, **_DATA_FORMAT}),
+    "Conv2D": (
+        "Conv2D",
+        {
+            "filters": _int_in(1, 4096),
+            "kernel_size": _pair(32),
+            "strides": _pair(32),
+            "padding": _choice("valid", "same"),
+            "dilation_rate": _pair(8),
+            "groups": _choice(1),
+            "activation": _activation,
+            **_WEIGHTED,
+            **_DATA_FORMAT,
+        },
+    ),
     "MaxPooling2D": ("MaxPooling2D", _POOL),
     "MaxPool2D": ("MaxPooling2D", _POOL),
     "AveragePooling2D": ("AveragePooling2D", _POOL),
     "Flatten": ("Flatten", _DATA_FORMAT),
-    "Dense": ("Dense", {"units": _int_in(1, 4096), "activation": _activation,
-                        "quantization_config": _choice(None), "lora_rank": _choice(None),
-                        **_WEIGHTED}),
-    "Dropout": ("Dropout", {"rate": _float_in(0.0, 1.0), "noise_shape": _choice(None),
-                            "seed": _optional(_int_in(0, 2**31))}),
+    "Dense": (
+        "Dense",
+        {
+            "units": _int_in(1, 4096),
+            "activation": _activation,
+            "quantization_config": _choice(None),
+            "lora_rank": _choice(None),
+            **_WEIGHTED,
+        },
+    ),
+    "Dropout": (
+        "Dropout",
+        {"rate": _float_in(0.0, 1.0), "noise_shape": _choice(None), "seed": _optional(_int_in(0, 2**31))},
+    ),
     "Activation": ("Activation", {"activation": _activation}),
-    "ReLU": ("ReLU", {"max_value": _optional(_float_in(0.0, 1e6)), "negative_slope": _float_in(0.0, 1.0),
-                      "threshold": _float_in(-1e6, 1e6)}),
+    "ReLU": (
+        "ReLU",
+        {
+            "max_value": _optional(_float_in(0.0, 1e6)),
+            "negative_slope": _float_in(0.0, 1.0),
+            "threshold": _float_in(-1e6, 1e6),
+        },
+    ),
     "Softmax": ("Softmax", {"axis": _int_in(-4, 4)}),
     # Not the homework's layers, but a student's honest variation: rebuilt so that the
     # checks (not the allowlist) say what is wrong with them.
@@ -175,13 +247,27 @@ LAYERS = {
     "ZeroPadding2D": ("ZeroPadding2D", {"padding": _padding_2d, **_DATA_FORMAT}),
     "Reshape": ("Reshape", {"target_shape": _target_shape}),
     "Rescaling": ("Rescaling", {"scale": _float_in(-1e6, 1e6), "offset": _float_in(-1e6, 1e6)}),
-    "BatchNormalization": ("BatchNormalization", {
-        "axis": _int_in(-4, 4), "momentum": _float_in(0.0, 1.0), "epsilon": _float_in(0.0, 1.0),
-        "center": _bool, "scale": _bool, "synchronized": _choice(False), "renorm": _choice(False),
-        "renorm_clipping": _choice(None), "renorm_momentum": _float_in(0.0, 1.0),
-        **{f"{part}_{kind}": _ignored_object for part in ("beta", "gamma")
-           for kind in ("initializer", "regularizer", "constraint")},
-        "moving_mean_initializer": _ignored_object, "moving_variance_initializer": _ignored_object}),
+    "BatchNormalization": (
+        "BatchNormalization",
+        {
+            "axis": _int_in(-4, 4),
+            "momentum": _float_in(0.0, 1.0),
+            "epsilon": _float_in(0.0, 1.0),
+            "center": _bool,
+            "scale": _bool,
+            "synchronized": _choice(False),
+            "renorm": _choice(False),
+            "renorm_clipping": _choice(None),
+            "renorm_momentum": _float_in(0.0, 1.0),
+            **{
+                f"{part}_{kind}": _ignored_object
+                for part in ("beta", "gamma")
+                for kind in ("initializer", "regularizer", "constraint")
+            },
+            "moving_mean_initializer": _ignored_object,
+            "moving_variance_initializer": _ignored_object,
+        },
+    ),
 }
 
 
@@ -315,8 +401,11 @@ def rebuild_model(item: dict, arrays: dict, where: str = "model"):
     confirm_mapping(model, item, arrays, where)
     compiled = item["compile"]
     if compiled is not None:
-        model.compile(optimizer=_optimizer(compiled["optimizer"], where + ".optimizer"),
-                      loss=_loss(compiled, where + ".loss"), metrics=["accuracy"])
+        model.compile(
+            optimizer=_optimizer(compiled["optimizer"], where + ".optimizer"),
+            loss=_loss(compiled, where + ".loss"),
+            metrics=["accuracy"],
+        )
         if item["optimizer_state"] is not None and shape is not None:
             _assign_state(model, built_layers, item["optimizer_state"], arrays, where)
     records = fit_records(item.get("fits"), arrays, where + ".fits")
@@ -342,30 +431,41 @@ def confirm_mapping(model, item: dict, arrays: dict, where: str) -> None:
     reading = "; ".join(notes)
     key = item.get("probe")
     if key is None or item["input_shape"] is None:
-        _fail(where, f"was read in another form ({reading}), and no predictions on the probe images "
-                     "came with it to confirm that reading")
+        _fail(
+            where,
+            f"was read in another form ({reading}), and no predictions on the probe images "
+            "came with it to confirm that reading",
+        )
     want = arrays[key]
     got = np.asarray(model(probe_images(), training=False), dtype="float64")
     if want.dtype.kind != "f" or want.shape != got.shape:
-        _fail(where, f"was read in another form ({reading}); its probe predictions have shape "
-                     f"{list(want.shape)}, the rebuilt model's {list(got.shape)}")
+        _fail(
+            where,
+            f"was read in another form ({reading}); its probe predictions have shape "
+            f"{list(want.shape)}, the rebuilt model's {list(got.shape)}",
+        )
     gaps = np.abs(got - want.astype("float64"))
     difference = float(np.nanmax(gaps)) if got.size and not np.isnan(gaps).all() else 0.0
     # equal_nan: a diverged model (learning rate 1) predicts NaN in both processes
     if not np.allclose(got, want, rtol=PROBE_TOLERANCE, atol=PROBE_TOLERANCE, equal_nan=True):
-        _fail(where, f"was read in another form ({reading}), but the rebuilt chain of its layers does "
-                     f"not compute what the student's model computes on the probe images (largest "
-                     f"difference {difference:.3g})")
+        _fail(
+            where,
+            f"was read in another form ({reading}), but the rebuilt chain of its layers does "
+            f"not compute what the student's model computes on the probe images (largest "
+            f"difference {difference:.3g})",
+        )
 
 
 def _fit_sample(sample: dict, arrays: dict, where: str) -> dict:
     if sample["kind"] != "data":
         return dict(sample)
     images, labels = arrays[sample["images"]], arrays[sample["labels"]]
-    if images.dtype != np.int64 or labels.dtype != np.int64 or images.ndim != 1 \
-            or images.shape != labels.shape:
-        _fail(where, f"a fingerprint should be two int64 arrays of one length, found "
-                     f"{images.dtype}{list(images.shape)} and {labels.dtype}{list(labels.shape)}")
+    if images.dtype != np.int64 or labels.dtype != np.int64 or images.ndim != 1 or images.shape != labels.shape:
+        _fail(
+            where,
+            f"a fingerprint should be two int64 arrays of one length, found "
+            f"{images.dtype}{list(images.shape)} and {labels.dtype}{list(labels.shape)}",
+        )
     return {"kind": "data", "images": images, "labels": labels}
 
 
@@ -374,8 +474,10 @@ def fit_records(fits, arrays: dict, where: str = "fits") -> list | None:
     of keys), or None when the kernel recorded none."""
     if fits is None:
         return None
-    return [{side: _fit_sample(record[side], arrays, f"{where}[{index}].{side}")
-             for side in ("train", "validation")} for index, record in enumerate(fits)]
+    return [
+        {side: _fit_sample(record[side], arrays, f"{where}[{index}].{side}") for side in ("train", "validation")}
+        for index, record in enumerate(fits)
+    ]
 
 
 def rebuild_history(item: dict, models: dict, where: str = "history"):

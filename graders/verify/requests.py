@@ -24,10 +24,17 @@ import builtins
 import random
 
 #: Modules whose import in a locked setup cell the verifier repeats (plain libraries).
-SETUP_MODULES = frozenset({
-    "numpy", "math", "matplotlib", "matplotlib.pyplot",
-    "keras", "keras.layers", "keras.optimizers",
-})
+SETUP_MODULES = frozenset(
+    {
+        "numpy",
+        "math",
+        "matplotlib",
+        "matplotlib.pyplot",
+        "keras",
+        "keras.layers",
+        "keras.optimizers",
+    }
+)
 #: Calls allowed in a data-only assignment: ``np.array([...])`` and the like.
 DATA_CALLS = frozenset({"array", "asarray"})
 _BUILTINS = frozenset(dir(builtins))
@@ -65,9 +72,14 @@ def _is_data(node, numpy_names: set[str]) -> bool:
         return isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float))
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         owner = node.func.value
-        return (isinstance(owner, ast.Name) and owner.id in numpy_names
-                and node.func.attr in DATA_CALLS and not node.keywords
-                and len(node.args) == 1 and _is_data(node.args[0], numpy_names))
+        return (
+            isinstance(owner, ast.Name)
+            and owner.id in numpy_names
+            and node.func.attr in DATA_CALLS
+            and not node.keywords
+            and len(node.args) == 1
+            and _is_data(node.args[0], numpy_names)
+        )
     return False
 
 
@@ -76,8 +88,9 @@ def _setup_import(statement, modules: frozenset[str]) -> bool:
     if isinstance(statement, ast.Import):
         return all(alias.name in allowed for alias in statement.names)
     if isinstance(statement, ast.ImportFrom):
-        return statement.level == 0 and statement.module in allowed and all(
-            alias.name != "*" for alias in statement.names)
+        return (
+            statement.level == 0 and statement.module in allowed and all(alias.name != "*" for alias in statement.names)
+        )
     return False
 
 
@@ -105,9 +118,11 @@ def setup_statements(notebook, support_modules: frozenset[str] = frozenset()) ->
                 kept.append(statement)
                 if isinstance(statement, ast.Import):
                     numpy_names |= {a.asname or a.name for a in statement.names if a.name == "numpy"}
-            elif (isinstance(statement, ast.Assign)
-                  and all(isinstance(target, ast.Name) for target in statement.targets)
-                  and _is_data(statement.value, numpy_names)):
+            elif (
+                isinstance(statement, ast.Assign)
+                and all(isinstance(target, ast.Name) for target in statement.targets)
+                and _is_data(statement.value, numpy_names)
+            ):
                 kept.append(statement)
     return kept
 
@@ -185,7 +200,7 @@ def _calls_in(tree, free: set[str]) -> list[dict]:
                     if all(t is not None for t in tuples):
                         for args in tuples:
                             add(argument.id, args, "list")
-            trailing = [_number(arg) for arg in node.args[position + 1:]]
+            trailing = [_number(arg) for arg in node.args[position + 1 :]]
             if trailing and all(arg is not None for arg in trailing):
                 add(argument.id, trailing, "args")
     return calls
@@ -197,8 +212,14 @@ def cell_request(grade_id: str, source: str, provided: set[str]) -> dict:
     bound = _bound_in(tree)
     free: list[str] = []
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound
-                and node.id not in _BUILTINS and node.id not in provided and node.id not in free):
+        if (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and node.id not in bound
+            and node.id not in _BUILTINS
+            and node.id not in provided
+            and node.id not in free
+        ):
             free.append(node.id)
     free_set = set(free)
     return {"grade_id": grade_id, "names": sorted(free), "calls": _calls_in(tree, free_set)}
@@ -208,8 +229,7 @@ def export_requests(notebook, support_modules: frozenset[str] = frozenset()) -> 
     """``{grade_id: request}`` for every graded cell of the trusted notebook;
     ``support_modules``: as for :func:`setup_statements`."""
     provided = setup_names(notebook, support_modules)
-    return {grade_id: cell_request(grade_id, source, provided)
-            for grade_id, source in graded_cells(notebook)}
+    return {grade_id: cell_request(grade_id, source, provided) for grade_id, source in graded_cells(notebook)}
 
 
 def _fresh_args(arity: int, rng: random.Random) -> list[float]:

@@ -79,9 +79,11 @@ def _setup_code(notebook, modules: frozenset[str] = frozenset()):
 
 def _same_args(wanted, exported) -> bool:
     return len(wanted) == len(exported) and all(
-        isinstance(a, (int, float)) and not isinstance(a, bool)
+        isinstance(a, (int, float))
+        and not isinstance(a, bool)
         and math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
-        for a, b in zip(wanted, exported))
+        for a, b in zip(wanted, exported)
+    )
 
 
 def _raise_exported_error(text: str):
@@ -112,6 +114,7 @@ def make_standin(name: str, calls: list[dict], arrays: dict, rebuilt: dict | Non
     (compared as floats; see :func:`rebuilt_model` for ``rebuilt``), and raises
     ``GradingFailure`` for any others.
     """
+
     def standin(*args, **kwargs):
         if not kwargs:
             for call in calls:
@@ -129,11 +132,14 @@ def make_standin(name: str, calls: list[dict], arrays: dict, rebuilt: dict | Non
                         raise CouldNotCheck.about(
                             f"the grader could not carry what {name} returns out of your notebook",
                             f"{name}{tuple(args)}: the exporter could not represent this {result['type']} "
-                            f"({result['reason']})")
+                            f"({result['reason']})",
+                        )
                     break
         shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-        raise CouldNotCheck.about(f"no result of {name}({shown}) came out of your notebook to re-check",
-                                  f"no exported result for {name}({shown})")
+        raise CouldNotCheck.about(
+            f"no result of {name}({shown}) came out of your notebook to re-check",
+            f"no exported result for {name}({shown})",
+        )
 
     standin.__name__ = standin.__qualname__ = name
     return standin
@@ -156,7 +162,7 @@ def model_digest(item: dict, arrays: dict) -> str:
     digest = hashlib.sha256(json.dumps(item, sort_keys=True, default=str).encode("utf-8"))
     for key in sorted({text for text in _strings(item) if text in arrays}):
         array = np.ascontiguousarray(arrays[key])
-        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode("utf-8"))
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
 
@@ -281,9 +287,15 @@ def _fresh_checks(namespace: dict, request: dict | None) -> None:
 
 def _model_signature(item: dict) -> str:
     """A model's layers, input and compile settings: what must not change between two test cells."""
-    return json.dumps({"input": item["input_shape"], "compile": item["compile"],
-                       "layers": [(layer["class_name"], layer["config"]) for layer in item["layers"]]},
-                      sort_keys=True, default=str)
+    return json.dumps(
+        {
+            "input": item["input_shape"],
+            "compile": item["compile"],
+            "layers": [(layer["class_name"], layer["config"]) for layer in item["layers"]],
+        },
+        sort_keys=True,
+        default=str,
+    )
 
 
 def check_unchanged(items: dict, seen: dict[str, str]) -> None:
@@ -298,11 +310,19 @@ def check_unchanged(items: dict, seen: dict[str, str]) -> None:
         if seen.setdefault(name, signature) != signature:
             raise GradingFailure(
                 f"{name} changed between the test cells: its layers or optimizer settings differ from "
-                "those an earlier test saw. Test the model you built and trained, unchanged.")
+                "those an earlier test saw. Test the model you built and trained, unchanged."
+            )
 
 
-def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | None,
-                seen: dict[str, str] | None = None, rebuilt: dict | None = None) -> dict:
+def verify_cell(
+    grade_id: str,
+    source: str,
+    folder,
+    setup_code,
+    request: dict | None,
+    seen: dict[str, str] | None = None,
+    rebuilt: dict | None = None,
+) -> dict:
     """The verdict for one graded cell: ``{"passed": bool, "verdict": "passed" | "failed" |
     "unverifiable", "message": str}`` (and ``"limit"`` for the instructor when unverifiable);
     ``seen``: see :func:`check_unchanged`."""
@@ -325,8 +345,7 @@ def verify_cell(grade_id: str, source: str, folder, setup_code, request: dict | 
     return passed()
 
 
-def verify_notebook(notebook, exports_dir, requests: dict | None = None,
-                    support_dir=None) -> dict[str, dict]:
+def verify_notebook(notebook, exports_dir, requests: dict | None = None, support_dir=None) -> dict[str, dict]:
     """``{grade_id: {"passed": bool, "message": str}}`` for every graded cell, in order.
 
     ``notebook``: the TRUSTED nbformat node (with hidden tests); ``exports_dir``:
@@ -344,6 +363,13 @@ def verify_notebook(notebook, exports_dir, requests: dict | None = None,
             verdicts[grade_id] = unverifiable("unusable grade_id")
             continue
         with contextlib.redirect_stdout(io.StringIO()):  # the checks print feedback lines
-            verdicts[grade_id] = verify_cell(grade_id, source, os.path.join(os.fspath(exports_dir), grade_id),
-                                             setup_code, (requests or {}).get(grade_id), seen, rebuilt)
+            verdicts[grade_id] = verify_cell(
+                grade_id,
+                source,
+                os.path.join(os.fspath(exports_dir), grade_id),
+                setup_code,
+                (requests or {}).get(grade_id),
+                seen,
+                rebuilt,
+            )
     return verdicts

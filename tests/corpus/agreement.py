@@ -32,11 +32,12 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from corpus.correct_styles import ALL as CORRECT_STYLES  # noqa: E402
 from corpus.mutants import MUTANTS  # noqa: E402
-from graders.course import course_db_url  # noqa: E402
+from graders.authoring.mock_submissions import autograded_max_points  # noqa: E402
 from graders.authoring.sample_class import REFERENCE  # noqa: E402
+from graders.course import course_db_url  # noqa: E402
 from graders.gradebook import student_grades  # noqa: E402
 from graders.reporting.score_table import autograded_points  # noqa: E402
-from graders.authoring.mock_submissions import autograded_max_points  # noqa: E402
+
 
 def _loses_a_training_cell(mock) -> bool:
     return any(grade_id.endswith("_training") for grade_id in mock.expected)
@@ -44,8 +45,7 @@ def _loses_a_training_cell(mock) -> bool:
 
 #: Graded in this order, so that a run cut short has covered first the submissions whose
 #: verdicts depend on training (the reference, then the mutants that lose a training cell).
-CORPUS = (REFERENCE, *sorted(MUTANTS, key=lambda mock: not _loses_a_training_cell(mock)),
-          *CORRECT_STYLES)
+CORPUS = (REFERENCE, *sorted(MUTANTS, key=lambda mock: not _loses_a_training_cell(mock)), *CORRECT_STYLES)
 RECORD = REPO / "calibration" / "fast-vs-full-corpus"
 BUDGET_LINE = "HW5 data budget: full"
 
@@ -73,8 +73,19 @@ def grade(course: Path, workers: int, hours: float | None) -> int:
     students = [option for name in waiting(course) for option in ("--student", name)]
     if not students:
         return 0
-    argv = [sys.executable, "-m", "graders.grading.batch", "hw5", "--course", str(course),
-            "--budget", "full", "--workers", str(workers), *students]
+    argv = [
+        sys.executable,
+        "-m",
+        "graders.grading.batch",
+        "hw5",
+        "--course",
+        str(course),
+        "--budget",
+        "full",
+        "--workers",
+        str(workers),
+        *students,
+    ]
     process = subprocess.Popen(argv, cwd=REPO)
     deadline = time.monotonic() + hours * 3600 if hours else None
     while process.poll() is None:
@@ -108,8 +119,7 @@ def compare(course: Path) -> dict:
             continue
         full = autograded_points(grades)
         fast = mock.expected_points(maxima)
-        differences = {cell: [fast[cell], full.get(cell, 0.0)] for cell in maxima
-                       if fast[cell] != full.get(cell, 0.0)}
+        differences = {cell: [fast[cell], full.get(cell, 0.0)] for cell in maxima if fast[cell] != full.get(cell, 0.0)}
         if differences:
             result["disagree"][mock.name] = differences
         else:
@@ -156,8 +166,10 @@ def main(argv=None) -> int:
     result = compare(course)
     write_record(result)
     graded = len(result["agree"]) + len(result["disagree"])
-    print(f"full budget: {graded}/{result['submissions']} graded, {len(result['agree'])} agree, "
-          f"{len(result['disagree'])} differ {sorted(result['disagree'])}, {len(result['pending'])} pending")
+    print(
+        f"full budget: {graded}/{result['submissions']} graded, {len(result['agree'])} agree, "
+        f"{len(result['disagree'])} differ {sorted(result['disagree'])}, {len(result['pending'])} pending"
+    )
     print(f"recorded in {RECORD.with_suffix('.md').relative_to(REPO)}")
     return 1 if result["disagree"] else 0
 

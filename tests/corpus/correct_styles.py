@@ -1,7 +1,7 @@
 """Correct solutions written in styles other than the reference's: every autograded point."""
 
-from graders.authoring.sample_class import CODE_SOLUTIONS
 from graders.authoring.mock_submissions import SOLUTION, MockSubmission
+from graders.authoring.sample_class import CODE_SOLUTIONS
 
 _PART_A = {"answer_1_1": SOLUTION, "answer_3": SOLUTION}
 
@@ -165,14 +165,23 @@ _COMPILE_3 = _COMPILE.format(momentum=", momentum=momentum")
 _COMPILE_5 = _COMPILE.format(momentum="")
 
 
-def _unusual(name: str, intent: str, todo3: str | None = None, todo5: str | None = None,
-             **extra) -> MockSubmission:
+def _unusual(name: str, intent: str, todo3: str | None = None, todo5: str | None = None, **extra) -> MockSubmission:
     """A correct submission whose TODO 3 and/or TODO 5 are written in an unusual style."""
     return MockSubmission(
-        name=f"unusual-{name}", intent=intent + ": full marks.",
-        cells={"todo1": SOLUTION, "todo2": SOLUTION, "todo3": todo3 or SOLUTION, "todo4": SOLUTION,
-               "todo5": todo5 or SOLUTION, "todo6": SOLUTION, **_PART_A, **extra},
-        default_points="full")
+        name=f"unusual-{name}",
+        intent=intent + ": full marks.",
+        cells={
+            "todo1": SOLUTION,
+            "todo2": SOLUTION,
+            "todo3": todo3 or SOLUTION,
+            "todo4": SOLUTION,
+            "todo5": todo5 or SOLUTION,
+            "todo6": SOLUTION,
+            **_PART_A,
+            **extra,
+        },
+        default_points="full",
+    )
 
 
 SUBCLASSED_MODEL = _unusual(
@@ -198,7 +207,9 @@ SUBCLASSED_MODEL = _unusual(
         "\n"
         "def define_model_2_conv(learning_rate):\n"
         "    model = TwoConv()\n"
-        "    model.build((None, 28, 28, 1))\n" + _COMPILE_5))
+        "    model.build((None, 28, 28, 1))\n" + _COMPILE_5
+    ),
+)
 
 SUBCLASSED_MODEL_LIST = _unusual(
     "subclassed-model-list",
@@ -219,7 +230,9 @@ SUBCLASSED_MODEL_LIST = _unusual(
         "\n"
         "def define_model_with_momentum(learning_rate, momentum):\n"
         "    model = OneConv(name='one_conv')\n"
-        "    model(np.zeros((1, 28, 28, 1), dtype='float32'))\n" + _COMPILE_3))
+        "    model(np.zeros((1, 28, 28, 1), dtype='float32'))\n" + _COMPILE_3
+    ),
+)
 
 TF_ACTIVATIONS = _unusual(
     "tf-activation-functions",
@@ -236,7 +249,8 @@ TF_ACTIVATIONS = _unusual(
         "        layers.Flatten(),\n"
         "        layers.Dense(100, activation=tf.nn.relu),\n"
         "        layers.Dense(10, activation=tf.nn.softmax),\n"
-        "    ])\n" + _COMPILE_3),
+        "    ])\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    model = keras.Sequential([\n"
@@ -248,7 +262,9 @@ TF_ACTIVATIONS = _unusual(
         "        layers.Flatten(),\n"
         "        layers.Dense(100, activation=tf.nn.relu),\n"
         "        layers.Dense(10, activation=tf.nn.softmax),\n"
-        "    ])\n" + _COMPILE_5))
+        "    ])\n" + _COMPILE_5
+    ),
+)
 
 KERAS_ACTIVATIONS = _unusual(
     "keras-activation-functions",
@@ -263,7 +279,8 @@ KERAS_ACTIVATIONS = _unusual(
         "        layers.Flatten(),\n"
         "        layers.Dense(100, activation=keras.ops.relu),\n"
         "        layers.Dense(10, activation=keras.activations.softmax),\n"
-        "    ])\n" + _COMPILE_3),
+        "    ])\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    model = keras.Sequential([\n"
@@ -275,7 +292,9 @@ KERAS_ACTIVATIONS = _unusual(
         "        layers.Flatten(),\n"
         "        layers.Dense(100, activation='relu'),\n"
         "        layers.Dense(10, activation=lambda z: keras.ops.softmax(z, axis=-1)),\n"
-        "    ])\n" + _COMPILE_5))
+        "    ])\n" + _COMPILE_5
+    ),
+)
 
 LAYER_SUBCLASSES = _unusual(
     "layer-subclasses",
@@ -295,24 +314,27 @@ LAYER_SUBCLASSES = _unusual(
         "\n"
         "def define_model_with_momentum(learning_rate, momentum):\n"
         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), Conv3x3(32), Pool2(), layers.Flatten(),\n"
-        "                              layers.Dense(100, activation='relu'), Classifier()])\n" + _COMPILE_3),
+        "                              layers.Dense(100, activation='relu'), Classifier()])\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), Conv3x3(32), Pool2(), Conv3x3(64), Pool2(),\n"
         "                              layers.Flatten(), layers.Dense(100, activation='relu'), Classifier()])\n"
-        + _COMPILE_5))
+        + _COMPILE_5
+    ),
+)
 
 NESTED_SEQUENTIAL = _unusual(
     "nested-sequential",
-    "A feature-extractor Sequential nested in the model's Sequential (TODO 5), and a classifier "
-    "head nested (TODO 3)",
+    "A feature-extractor Sequential nested in the model's Sequential (TODO 5), and a classifier head nested (TODO 3)",
     todo3=(
         "def define_model_with_momentum(learning_rate, momentum):\n"
         "    head = keras.Sequential([layers.Flatten(), layers.Dense(100, activation='relu'),\n"
         "                             layers.Dense(10, activation='softmax')], name='head')\n"
         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)),\n"
         "                              layers.Conv2D(32, (3, 3), activation='relu'),\n"
-        "                              layers.MaxPooling2D((2, 2)), head])\n" + _COMPILE_3),
+        "                              layers.MaxPooling2D((2, 2)), head])\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    features = keras.Sequential([\n"
@@ -321,7 +343,9 @@ NESTED_SEQUENTIAL = _unusual(
         "    ], name='features')\n"
         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), features, layers.Flatten(),\n"
         "                              layers.Dense(100, activation='relu'), layers.Dense(10, activation='softmax')])\n"
-        + _COMPILE_5))
+        + _COMPILE_5
+    ),
+)
 
 BUILD_NOT_INPUT = _unusual(
     "build-instead-of-input",
@@ -331,14 +355,17 @@ BUILD_NOT_INPUT = _unusual(
         "    model = keras.Sequential([layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
         "                              layers.Flatten(), layers.Dense(100, activation='relu'),\n"
         "                              layers.Dense(10, activation='softmax')])\n"
-        "    model.build((None, 28, 28, 1))\n" + _COMPILE_3),
+        "    model.build((None, 28, 28, 1))\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    model = keras.Sequential([layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
         "                              layers.Conv2D(64, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
         "                              layers.Flatten(), layers.Dense(100, activation='relu'),\n"
         "                              layers.Dense(10, activation='softmax')])\n"
-        "    model.build(input_shape=(None, 28, 28, 1))\n" + _COMPILE_5))
+        "    model.build(input_shape=(None, 28, 28, 1))\n" + _COMPILE_5
+    ),
+)
 
 ADD_AFTER_CONSTRUCTION = _unusual(
     "add-after-construction",
@@ -350,7 +377,8 @@ ADD_AFTER_CONSTRUCTION = _unusual(
         "    for layer in (layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
         "                  layers.Flatten(), layers.Dense(100, activation='relu'),\n"
         "                  layers.Dense(10, activation='softmax')):\n"
-        "        model.add(layer)\n" + _COMPILE_3),
+        "        model.add(layer)\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    model = keras.Sequential()\n"
@@ -360,7 +388,9 @@ ADD_AFTER_CONSTRUCTION = _unusual(
         "        model.add(layers.MaxPooling2D((2, 2)))\n"
         "    model.add(layers.Flatten())\n"
         "    model.add(layers.Dense(100, activation='relu'))\n"
-        "    model.add(layers.Dense(10, activation='softmax'))\n" + _COMPILE_5))
+        "    model.add(layers.Dense(10, activation='softmax'))\n" + _COMPILE_5
+    ),
+)
 
 SHARED_HELPER = _unusual(
     "shared-helper-layers",
@@ -376,17 +406,18 @@ SHARED_HELPER = _unusual(
         "    return [FLATTEN, layers.Dense(100, activation='relu'), layers.Dense(10, activation='softmax')]\n"
         "\n"
         "def define_model_with_momentum(learning_rate, momentum):\n"
-        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *conv_block(32), *classifier()])\n"
-        + _COMPILE_3),
+        "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *conv_block(32), *classifier()])\n" + _COMPILE_3
+    ),
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    model = keras.Sequential([keras.Input(shape=(28, 28, 1)), *conv_block(32), *conv_block(64),\n"
-        "                              *classifier()])\n" + _COMPILE_5))
+        "                              *classifier()])\n" + _COMPILE_5
+    ),
+)
 
 FUNCTIONAL_NESTED_BLOCK = _unusual(
     "functional-nested-block",
-    "The functional API calling a Sequential convolution block as one layer, with keyword "
-    "inputs=/outputs=",
+    "The functional API calling a Sequential convolution block as one layer, with keyword inputs=/outputs=",
     todo5=(
         "def define_model_2_conv(learning_rate):\n"
         "    block = keras.Sequential([layers.Conv2D(32, (3, 3), activation='relu'), layers.MaxPooling2D((2, 2)),\n"
@@ -394,8 +425,9 @@ FUNCTIONAL_NESTED_BLOCK = _unusual(
         "    inputs = keras.Input(shape=(28, 28, 1))\n"
         "    x = layers.Flatten()(block(inputs))\n"
         "    x = layers.Dense(100, activation='relu')(x)\n"
-        "    model = keras.Model(inputs=inputs, outputs=layers.Dense(10, activation='softmax')(x))\n"
-        + _COMPILE_5))
+        "    model = keras.Model(inputs=inputs, outputs=layers.Dense(10, activation='softmax')(x))\n" + _COMPILE_5
+    ),
+)
 
 SUBCLASSED_IN_FUNCTIONAL = _unusual(
     "subclassed-in-functional",
@@ -415,7 +447,9 @@ SUBCLASSED_IN_FUNCTIONAL = _unusual(
         "\n"
         "def define_model_with_momentum(learning_rate, momentum):\n"
         "    inputs = keras.Input((28, 28, 1))\n"
-        "    model = keras.Model(inputs, Chain()(inputs))\n" + _COMPILE_3))
+        "    model = keras.Model(inputs, Chain()(inputs))\n" + _COMPILE_3
+    ),
+)
 
 ACTIVATION_LAYERS = _unusual(
     "activation-layers-as-functions",
@@ -431,7 +465,9 @@ ACTIVATION_LAYERS = _unusual(
         "        layers.Flatten(),\n"
         "        layers.Dense(100), layers.Activation('relu'),\n"
         "        layers.Dense(10), layers.Softmax(),\n"
-        "    ])\n" + _COMPILE_5))
+        "    ])\n" + _COMPILE_5
+    ),
+)
 
 TF_KERAS_NAMESPACE = _unusual(
     "tf-keras-namespace",
@@ -452,9 +488,23 @@ TF_KERAS_NAMESPACE = _unusual(
         "    ])\n"
         "    model.compile(optimizer=tfk.optimizers.SGD(learning_rate=learning_rate, momentum=momentum),\n"
         "                  loss=tfk.losses.categorical_crossentropy, metrics=['accuracy'])\n"
-        "    return model\n"))
+        "    return model\n"
+    ),
+)
 
 #: Issue 16's corpus: honest, unusual styles (each full marks, none "suspected tampering").
-UNUSUAL_STYLES = (SUBCLASSED_MODEL, SUBCLASSED_MODEL_LIST, TF_ACTIVATIONS, KERAS_ACTIVATIONS, LAYER_SUBCLASSES,
-                  NESTED_SEQUENTIAL, BUILD_NOT_INPUT, ADD_AFTER_CONSTRUCTION, SHARED_HELPER,
-                  FUNCTIONAL_NESTED_BLOCK, SUBCLASSED_IN_FUNCTIONAL, ACTIVATION_LAYERS, TF_KERAS_NAMESPACE)
+UNUSUAL_STYLES = (
+    SUBCLASSED_MODEL,
+    SUBCLASSED_MODEL_LIST,
+    TF_ACTIVATIONS,
+    KERAS_ACTIVATIONS,
+    LAYER_SUBCLASSES,
+    NESTED_SEQUENTIAL,
+    BUILD_NOT_INPUT,
+    ADD_AFTER_CONSTRUCTION,
+    SHARED_HELPER,
+    FUNCTIONAL_NESTED_BLOCK,
+    SUBCLASSED_IN_FUNCTIONAL,
+    ACTIVATION_LAYERS,
+    TF_KERAS_NAMESPACE,
+)

@@ -39,20 +39,40 @@ DISGUISED_OPTIMIZER = mutant(
 _FIT = "x_train, y_train, batch_size=32"
 
 SUBSETS = (
-    mutant("evidence-tensor-slice", "TODO 1 trains on a tensor's slice, convert_to_tensor(x_train)[:10000].",
-           ("test_todo1_training",),
-           todo1=edited(_FIT, "keras.ops.convert_to_tensor(x_train)[:10000], y_train[:10000], batch_size=32")),
-    mutant("evidence-asarray-slice", "TODO 2 trains on np.asarray(x_train)[:12000].", ("test_todo2_training",),
-           todo2=edited(_FIT, "np.asarray(x_train)[:12000], np.asarray(y_train)[:12000], batch_size=32")),
-    mutant("evidence-random-index", "TODO 4 trains on a random index of 10,000 rows.", ("test_todo4_training",),
-           todo4=edited("history_momentum = model_momentum.fit(\n    " + _FIT,
-                        "_pick = np.random.default_rng(0).choice(len(x_train), 10000, replace=False)\n"
-                        "history_momentum = model_momentum.fit(\n    x_train[_pick], y_train[_pick], batch_size=32")),
-    mutant("evidence-np-split", "TODO 6 trains on np.split(x_train, 6)[0].", ("test_todo6_training",),
-           todo6=edited(_FIT, "np.split(x_train, 6)[0], np.split(y_train, 6)[0], batch_size=32")),
-    mutant("evidence-train-and-test", "TODO 4 trains on x_train and x_test concatenated.", ("test_todo4_training",),
-           todo4=edited(_FIT, "np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]), "
-                              "batch_size=32")),
+    mutant(
+        "evidence-tensor-slice",
+        "TODO 1 trains on a tensor's slice, convert_to_tensor(x_train)[:10000].",
+        ("test_todo1_training",),
+        todo1=edited(_FIT, "keras.ops.convert_to_tensor(x_train)[:10000], y_train[:10000], batch_size=32"),
+    ),
+    mutant(
+        "evidence-asarray-slice",
+        "TODO 2 trains on np.asarray(x_train)[:12000].",
+        ("test_todo2_training",),
+        todo2=edited(_FIT, "np.asarray(x_train)[:12000], np.asarray(y_train)[:12000], batch_size=32"),
+    ),
+    mutant(
+        "evidence-random-index",
+        "TODO 4 trains on a random index of 10,000 rows.",
+        ("test_todo4_training",),
+        todo4=edited(
+            "history_momentum = model_momentum.fit(\n    " + _FIT,
+            "_pick = np.random.default_rng(0).choice(len(x_train), 10000, replace=False)\n"
+            "history_momentum = model_momentum.fit(\n    x_train[_pick], y_train[_pick], batch_size=32",
+        ),
+    ),
+    mutant(
+        "evidence-np-split",
+        "TODO 6 trains on np.split(x_train, 6)[0].",
+        ("test_todo6_training",),
+        todo6=edited(_FIT, "np.split(x_train, 6)[0], np.split(y_train, 6)[0], batch_size=32"),
+    ),
+    mutant(
+        "evidence-train-and-test",
+        "TODO 4 trains on x_train and x_test concatenated.",
+        ("test_todo4_training",),
+        todo4=edited(_FIT, "np.concatenate([x_train, x_test]), np.concatenate([y_train, y_test]), batch_size=32"),
+    ),
 )
 
 HONEST_VARIANTS = mutant(
@@ -60,9 +80,11 @@ HONEST_VARIANTS = mutant(
     "shuffle=False (TODO 1), a tf.data pipeline (TODO 2), float64 inputs (TODO 4), tensors (TODO 6): full marks.",
     (),
     todo1=edited(_FIT, "x_train, y_train, shuffle=False, batch_size=32"),
-    todo2=edited("history_eta_small = model_eta_small.fit(\n    x_train, y_train, batch_size=32, epochs=10,",
-                 "import tensorflow as tf\n\nhistory_eta_small = model_eta_small.fit(\n"
-                 "    tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(32), epochs=10,"),
+    todo2=edited(
+        "history_eta_small = model_eta_small.fit(\n    x_train, y_train, batch_size=32, epochs=10,",
+        "import tensorflow as tf\n\nhistory_eta_small = model_eta_small.fit(\n"
+        "    tf.data.Dataset.from_tensor_slices((x_train, y_train)).batch(32), epochs=10,",
+    ),
     todo4=edited(_FIT, "x_train.astype('float64'), y_train, batch_size=32"),
     todo6=edited(_FIT, "keras.ops.convert_to_tensor(x_train), keras.ops.convert_to_tensor(y_train), batch_size=32"),
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from graders.grading import batch
 from graders.authoring.release import make_scratch_course
+from graders.grading import batch
 
 
 def grade_mocks(base: Path, mocks, workers: int | None = None) -> tuple[Path, dict[str, dict]]:

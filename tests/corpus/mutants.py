@@ -8,8 +8,8 @@ and nowhere else.
 
 from __future__ import annotations
 
-from graders.authoring.sample_class import CODE_SOLUTIONS
 from graders.authoring.mock_submissions import SOLUTION, MockSubmission, edited
+from graders.authoring.sample_class import CODE_SOLUTIONS
 
 _ALL = {grade_id: SOLUTION for grade_id in CODE_SOLUTIONS}
 
@@ -27,8 +27,12 @@ def mutant(name: str, intent: str, loses: tuple[str, ...], **cells) -> MockSubmi
 
 def _fit(model: str, history: str, **overrides) -> str:
     arguments = {
-        "x": "x_train", "y": "y_train", "batch_size": "32", "epochs": "10",
-        "validation_data": "(x_test, y_test)", **overrides,
+        "x": "x_train",
+        "y": "y_train",
+        "batch_size": "32",
+        "epochs": "10",
+        "validation_data": "(x_test, y_test)",
+        **overrides,
     }
     x, y = arguments.pop("x"), arguments.pop("y")
     keywords = ", ".join(f"{key}={value}" for key, value in arguments.items())
@@ -40,7 +44,7 @@ MUTANTS = (
         "dense100-softmax-output",
         "TODO 3 keeps the original bug: Dense(100, softmax) output; TODO 4 then cannot train.",
         ("test_todo3_architecture", "test_todo4_model", "test_todo4_training"),
-        todo3=edited("layers.Dense(10, activation=\"softmax\")", "layers.Dense(100, activation=\"softmax\")"),
+        todo3=edited('layers.Dense(10, activation="softmax")', 'layers.Dense(100, activation="softmax")'),
     ),
     mutant(
         "learning-rates-swapped",
@@ -139,7 +143,8 @@ MUTANTS = (
         "trained-on-test-set",
         "TODO 1 fits on the test images.",
         ("test_todo1_training",),
-        todo1="model_eta_large = define_model(1)\n" + _fit("model_eta_large", "history_eta_large", x="x_test", y="y_test"),
+        todo1="model_eta_large = define_model(1)\n"
+        + _fit("model_eta_large", "history_eta_large", x="x_test", y="y_test"),
     ),
     mutant(
         "wrong-model-assigned",
@@ -167,7 +172,9 @@ MUTANTS = (
         "adam-optimizer",
         "TODO 5 compiles with Adam.",
         ("test_todo5_optimizer",),
-        todo5=edited("optimizer=SGD(learning_rate=learning_rate)", "optimizer=keras.optimizers.Adam(learning_rate=learning_rate)"),
+        todo5=edited(
+            "optimizer=SGD(learning_rate=learning_rate)", "optimizer=keras.optimizers.Adam(learning_rate=learning_rate)"
+        ),
     ),
     mutant(
         "fit-called-twice",
@@ -190,7 +197,7 @@ MUTANTS = (
         ("test_todo6_training",),
         todo6=edited(
             "validation_data=(x_test, y_test)\n)",
-            "validation_data=(x_test, y_test)\n)\nhistory_2_layer.history[\"val_accuracy\"] = [0.99] * 10",
+            'validation_data=(x_test, y_test)\n)\nhistory_2_layer.history["val_accuracy"] = [0.99] * 10',
         ),
     ),
     # Training on the wrong data (issue 12): the data passed to fit is fingerprinted.
@@ -222,8 +229,11 @@ MUTANTS = (
         "TODO 2 validates on the second half of the test set only.",
         ("test_todo2_training",),
         todo2="model_eta_small = define_model(0.00001)\n"
-        + _fit("model_eta_small", "history_eta_small",
-               validation_data="(x_test[len(x_test) // 2:], y_test[len(y_test) // 2:])"),
+        + _fit(
+            "model_eta_small",
+            "history_eta_small",
+            validation_data="(x_test[len(x_test) // 2:], y_test[len(y_test) // 2:])",
+        ),
     ),
     mutant(
         "part-a-wrong-choice-and-flipped-kernel",
