@@ -64,7 +64,7 @@ clean:
 
 # Grade the whole mutant corpus end to end and print the mutation score (slow: ~25 min).
 mutation-score: setup
-	$(PYTHON) -m pytest -m slow -s -q tests/test_corpus_slow.py
+	$(PYTHON) -m pytest -m slow -s -q tests/corpus/test_corpus_slow.py
 
 # The corpus under the full budget against its fast verdicts: hours on 2 cores, resumable
 # (HOURS=2 stops after two hours; run it again to go on).

@@ -1,5 +1,5 @@
 """Hostile notebooks through the rootless sandbox; run as an unprivileged uid by
-tests/test_rootless_sandbox.py, which reads the JSON this prints.
+tests/sandbox/test_rootless_sandbox.py, which reads the JSON this prints.
 
 ``python tests/rootless_checks.py SLEEP_ARG``: every case names its status, detail and
 what it printed; sleepers started with ``sleep SLEEP_ARG`` must all be dead afterwards

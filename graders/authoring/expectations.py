@@ -1,7 +1,7 @@
 """Derive ``graders/checks/expected.json`` from the reference implementations.
 
 Run ``python -m graders.authoring.expectations`` after changing ``graders/authoring/reference.py``;
-``tests/test_expectations.py`` fails while the committed file is stale.
+``tests/authoring/test_expectations.py`` fails while the committed file is stale.
 """
 
 from __future__ import annotations

@@ -125,7 +125,7 @@ def _sibling(name: str):
     loads this exporter, and never through an ``import`` statement: a student's
     ``sys.modules`` entry or ``builtins.__import__`` hook for ``graders`` must not change
     what their honest work exports. Every module of ``graders`` this exporter uses comes
-    through here (``tests/test_unusual_styles.py`` checks that none is imported)."""
+    through here (``tests/verify/test_unusual_styles.py`` checks that none is imported)."""
     if name not in _SIBLINGS:
         import importlib.util
 

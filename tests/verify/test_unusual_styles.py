@@ -9,7 +9,7 @@ layers...), built in-process with no notebook and no MNIST:
 2. the kernel's exports of those cells are read strictly, the models rebuilt (a mapped
    reading confirmed on the probe images) and the same cells pass out of kernel.
 
-The end-to-end grading of the same styles is in ``tests/test_corpus_slow.py`` (slow).
+The end-to-end grading of the same styles is in ``tests/corpus/test_corpus_slow.py`` (slow).
 """
 
 from __future__ import annotations

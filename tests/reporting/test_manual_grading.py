@@ -20,16 +20,16 @@ import nbformat
 import pandas as pd
 import pytest
 from nbgrader.api import Gradebook
-from test_feedback import (
+
+from graders.course import course_db_url
+from graders.reporting import exports, feedback
+from reporting.test_feedback import (
     REFERENCE_ANSWER,
     RUBRIC_TEXT,
     graded_hw5_course,
     graded_toy_course,
     needs_bwrap,
 )
-
-from graders.course import course_db_url
-from graders.reporting import exports, feedback
 
 
 def set_manual_score(grade, score) -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from test_browser import _missing, artifact_path, browser, full_page_screenshot, serve_jupyter  # noqa: F401 (fixture)
-from test_exchange_roundtrip import (
+
+from course.test_exchange_roundtrip import (
     ASSIGNMENT,
     base_environment,
     course_command,
@@ -35,6 +35,7 @@ from test_exchange_roundtrip import (
     run,
     scratch_course,
 )
+from reporting.test_browser import _missing, artifact_path, browser, full_page_screenshot, serve_jupyter  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.skipif(_missing() is not None, reason=_missing() or "")
 
@@ -215,7 +216,8 @@ def toy_formgrader(tmp_path):
     """A toy course with a correct, a wrong and a tampering submission (test_nbgrader_door's),
     its students in the gradebook, and a Jupyter server with the formgrader in its root."""
     from nbgrader.api import Gradebook
-    from test_nbgrader_door import SOLUTIONS, _course
+
+    from grading.test_nbgrader_door import SOLUTIONS, _course
 
     root = _course(tmp_path / "course")
     with Gradebook(course_config(root).CourseDirectory.db_url) as gradebook:
@@ -264,8 +266,9 @@ def _click_autograde(driver, student: str, timeout: float = 600) -> str:
 @pytest.mark.batch
 @needs_bwrap
 def test_formgraders_autograde_button_grades_like_hw5_autograde(toy_formgrader, browser, tmp_path):
-    from test_nbgrader_door import EXPECTED, SOLUTIONS, _course, _total
     from toy_course import grade_toy
+
+    from grading.test_nbgrader_door import EXPECTED, SOLUTIONS, _course, _total
 
     root, (url, token) = toy_formgrader
     from selenium.webdriver.support.ui import WebDriverWait

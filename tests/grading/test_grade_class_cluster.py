@@ -30,7 +30,7 @@ from toy_course import CORRECT, TESTS, grade_toy, points, toy_course_with
 
 from graders.grading import batch
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 needs_root_sandbox = pytest.mark.skipif(
     shutil.which("bwrap") is None or shutil.which("unshare") is None or os.geteuid() != 0,

@@ -19,7 +19,7 @@ How the cases are built, so that the points prove something:
   the executor's result pipe (``pidfd_getfd``, ``/proc/<pid>/fd``). Both get zero.
 * **In-kernel cheats** are graded with a *wrong* ``add``; each case records what really
   happens (see :data:`OUTCOMES`): "stopped" (no points). The real homework's tampering
-  corpus is tests/test_tampering_slow.py.
+  corpus is tests/corpus/test_tampering_slow.py.
 
 After the batch the host must be unchanged: the course's ``source/`` tree and a sentinel
 file outside the course hash the same, nothing was written next to them or into the
@@ -53,7 +53,7 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="the sandbox needs root (cgroups, tmpfs mounts)"),
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WRONG = "def add(a, b):\n    return a - b\n"
 SLEEP_ARG = f"1000.{os.getpid()}7"  # a background `sleep` unique to this run
 VENV_PROBE = Path(sys.prefix) / f"hw5-escape-probe-{os.getpid()}.txt"

@@ -28,7 +28,7 @@ from graders.sandbox import SandboxLimits, execute_notebook, require_sandbox  # 
 from graders.sandbox.cgroups import leftover_cgroups  # noqa: E402
 from graders.sandbox.stale import leftover_mounts  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: small and quick: tests must not depend on the production sizes
 LIMITS = SandboxLimits(

@@ -168,7 +168,7 @@ def test_an_export_cell_runs_without_the_students_trace_and_profile_hooks(tmp_pa
 
     from graders.sandbox.execute_inside import export_code
 
-    exporter = os.path.join(os.path.dirname(__file__), "..", "graders", "checks", "kernel_export.py")
+    exporter = os.path.join(os.path.dirname(__file__), "..", "..", "graders", "checks", "kernel_export.py")
     monkeypatch.setitem(sys.modules["__main__"].__dict__, "x", 3)
     seen = []
 

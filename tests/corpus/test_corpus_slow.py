@@ -1,7 +1,7 @@
 """The whole mutant corpus and the correct-style corpus, graded end to end by nbgrader.
 
 Slow (about a minute per submission on two cores). Run it, and see the mutation
-score, with:  make mutation-score   (= pytest -m slow -s tests/test_corpus_slow.py)
+score, with:  make mutation-score   (= pytest -m slow -s tests/corpus/test_corpus_slow.py)
 """
 
 from __future__ import annotations
@@ -102,9 +102,8 @@ def test_unusual_style_is_never_suspected_of_tampering(graded, mock):
 def test_unusual_and_every_other_student_page_names_no_class_of_ours_and_shows_no_traceback(graded, request):
     """Issue 16: the feedback of the whole graded corpus, rendered; every failure message on
     every page is a sentence about the student's work."""
-    from test_feedback import student_page_problems
-
     from graders.reporting import feedback
+    from reporting.test_feedback import student_page_problems
 
     root = graded_root(request)
     written, problems = feedback.generate(root, "hw5")

@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from test_feedback import graded_hw5_course, graded_toy_course, needs_bwrap
+
+from reporting.test_feedback import graded_hw5_course, graded_toy_course, needs_bwrap
 
 CHROMIUM = os.environ.get("HW5_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("HW5_CHROMEDRIVER", "/usr/bin/chromedriver")

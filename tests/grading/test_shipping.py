@@ -20,7 +20,7 @@ from graders.grading.blobs import Blob, BlobCache, BlobError
 from graders.grading.execution import Job
 from graders.grading.kits import build_checks_kit
 
-GRADERS = Path(__file__).resolve().parents[1] / "graders"
+GRADERS = Path(__file__).resolve().parents[2] / "graders"
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import shutil
 
 import pytest
 from bs4 import BeautifulSoup
-from test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 from graders.reporting import class_report
+from reporting.test_feedback import HW5_MUTANTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 SECTIONS = ("scores", "pass-rates", "failures", "times", "tampering", "needs-person", "review", "manual")
 

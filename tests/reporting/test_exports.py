@@ -14,9 +14,9 @@ import math
 
 import pandas as pd
 import pytest
-from test_feedback import HW5_MUTANTS, HW5_STUDENTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 from graders.reporting import exports
+from reporting.test_feedback import HW5_MUTANTS, HW5_STUDENTS, graded_hw5_course, graded_toy_course, needs_bwrap
 
 # Gradescope's results.json, as documented: key -> allowed types (all keys optional, but a
 # score is required on the top level or on every test).

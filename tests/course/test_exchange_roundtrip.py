@@ -42,7 +42,7 @@ import nbformat
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "hw5"
 NOTEBOOKS = ("hw5_part_a_written", "hw5_part_b_cnn")
 

@@ -17,7 +17,7 @@ import nbformat
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # the checks import as ``graders.checks...``
     sys.path.insert(0, str(ROOT))
 
