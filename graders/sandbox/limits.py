@@ -24,6 +24,10 @@ VERIFIER_UID = 65533
 VERIFIER_TIMEOUT_S = 300
 VERIFIER_MEMORY_MB = 4096
 
+#: Rootless: how long a run's end waits for its namespace's pid 1 to be gone, after the
+#: outer bwrap has exited (:meth:`graders.sandbox.run.SandboxRun.wait`).
+PID1_EXIT_WAIT_S = 10
+
 
 @dataclass(frozen=True)
 class SandboxLimits:

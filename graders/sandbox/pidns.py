@@ -45,6 +45,15 @@ class Pid1:
         ready, _, _ = select.select([self.pidfd], [], [], 0)
         return bool(ready)
 
+    def wait_exited(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for pid 1 to exit; whether it has. The outer bwrap can
+        report the command's status a moment before its pid 1 is gone (seconds on a
+        loaded machine), and a check made in that moment would see a live namespace."""
+        if self.pidfd is None:
+            return True
+        ready, _, _ = select.select([self.pidfd], [], [], max(0.0, timeout))
+        return bool(ready)
+
     def kill(self) -> None:
         """SIGKILL pid 1: the kernel then kills the rest of the namespace."""
         if self.pidfd is not None:

@@ -34,7 +34,7 @@ from . import pidns, rootless
 from .cgroups import NAME_PREFIX, CgroupError, SandboxCgroup
 from .errors import SandboxError, SandboxUnavailable
 from .hostfs import CappedReader, check_rel_name, chown_tree, mount_tmpfs, reachable_by, remove_tree, run_command
-from .limits import MiB, SandboxLimits
+from .limits import PID1_EXIT_WAIT_S, MiB, SandboxLimits
 from .quota import ScratchWatch
 
 RUN_PREFIX = NAME_PREFIX  # trees and cgroups share it: cgroups.run_owner reads both
@@ -336,6 +336,8 @@ class SandboxRun:
                 raise SandboxError(str(exc)) from exc
         if self.rootless:  # bwrap has exited: its namespace is empty, or made so now
             self._kill()
+            if self.pid1 is not None:
+                self.pid1.wait_exited(PID1_EXIT_WAIT_S)
             if self.watch is not None:
                 self.watch.stop()
         for r in self.readers:

@@ -468,3 +468,27 @@ def test_no_unsandboxed_execution_path():
             continue
         for needle in ("NotebookClient", "KernelManager", "ExecutePreprocessor", "start_new_kernel", "shell=True"):
             assert needle not in text, f"{f.name} mentions {needle}"
+
+
+def test_a_run_waits_a_moment_for_its_namespaces_pid_1_to_be_gone():
+    """Pid1.wait_exited waits (bounded) for the process behind the pidfd to exit: on a loaded
+    machine the outer bwrap can be done a moment before pid 1, and the self-test's "nothing
+    of the run left alive" once failed in that moment."""
+    import subprocess
+    import sys
+    import time
+
+    from graders.sandbox.pidns import Pid1
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    pid1 = Pid1(child.pid, os.pidfd_open(child.pid))
+    try:
+        assert not pid1.exited()
+        assert not pid1.wait_exited(0.01)
+        started = time.monotonic()
+        assert pid1.wait_exited(30)
+        assert time.monotonic() - started < 29  # it returned when the process ended
+        assert pid1.exited()
+    finally:
+        pid1.close()
+        child.wait()
