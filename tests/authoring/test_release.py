@@ -84,6 +84,11 @@ def test_committed_release_equals_a_fresh_generate_assignment():
 def test_a_scratch_course_reuses_the_release_of_identical_inputs_and_regenerates_for_changed_ones(
     tmp_path, monkeypatch
 ):
+    """On the toy course (the cache is the same for any assignment; nbgrader is quicker there)."""
+    import shutil
+
+    from toy_course import ASSIGNMENT, NOTEBOOK, make_toy_course
+
     from graders.authoring import release
 
     runs = []
@@ -93,14 +98,17 @@ def test_a_scratch_course_reuses_the_release_of_identical_inputs_and_regenerates
     )
     monkeypatch.setattr(release, "_SCRATCH_RELEASES", {})
     monkeypatch.delenv("HW5_DB_URL", raising=False)
-    first = release.make_scratch_course(tmp_path / "first")
-    second = release.make_scratch_course(tmp_path / "second")
+    first = make_toy_course(tmp_path / "first")
+    second = make_toy_course(tmp_path / "second")
     assert runs == [first]  # nbgrader ran once; the second course got a copy
-    assert differences(first / "release" / "hw5", second / "release" / "hw5") == []
+    assert differences(first / "release" / ASSIGNMENT, second / "release" / ASSIGNMENT) == []
     assert (second / "gradebook.db").read_bytes() == (first / "gradebook.db").read_bytes()
 
-    edited = release.copy_course(tmp_path / "edited")
-    notebook = edited / "source" / "hw5" / "hw5_part_a_written.ipynb"
-    notebook.write_text(notebook.read_text().replace("Part A", "Part  A", 1))
-    release.scratch_release(edited)
+    edited = tmp_path / "edited"
+    edited.mkdir()
+    shutil.copy2(first / "nbgrader_config.py", edited / "nbgrader_config.py")
+    shutil.copytree(first / "source", edited / "source")
+    notebook = edited / "source" / ASSIGNMENT / NOTEBOOK
+    notebook.write_text(notebook.read_text().replace("def add", "def  add", 1))
+    release.scratch_release(edited, ASSIGNMENT)
     assert runs == [first, edited]  # changed inputs: nbgrader runs again

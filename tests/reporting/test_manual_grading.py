@@ -77,6 +77,7 @@ def toy(tmp_path_factory, tmp_path):
     return root, report
 
 
+@pytest.mark.batch
 @needs_bwrap
 def test_rubric_is_absent_from_the_release_shown_to_graders_and_absent_from_feedback(toy):
     root, _ = toy
@@ -90,6 +91,7 @@ def test_rubric_is_absent_from_the_release_shown_to_graders_and_absent_from_feed
     assert problems == [] and RUBRIC_TEXT not in feedback.html_text(written[0].read_text())
 
 
+@pytest.mark.batch
 @needs_bwrap
 def test_manual_score_adds_to_the_autograded_points(toy):
     root, report = toy

@@ -71,6 +71,17 @@ def student_kernel(submission) -> dict:
     return namespace
 
 
+_TRAINED: dict[str, dict] = {}
+
+
+def trained_kernel(submission) -> dict:
+    """:func:`student_kernel`, once per style for this module: the tests only read it, and
+    training costs seconds a style."""
+    if submission.name not in _TRAINED:
+        _TRAINED[submission.name] = student_kernel(submission)
+    return _TRAINED[submission.name]
+
+
 @pytest.fixture(scope="module")
 def notebook():
     return vh.read(vh.PART_B)
@@ -87,7 +98,7 @@ def cell_source(notebook, grade_id: str) -> str:
 
 @pytest.mark.parametrize("style", UNUSUAL_STYLES, ids=lambda style: style.name)
 def test_unusual_style_passes_in_kernel_and_out_of_kernel(style, notebook, setup_code, monkeypatch, tmp_path):
-    namespace = vh.kernel_namespace(monkeypatch, student_kernel(style))
+    namespace = vh.kernel_namespace(monkeypatch, trained_kernel(style))
     requests = fresh_calls(export_requests(notebook, frozenset({"hw5_data"})), random.Random(16))
     for grade_id in MODEL_CELLS:
         source = cell_source(notebook, grade_id)
@@ -100,7 +111,7 @@ def test_unusual_style_passes_in_kernel_and_out_of_kernel(style, notebook, setup
 @pytest.mark.parametrize("style", UNUSUAL_STYLES, ids=lambda style: style.name)
 def test_rebuilt_model_predicts_as_the_students(style, monkeypatch, tmp_path):
     """The grade rests on the rebuilt model: it computes what the student's trained model does."""
-    namespace = vh.kernel_namespace(monkeypatch, student_kernel(style))
+    namespace = vh.kernel_namespace(monkeypatch, trained_kernel(style))
     export_cell({"grade_id": "cell", "names": ["model_momentum", "model_2_layer"], "calls": []}, str(tmp_path))
     exports = read_cell_exports(tmp_path / "cell")
     x = vh.tiny_data(16, seed=5)[0]
