@@ -1,0 +1,183 @@
+"""Issue 19's measure: one submission's grading time against the bare training, in one run.
+
+    python bench/speed_ratio.py [--runs 3] [--class-size 4] [--record]
+
+1. **The floor**: the five trainings of a fast-budget grading (baseline, TODO 1, 2, 4, 6),
+   bare, in one warm process (TensorFlow imported and the budget's data loaded before the
+   clock starts), as the kernel runs them: op determinism, the notebook's seed. Median of
+   ``--runs``.
+2. **The production path**: ``hw5-autograde --workers 1`` on the reference submission,
+   sandboxed, verifier included; the submission's own seconds from the report (Dask's
+   start-up, once per batch, is left out), median of ``--runs``. The canary is graded
+   once before the clock starts (its verdict is cached by content). CPU seconds per
+   submission: the CPU time of all the batch's processes (Dask's included), per batch.
+3. With ``--class-size N``: a class of N copies of the reference, ``--workers 2``: its
+   wall time, the submissions per minute, and the CPU seconds per submission.
+
+It prints the production path's median over the floor's (issue 19's goal: at most 1.5),
+and with ``--record`` writes ``bench/results/speed-ratio.json``. Both are measured in the
+same run because these machines are noisy; there is no timed test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "bench" / "results" / "speed-ratio.json"
+TRAINING_RUNS = ("baseline", "eta_large", "eta_small", "momentum", "two_conv")
+
+#: Runs in a fresh interpreter so that nothing of the grading runs shares its process.
+_FLOOR_CODE = """
+import json, os, sys, time
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import keras, tensorflow as tf
+from graders.authoring import reference
+from graders.course import hw5_data as course_loader
+hw5_data = course_loader()
+(x_train, y_train), (x_test, y_test) = hw5_data.load_mnist(hw5_data.BUDGETS["fast"])
+x_train, y_train = hw5_data.preprocess(x_train, y_train)
+x_test, y_test = hw5_data.preprocess(x_test, y_test)
+tf.config.experimental.enable_op_determinism()
+seconds = []
+for _ in range(int(sys.argv[1])):
+    keras.utils.set_random_seed(0)
+    started = time.perf_counter()
+    for run in json.loads(sys.argv[2]):
+        reference.train(reference.build_run(run), x_train, y_train, x_test, y_test)
+    seconds.append(time.perf_counter() - started)
+print(json.dumps(seconds))
+"""
+
+
+def floor_seconds(runs: int) -> list[float]:
+    """The five trainings, bare, in one warm process: seconds per repetition."""
+    result = subprocess.run(
+        [sys.executable, "-c", _FLOOR_CODE, str(runs), json.dumps(TRAINING_RUNS)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def grade(root: Path, students: list[str], workers: int, canary: bool = False) -> tuple[float, float, list[dict]]:
+    """One ``hw5-autograde`` batch of ``students``: (wall s, CPU s of every process, report)."""
+    from graders.grading import batch
+
+    report = root / "bench-report.json"
+    argv = ["hw5", "--course", str(root), "--force", "--workers", str(workers), "--report", str(report)]
+    for student in students:
+        argv += ["--student", student]
+    if not canary:
+        argv.append("--no-canary")
+    cpu, wall = _children_cpu() + _own_cpu(), time.perf_counter()
+    code = batch.main(argv)
+    wall, cpu = time.perf_counter() - wall, _children_cpu() + _own_cpu() - cpu
+    entries = json.loads(report.read_text())
+    bad = [entry for entry in entries if entry["status"] != "graded" or entry["errors"]]
+    if code != 0 or bad:
+        raise SystemExit(f"grading failed: {bad or code}")
+    return wall, cpu, entries
+
+
+def class_of(root: Path, size: int) -> list[str]:
+    """``size`` copies of the reference submission in ``root/submitted``: their names."""
+    from graders.authoring.sample_class import REFERENCE
+
+    source = root / "submitted" / REFERENCE.name
+    names = [f"copy-{index}" for index in range(size)]
+    for name in names:
+        shutil.copytree(source, root / "submitted" / name, dirs_exist_ok=True)
+    return names
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions for each median (at least 3)")
+    parser.add_argument("--class-size", type=int, default=0, help="also grade a class of N copies with 2 workers")
+    parser.add_argument("--record", action="store_true", help=f"write {RESULTS.relative_to(REPO)}")
+    args = parser.parse_args(argv)
+
+    from graders.authoring.release import make_scratch_course
+    from graders.authoring.sample_class import REFERENCE
+
+    with tempfile.TemporaryDirectory(prefix="hw5-speed-") as scratch:
+        root = make_scratch_course(Path(scratch) / "course")
+        REFERENCE.write(root / "submitted", root=root)
+        grade(root, [REFERENCE.name], workers=1, canary=True)  # the canary, cached from here on
+
+        floors = floor_seconds(args.runs)
+        production = []
+        for _ in range(args.runs):
+            _, cpu, (entry,) = grade(root, [REFERENCE.name], workers=1)
+            production.append({"seconds": entry["seconds"], "cpu_seconds_per_batch": round(cpu, 1)})
+        throughput = None
+        if args.class_size:
+            names = class_of(root, args.class_size)
+            wall, cpu, _ = grade(root, names, workers=2)
+            throughput = {
+                "submissions": args.class_size,
+                "workers": 2,
+                "wall_s": round(wall, 1),
+                "per_minute": round(60 * args.class_size / wall, 2),
+                "cpu_s_per_submission": round(cpu / args.class_size, 1),
+            }
+
+    floor = statistics.median(floors)
+    path = statistics.median(run["seconds"] for run in production)
+    result = {
+        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "floor_s": [round(value, 2) for value in floors],
+        "floor_median_s": round(floor, 2),
+        "production": production,
+        "production_median_s": round(path, 2),
+        "ratio": round(path / floor, 2),
+        "class": throughput,
+    }
+    print(f"floor (five trainings, bare, warm):  median {floor:.1f} s  {[round(v, 1) for v in floors]}")
+    print(f"production path (hw5-autograde):    median {path:.1f} s  {[run['seconds'] for run in production]}")
+    print(f"ratio: {path / floor:.2f}  (issue 19's goal: at most 1.5)")
+    print(
+        "CPU s per one-submission batch (Dask start-up included):", [run["cpu_seconds_per_batch"] for run in production]
+    )
+    if throughput:
+        print(
+            f"class of {throughput['submissions']}, 2 workers: {throughput['wall_s']} s, "
+            f"{throughput['per_minute']}/min, {throughput['cpu_s_per_submission']} CPU s each"
+        )
+    if args.record:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        print("recorded in", RESULTS.relative_to(REPO))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
