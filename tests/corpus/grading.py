@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import pytest
+
+from graders.authoring.mock_submissions import autograded_max_points
 from graders.authoring.release import make_scratch_course
+from graders.course import course_db_url
+from graders.gradebook import student_grades
 from graders.grading import batch
+from graders.reporting.score_table import autograded_points
+
+#: The marks of a corpus graded end to end in the sandbox on the real homework.
+SANDBOXED_CORPUS = [
+    pytest.mark.slow,
+    pytest.mark.needs_mnist,
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
 
 
 def grade_mocks(base: Path, mocks, workers: int | None = None) -> tuple[Path, dict[str, dict]]:
@@ -19,6 +33,13 @@ def grade_mocks(base: Path, mocks, workers: int | None = None) -> tuple[Path, di
     options = ["--workers", str(workers)] if workers else []
     batch.main(["hw5", "--course", str(root), "--report", str(report), *options])
     return root, {entry["student"]: entry for entry in json.loads(report.read_text())}
+
+
+def points_of(root: Path, mock) -> tuple[dict[str, float], dict[str, float]]:
+    """(got, expected): the points per test cell that ``mock`` got in the graded course at
+    ``root``, and those its corpus states."""
+    got = autograded_points(student_grades(course_db_url(root), mock.name))
+    return got, mock.expected_points(autograded_max_points(root))
 
 
 _SHARED: dict[str, tuple[Path, dict[str, dict]]] = {}

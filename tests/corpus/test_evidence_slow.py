@@ -3,22 +3,12 @@ grade its work deserves (tests/corpus/evidence.py says why for each)."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from corpus.evidence import EVIDENCE
-from corpus.grading import grade_mocks
-from graders.authoring.mock_submissions import autograded_max_points
-from graders.course import course_db_url
-from graders.gradebook import student_grades
-from graders.reporting.score_table import autograded_points
+from corpus.grading import SANDBOXED_CORPUS, grade_mocks, points_of
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.needs_mnist,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-]
+pytestmark = SANDBOXED_CORPUS
 
 
 @pytest.fixture(scope="module")
@@ -30,5 +20,5 @@ def graded(tmp_path_factory):
 def test_each_case_gets_exactly_the_grade_its_work_deserves(graded, mock):
     root, reports = graded
     assert reports[mock.name]["status"] == "graded", reports[mock.name]
-    got = autograded_points(student_grades(course_db_url(root), mock.name))
-    assert got == mock.expected_points(autograded_max_points(root))
+    got, expected = points_of(root, mock)
+    assert got == expected

@@ -12,22 +12,12 @@ flagged.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
-from corpus.grading import grade_mocks
+from corpus.grading import SANDBOXED_CORPUS, grade_mocks, points_of
 from corpus.tampering import LAZY_HONEST, TAMPERING, TIME_LIMITED
-from graders.authoring.mock_submissions import autograded_max_points
-from graders.course import course_db_url
-from graders.gradebook import student_grades
-from graders.reporting.score_table import autograded_points
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.needs_mnist,
-    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
-]
+pytestmark = SANDBOXED_CORPUS
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +29,7 @@ def graded(tmp_path_factory):
 def test_each_trick_earns_exactly_the_honest_grade(graded, mock):
     root, reports = graded
     assert reports[mock.name]["status"] == "graded", reports[mock.name]
-    got = autograded_points(student_grades(course_db_url(root), mock.name))
-    expected = mock.expected_points(autograded_max_points(root))
+    got, expected = points_of(root, mock)
     for grade_id in TIME_LIMITED.get(mock.name, ()):
         assert got[grade_id] in (0, expected[grade_id]), (grade_id, got[grade_id])
         got[grade_id] = expected[grade_id]
