@@ -14,7 +14,8 @@ This runs nbgrader's own ``generate_feedback`` (one HTML file per notebook under
   autograded notebooks carry for the formgrader, are removed.
 - **Tracebacks.** A failing test cell's traceback quotes the lines around the failing
   line, hidden ones included, and frames inside the grading code. In a test cell it
-  becomes ``ErrorName: message``; elsewhere, frames in the grading code are dropped.
+  becomes ``ErrorName: message``; elsewhere, frames in the grading code are dropped and
+  IPython's ``Traceback (most recent call last)`` header becomes a plain sentence.
 - **A summary** on top: the data budget the notebook was graded under (the setup cell
   prints ``HW5 data budget: ...``) and one row per graded cell: points, outcome and
   the test's own message, which says what to fix.
@@ -262,7 +263,19 @@ def _test_traceback(output, execution_count) -> list[str]:
     return [f"{ename}: raised while the test called your code; where it happened:", *kept, last]
 
 
-def _clean_traceback(frames: list[str]) -> list[str]:
+_IPYTHON_HEADER = "Traceback (most recent call last)"
+
+
+def _own_traceback(output) -> list[str]:
+    """An error in a cell of the student's own: where it happened in their code (their
+    frames and the library calls below them, as at home), without frames in the grading
+    code, and in the same words as a test cell's (``ErrorName: raised in this cell; where
+    it happened:``) instead of IPython's rule and ``Traceback (most recent call last)``."""
+    ename = strip_ansi(str(output.get("ename", "Error")))
+    frames = list(output.get("traceback", []))
+    headers = [index for index, frame in enumerate(frames[:2]) if _IPYTHON_HEADER in strip_ansi(frame)]
+    if headers:
+        frames = frames[headers[0] + 1 :]
     kept, dropped = [], 0
     for frame in frames:
         if _GRADER_FRAME.search(strip_ansi(frame)) or HIDDEN_BEGIN in frame:
@@ -270,8 +283,8 @@ def _clean_traceback(frames: list[str]) -> list[str]:
         else:
             kept.append(frame)
     if dropped:
-        kept.insert(min(1, len(kept)), f"[{dropped} frame(s) in the grading code not shown]")
-    return kept
+        kept.insert(0, f"[{dropped} frame(s) in the grading code not shown]")
+    return [f"{ename}: raised in this cell; where it happened:", *kept]
 
 
 def _unanswered(cell) -> bool:
@@ -363,7 +376,7 @@ class FeedbackRedactor(NbGraderPreprocessor):
                 elif strip_ansi(str(output.get("ename", ""))) in STUDENT_SENTENCES:
                     output["traceback"] = [_error_message(output)]  # the grader's own output
                 else:
-                    output["traceback"] = _clean_traceback(list(output.get("traceback", [])))
+                    output["traceback"] = _own_traceback(output)
                 output["evalue"] = student_part(str(output.get("evalue", "")))
         return cell, resources
 

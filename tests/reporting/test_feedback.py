@@ -307,6 +307,36 @@ def test_grading_frames_are_dropped_from_other_tracebacks():
     assert "model_checks" not in shown and "model = build()" in shown and "ValueError: bad" in shown
 
 
+def test_an_error_in_the_students_own_cell_reads_as_a_sentence_with_their_frames():
+    """IPython's rule and ``Traceback (most recent call last)`` header become a plain line;
+    the student's frames and the library's below them stay, the grading code's go (found
+    by the slow corpus: a mutant's own ``SGD(lr=...)`` error showed a raw traceback)."""
+    cell = nbformat.v4.new_code_cell("model = build()")
+    cell.outputs = [
+        nbformat.from_dict(
+            {
+                "output_type": "error",
+                "ename": "ValueError",
+                "evalue": "Argument `lr` is no longer supported.",
+                "traceback": [
+                    "\x1b[0;31m----------------------------------------------------------\x1b[0m",
+                    "\x1b[0;31mValueError\x1b[0m          Traceback (most recent call last)",
+                    "Cell In[22], line 2\n----> 2 model = build()",
+                    "File /tmp/hw5-kit-x/graders/checks/recorder.py:10, in fit\n secret",
+                    "File /opt/sandbox-python/0/lib/python3.11/site-packages/keras/src/optimizers/sgd.py:60",
+                    "\x1b[0;31mValueError\x1b[0m: Argument `lr` is no longer supported.",
+                ],
+            }
+        )
+    ]
+    notebook, _ = feedback.FeedbackRedactor().preprocess(nbformat.v4.new_notebook(cells=[cell]), {})
+    shown = feedback.strip_ansi("\n".join(notebook.cells[1].outputs[0]["traceback"]))
+    assert student_page_problems(shown) == [], shown
+    assert shown.startswith("ValueError: raised in this cell; where it happened:")
+    assert "model = build()" in shown and "keras/src/optimizers/sgd.py" in shown and "recorder" not in shown
+    assert shown.endswith("ValueError: Argument `lr` is no longer supported.")
+
+
 def test_summary_escapes_what_the_student_controls():
     cell = _test_cell(
         "x",
