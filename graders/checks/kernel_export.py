@@ -141,11 +141,6 @@ def _sibling(name: str):
     return _SIBLINGS[name]
 
 
-def _describe():
-    """``graders/checks/describe.py``: how the checks read a model."""
-    return _sibling("describe")
-
-
 class _Writer:
     """Collects arrays under unique keys while items are built."""
 
@@ -199,7 +194,7 @@ def _chain_layers(model) -> tuple[list, list[str]]:
     """
     import keras
 
-    model_layers = _describe().model_layers
+    model_layers = _sibling("describe").model_layers
 
     notes = []
     if type(model) is keras.Sequential:
@@ -234,7 +229,7 @@ def _layer_entry(layer, index: int, notes: list[str]) -> dict:
     (not the keys a subclass may add); an activation given as a function is exported as
     the name of the Keras activation it computes. Each such reading adds a note.
     """
-    describe = _describe()
+    describe = _sibling("describe")
     KNOWN_ACTIVATIONS, _function_name = describe.KNOWN_ACTIVATIONS, describe._function_name
     identify_activation, keras_class = describe.identify_activation, describe.keras_class
 
@@ -261,7 +256,7 @@ def _config_with_known_activation(layer, klass, activation) -> dict:
     activation it computes (put back at once): what Keras cannot serialize, it can then."""
     import keras
 
-    name = _describe().identify_activation(activation)
+    name = _sibling("describe").identify_activation(activation)
     if name is None:
         raise _Unsupported(
             f"{type(layer).__name__}'s config cannot be read, and its activation computes none of Keras's"
@@ -401,7 +396,7 @@ def _model_item(model, name: str, writer: _Writer | None, weights: bool = True) 
     predictions on :func:`probe_images`, with its weights even for a builder's result,
     so that the verifier can confirm the reading.
     """
-    model_input_shape = _describe().model_input_shape
+    model_input_shape = _sibling("describe").model_input_shape
 
     layers, notes = _chain_layers(model)
     entries = [_layer_entry(layer, index, notes) for index, layer in enumerate(layers)]

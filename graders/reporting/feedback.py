@@ -239,6 +239,12 @@ def collapse_streams(outputs: list) -> list:
 _CELL_FRAME = re.compile(r"^\s*Cell In\[(\d+)\]")
 
 
+def _in_grading_code(frame: str) -> bool:
+    """Whether a traceback frame is in the grading code or quotes a hidden test."""
+    plain = strip_ansi(frame)
+    return bool(_GRADER_FRAME.search(plain)) or HIDDEN_BEGIN in plain
+
+
 def _test_traceback(output, execution_count) -> list[str]:
     """A test cell's traceback without the test cell's own frame (its context lines may be
     hidden tests) and without grading-code frames. What is left is the student's code
@@ -255,7 +261,7 @@ def _test_traceback(output, execution_count) -> list[str]:
         own = _CELL_FRAME.match(plain)
         if own and (execution_count is None or int(own.group(1)) == execution_count):
             continue
-        if _GRADER_FRAME.search(plain) or HIDDEN_BEGIN in plain:
+        if _in_grading_code(frame):
             continue
         kept.append(frame)
     if not kept:
@@ -278,7 +284,7 @@ def _own_traceback(output) -> list[str]:
         frames = frames[headers[0] + 1 :]
     kept, dropped = [], 0
     for frame in frames:
-        if _GRADER_FRAME.search(strip_ansi(frame)) or HIDDEN_BEGIN in frame:
+        if _in_grading_code(frame):
             dropped += 1
         else:
             kept.append(frame)
