@@ -4,22 +4,26 @@
 text, paths, settings), so that it runs the same in a local process and on a Dask
 worker; it never touches the gradebook. Each notebook runs in :mod:`graders.sandbox`
 (or, with ``sandbox=False``, by the same rules unisolated, :mod:`graders.sandbox.plain`),
-then :mod:`graders.grading.verifier_step` re-checks them all out of the kernel.
+then :mod:`graders.grading.verifier_step` re-checks them all out of the kernel. The
+notebooks run side by side, and the verifier starts with them: its warm-up (TensorFlow's
+import) is hidden by the kernels' run, and it reads nothing of the submission before they end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import nbformat
 
 from graders.grading.kits import CHECKS_INSIDE, DATA_INSIDE
 from graders.grading.shipping import materialize
-from graders.grading.verifier_step import ToVerify, apply_verdicts, verify_submission
+from graders.grading.verifier_step import EarlyVerifier, ToVerify, apply_verdicts
 
 
 @dataclass
@@ -61,33 +65,42 @@ class JobResult:
 def execute_job(job: Job) -> JobResult:
     job = materialize(job)  # content references (a cluster worker) -> verified paths of this worker's cache
     started = time.monotonic()
-    runs = {}
     # Root's folder: the student's uid never had it; the verifier's uid reads it.
     artifacts = tempfile.mkdtemp(prefix="hw5-artifacts-")
     try:
         os.chmod(artifacts, 0o755)
-        for index, (name, text) in enumerate(job.notebooks.items()):
-            exports = os.path.join(artifacts, str(index))
-            os.mkdir(exports, 0o755)
-            runner = _run_sandboxed if job.sandbox else _run_unsandboxed
-            runs[name] = runner(job, name, text, exports)
-        verify_seconds = _verify(job, runs, artifacts)
+        exports = {}
+        for index, name in enumerate(job.notebooks):
+            exports[name] = os.path.join(artifacts, str(index))
+            os.mkdir(exports[name], 0o755)
+        with _early_verifier(job, exports) as verifier:  # warms up while the notebooks run
+            runs = _run_notebooks(job, exports)
+            verify_seconds = _verify(runs, verifier)
     finally:
         shutil.rmtree(artifacts, ignore_errors=True)
     return JobResult(job.student, runs, time.monotonic() - started, os.uname().nodename, verify_seconds)
 
 
-def _verify(job: Job, runs: dict[str, NotebookRun], artifacts: str) -> float:
-    """Re-check every notebook's test cells out of kernel, in one verifier process, and
-    fail the cells whose verdicts disagree. Returns the verifier's seconds."""
-    if not job.verifier_kit_dir:
-        return 0.0
+def _run_notebooks(job: Job, exports: dict[str, str]) -> dict[str, NotebookRun]:
+    """Every notebook of the job, side by side, each in its own sandbox (HW5's written part
+    runs in the shadow of the CNN part); a failure of ours in one is raised once all ended."""
+    runner = _run_sandboxed if job.sandbox else _run_unsandboxed
+    with ThreadPoolExecutor(max_workers=max(1, len(job.notebooks)), thread_name_prefix="hw5-notebook") as pool:
+        futures = {name: pool.submit(runner, job, name, text, exports[name]) for name, text in job.notebooks.items()}
+    return {name: future.result() for name, future in futures.items()}
+
+
+def _early_verifier(job: Job, exports: dict[str, str]):
+    """The submission's verifier, started now (it waits for the word go), or a stand-in
+    when the job has none to verify."""
     wanted = {
-        name: ToVerify(job.notebooks[name], job.export_requests[name], os.path.join(artifacts, str(index)))
-        for index, name in enumerate(job.notebooks)
-        if job.export_requests.get(name) and runs[name].executed is not None
-    }  # None: all zero already
-    verifications, seconds = verify_submission(
+        name: ToVerify(job.notebooks[name], job.export_requests[name], exports[name])
+        for name in job.notebooks
+        if job.export_requests.get(name)
+    }
+    if not job.verifier_kit_dir or not wanted:
+        return contextlib.nullcontext(None)
+    return EarlyVerifier(
         wanted,
         kit_dir=job.verifier_kit_dir,
         support_files=job.support_files,
@@ -96,6 +109,17 @@ def _verify(job: Job, runs: dict[str, NotebookRun], artifacts: str) -> float:
         sandbox=job.sandbox,
         threads=int(job.limits.get("threads", 2)),
     )
+
+
+def _verify(runs: dict[str, NotebookRun], verifier: EarlyVerifier | None) -> float:
+    """Re-check every notebook's test cells out of kernel, in one verifier process, and
+    fail the cells whose verdicts disagree. Returns the verifier's seconds from the word
+    go (its warm-up ran beside the notebooks)."""
+    if verifier is None:
+        return 0.0
+    # A notebook that came back empty has all zero already: nothing to verify.
+    names = [name for name in verifier.notebooks if runs[name].executed is not None]
+    verifications, seconds = verifier.finish(names)
     for name, verification in verifications.items():
         run = runs[name]
         executed = nbformat.reads(run.executed, as_version=4)

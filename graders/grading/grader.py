@@ -50,6 +50,7 @@ class StudentReport:
     score: float | None = None
     max_score: float | None = None
     verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier's share
+    notebook_seconds: dict[str, float] = field(default_factory=dict)  # of ``seconds``: each notebook's run
     unverified: bool = False  # the verifier itself failed: a failure of ours, exit status 1
     errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
     flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
@@ -235,6 +236,7 @@ class Grader:
         if failure:
             report.errors.append(failure)
         report.verify_seconds = result.verify_seconds if result else 0.0
+        report.notebook_seconds = {name: round(run.seconds, 2) for name, run in (result.runs.items() if result else ())}
         environment = [
             f"{name}: {line}"
             for name, run in (result.runs.items() if result else ())

@@ -10,6 +10,7 @@ See docs/security.md, "The judge is outside the student's kernel".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -102,90 +103,241 @@ def verify_submission(
     threads: int = 2,
 ) -> tuple[dict[str, Verification], float]:
     """Verify every notebook of one submission in ONE verifier process (one TensorFlow
-    import, one sandbox). Returns a :class:`Verification` per notebook name and the
-    seconds it took; never raises for a failure of the verifier itself: then every
-    notebook gets that failure ("could not verify")."""
-    started = time.monotonic()
-    if not notebooks:
-        return {}, 0.0
-    try:
-        runner = _run_sandboxed if sandbox else _run_plain
-        stdout = runner(notebooks, kit_dir, support_files, data_file, env, threads)
-        results = _parse(stdout, notebooks)
-    except Exception as error:  # noqa: BLE001 - a verifier failure is "could not verify", never a crash
-        failure = f"{type(error).__name__}: {str(error)[:600]}"
-        results = {name: Verification(None, failure=failure) for name in notebooks}
-    return results, time.monotonic() - started
-
-
-def _verifier_argv(python: str, job: str, support: str) -> list[str]:
-    return [python, "-P", "-m", "graders.verify", "--job", job, "--support-dir", support]
-
-
-def _run_sandboxed(notebooks, kit_dir, support_files, data_file, env, threads) -> str:
-    from graders.sandbox import SandboxLimits
-    from graders.sandbox import bwrap as bw
-    from graders.sandbox.run import SandboxRun
-
-    limits = SandboxLimits(
-        uid=VERIFIER_UID,
-        gid=VERIFIER_UID,
-        memory_mb=VERIFIER_MEMORY_MB,
+    import, one sandbox): :class:`EarlyVerifier` started and told to go at once."""
+    verifier = EarlyVerifier(
+        notebooks,
+        kit_dir=kit_dir,
+        support_files=support_files,
+        data_file=data_file,
+        env=env,
+        sandbox=sandbox,
         threads=threads,
-        notebook_timeout_s=VERIFIER_TIMEOUT_S,
     )
-    exe, _ = bw.python_inside()
-    with SandboxRun(limits) as run:
-        job = {}
-        for index, (name, item) in enumerate(notebooks.items()):
-            run.add_ro_bind(item.artifacts_dir, f"{ARTIFACTS_INSIDE}/{index}")
-            notebook = run.add_file(f"trusted-{index}.ipynb", item.trusted_notebook.encode("utf-8"))
-            job[name] = {"notebook": notebook, "exports": f"{ARTIFACTS_INSIDE}/{index}", "requests": item.requests}
-        job_path = run.add_file("job.json", json.dumps(job).encode("utf-8"))
-        inside = os.path.dirname(job_path)  # the run's own folder, where hw5_data.py goes
-        for name, host in support_files.items():
-            if name.endswith(".py"):  # the trusted hw5_data.py, never the student's copy
-                run.add_file(name, source=host)
-        run.add_ro_bind(kit_dir, VERIFIER_KIT_INSIDE)
-        if data_file:
-            run.add_ro_bind(data_file, DATA_INSIDE)
-        inside_env = bw.base_env(limits, os.path.dirname(exe))
-        inside_env.update(_verifier_env(env, DATA_INSIDE if data_file else None, VERIFIER_KIT_INSIDE))
-        run.start(_verifier_argv(exe, job_path, inside), inside_env)
-        rc = run.wait(VERIFIER_TIMEOUT_S)
-        detail = run.stderr_text()
-        if run.timed_out:
+    with verifier:
+        return verifier.finish(list(notebooks))
+
+
+class EarlyVerifier:
+    """The verifier of one submission, started before its notebooks run.
+
+    ``with EarlyVerifier(...) as verifier: <run the notebooks>; verifier.finish(names)``.
+    It starts at once (its sandbox, Python, TensorFlow and Keras imported: about 4 s that
+    then overlap the kernel's run) and waits, before it reads anything of the submission,
+    for the names of the notebooks to verify on a pipe whose write end only this host
+    process holds. So each verification still runs in a process no export reached before,
+    and its time limit counts from that word. Leaving the block kills it, verified or not.
+
+    ``notebooks``: every notebook that may be verified; their ``artifacts_dir`` must
+    exist now (bound as they are: the exports are copied in later).
+    """
+
+    def __init__(
+        self,
+        notebooks: dict[str, ToVerify],
+        *,
+        kit_dir: str,
+        support_files: dict[str, str],
+        data_file: str | None,
+        env: dict[str, str],
+        sandbox: bool,
+        threads: int = 2,
+    ) -> None:
+        self.notebooks = notebooks
+        self.kit_dir, self.support_files, self.data_file = kit_dir, support_files, data_file
+        self.env, self.sandbox, self.threads = env, sandbox, threads
+        self._stack = contextlib.ExitStack()
+        self._go: int | None = None  # the write end of the go pipe
+        self._process = None  # a _Sandboxed or _Plain process
+        self.failure: str | None = None  # why it could not start (then every notebook "could not verify")
+
+    def __enter__(self) -> EarlyVerifier:
+        if not self.notebooks:
+            return self
+        try:
+            runner = _Sandboxed if self.sandbox else _Plain
+            self._process = self._stack.enter_context(runner(self))
+        except Exception as error:  # noqa: BLE001 - "could not verify" later, never a crash now
+            self.failure = f"{type(error).__name__}: {str(error)[:600]}"
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    def finish(self, names: list[str]) -> tuple[dict[str, Verification], float]:
+        """Verify ``names`` (a subset of the notebooks given); a :class:`Verification` per
+        name and the seconds from the word go to the verdicts. Never raises for a failure of
+        the verifier itself: then every named notebook gets that failure."""
+        started = time.monotonic()
+        names = [name for name in names if name in self.notebooks]
+        if not names:
+            return {}, 0.0
+        try:
+            if self.failure is not None:
+                raise RuntimeError(self.failure)
+            stdout = self._process.go(names)
+            results = _parse(stdout, names)
+        except Exception as error:  # noqa: BLE001 - a verifier failure is "could not verify", never a crash
+            failure = f"{type(error).__name__}: {str(error)[:600]}"
+            results = {name: Verification(None, failure=failure) for name in names}
+        return results, time.monotonic() - started
+
+
+def _verifier_argv(python: str, job: str, support: str, go_fd: int) -> list[str]:
+    return [python, "-P", "-m", "graders.verify", "--job", job, "--support-dir", support, "--go-fd", str(go_fd)]
+
+
+def _job_entries(notebooks: dict[str, ToVerify], notebook_path, exports_path) -> dict:
+    """The verifier's job file: per notebook, its trusted copy, its exports and requests."""
+    return {
+        name: {"notebook": notebook_path(index, item), "exports": exports_path(index, item), "requests": item.requests}
+        for index, (name, item) in enumerate(notebooks.items())
+    }
+
+
+def _send_go(fd: int, names: list[str]) -> None:
+    """The word go: the names to verify, then end of file."""
+    with os.fdopen(fd, "wb") as pipe:
+        pipe.write(json.dumps(names).encode("utf-8"))
+
+
+class _Sandboxed:
+    """The verifier in a fresh sandbox under a uid of its own."""
+
+    def __init__(self, early: EarlyVerifier) -> None:
+        self.early = early
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> _Sandboxed:
+        from graders.sandbox import SandboxLimits
+        from graders.sandbox import bwrap as bw
+        from graders.sandbox.run import SandboxRun
+
+        early = self.early
+        limits = SandboxLimits(
+            uid=VERIFIER_UID,
+            gid=VERIFIER_UID,
+            memory_mb=VERIFIER_MEMORY_MB,
+            threads=early.threads,
+            notebook_timeout_s=VERIFIER_TIMEOUT_S,
+        )
+        exe, _ = bw.python_inside()
+        with contextlib.ExitStack() as stack:
+            run = self.run = stack.enter_context(SandboxRun(limits))
+            notebooks = {}
+            for index, item in enumerate(early.notebooks.values()):
+                run.add_ro_bind(item.artifacts_dir, f"{ARTIFACTS_INSIDE}/{index}")
+                notebooks[index] = run.add_file(f"trusted-{index}.ipynb", item.trusted_notebook.encode("utf-8"))
+            job = _job_entries(
+                early.notebooks, lambda index, _: notebooks[index], lambda index, _: f"{ARTIFACTS_INSIDE}/{index}"
+            )
+            job_path = run.add_file("job.json", json.dumps(job).encode("utf-8"))
+            inside = os.path.dirname(job_path)  # the run's own folder, where hw5_data.py goes
+            for name, host in early.support_files.items():
+                if name.endswith(".py"):  # the trusted hw5_data.py, never the student's copy
+                    run.add_file(name, source=host)
+            run.add_ro_bind(early.kit_dir, VERIFIER_KIT_INSIDE)
+            if early.data_file:
+                run.add_ro_bind(early.data_file, DATA_INSIDE)
+            inside_env = bw.base_env(limits, os.path.dirname(exe))
+            inside_env.update(_verifier_env(early.env, DATA_INSIDE if early.data_file else None, VERIFIER_KIT_INSIDE))
+            go_read, self.go_write = os.pipe()
+            stack.callback(self._close_go)
+            try:
+                run.start(_verifier_argv(exe, job_path, inside, go_read), inside_env, pass_fds=(go_read,))
+            finally:
+                os.close(go_read)  # the verifier holds the read end, this process the write end
+            self.stack = stack.pop_all()
+        return self
+
+    def _close_go(self) -> None:
+        if self.go_write is not None:
+            os.close(self.go_write)
+            self.go_write = None
+
+    def __exit__(self, *exc_info) -> None:
+        self.stack.close()
+
+    def go(self, names: list[str]) -> str:
+        fd, self.go_write = self.go_write, None
+        try:
+            _send_go(fd, names)
+        except BrokenPipeError:  # it died while warming up: its status says why below
+            pass
+        rc = self.run.wait(VERIFIER_TIMEOUT_S, since=time.monotonic())
+        detail = self.run.stderr_text()
+        if self.run.timed_out:
             raise TimeoutError(f"the verifier ran over {VERIFIER_TIMEOUT_S} s")
         if rc != 0:
             raise RuntimeError(f"the verifier exited with status {rc}: {detail.strip()[-400:]}")
-        return run.stdout_text()
+        return self.run.stdout_text()
 
 
-def _run_plain(notebooks, kit_dir, support_files, data_file, env, threads) -> str:
-    with tempfile.TemporaryDirectory(prefix="hw5-verify-") as scratch:
-        job = {}
-        for index, (name, item) in enumerate(notebooks.items()):
-            notebook = Path(scratch, f"trusted-{index}.ipynb")
-            notebook.write_text(item.trusted_notebook, encoding="utf-8")
-            job[name] = {"notebook": str(notebook), "exports": item.artifacts_dir, "requests": item.requests}
-        job_path = Path(scratch, "job.json")
-        job_path.write_text(json.dumps(job))
-        for name, host in support_files.items():
-            if name.endswith(".py"):
-                shutil.copyfile(host, Path(scratch, name))
-        run_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-        run_env.update(_verifier_env(env, data_file, kit_dir))
-        proc = subprocess.run(
-            _verifier_argv(sys.executable, str(job_path), scratch),
-            capture_output=True,
-            text=True,
-            env=run_env,
-            cwd=scratch,
-            timeout=VERIFIER_TIMEOUT_S,
-        )
-        if proc.returncode != 0:
-            raise RuntimeError(f"the verifier exited with status {proc.returncode}: {proc.stderr[-300:]}")
-        return proc.stdout
+class _Plain:
+    """The verifier as a plain subprocess (only with --no-sandbox)."""
+
+    def __init__(self, early: EarlyVerifier) -> None:
+        self.early = early
+
+    def __enter__(self) -> _Plain:
+        early = self.early
+        self.scratch = tempfile.mkdtemp(prefix="hw5-verify-")
+        try:
+            paths = {}
+            for index, item in enumerate(early.notebooks.values()):
+                paths[index] = Path(self.scratch, f"trusted-{index}.ipynb")
+                paths[index].write_text(item.trusted_notebook, encoding="utf-8")
+            job = _job_entries(early.notebooks, lambda index, _: str(paths[index]), lambda _, item: item.artifacts_dir)
+            job_path = Path(self.scratch, "job.json")
+            job_path.write_text(json.dumps(job))
+            for name, host in early.support_files.items():
+                if name.endswith(".py"):
+                    shutil.copyfile(host, Path(self.scratch, name))
+            run_env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+            run_env.update(_verifier_env(early.env, early.data_file, early.kit_dir))
+            go_read, self.go_write = os.pipe()
+            try:
+                self.proc = subprocess.Popen(
+                    _verifier_argv(sys.executable, str(job_path), self.scratch, go_read),
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=run_env,
+                    cwd=self.scratch,
+                    pass_fds=(go_read,),
+                )
+            finally:
+                os.close(go_read)
+        except BaseException:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.go_write is not None:
+            os.close(self.go_write)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def go(self, names: list[str]) -> str:
+        fd, self.go_write = self.go_write, None
+        try:
+            _send_go(fd, names)
+        except BrokenPipeError:
+            pass
+        try:
+            stdout, stderr = self.proc.communicate(timeout=VERIFIER_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise TimeoutError(f"the verifier ran over {VERIFIER_TIMEOUT_S} s") from None
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the verifier exited with status {self.proc.returncode}: {stderr[-300:]}")
+        return stdout
 
 
 def _graded_cells(notebook):

@@ -315,12 +315,13 @@ class SandboxRun:
         if self.pid1 is not None:
             self.pid1.kill()
 
-    def wait(self, timeout: float) -> int | None:
-        """Wait for the sandbox; past ``timeout`` s kill everything in the cgroup (or,
-        rootless, the pid namespace). Returns the exit status (``None`` if it had to be
-        killed)."""
+    def wait(self, timeout: float, since: float | None = None) -> int | None:
+        """Wait for the sandbox; ``timeout`` s after its start (or after ``since``, a
+        ``time.monotonic()``: a process that waited for its input) kill everything in the
+        cgroup (or, rootless, the pid namespace). Returns the exit status (``None`` if it
+        had to be killed)."""
         assert self.proc is not None and self.started_at is not None
-        remaining = max(0.0, self.started_at + timeout - time.monotonic())
+        remaining = max(0.0, (since or self.started_at) + timeout - time.monotonic())
         try:
             rc = self.proc.wait(timeout=remaining)
         except subprocess.TimeoutExpired:

@@ -6,6 +6,9 @@ TensorFlow import) verifies them all::
     {"hw5_part_b_cnn.ipynb": {"notebook": "TRUSTED.ipynb", "exports": "DIR",
                               "requests": {grade_id: request, ...}}, ...}
 
+With ``--go-fd N`` it first warms up (TensorFlow, Keras, the checks) and then waits for
+the names of the notebooks to verify on pipe ``N`` (:class:`graders.grading.verifier_step.EarlyVerifier`).
+
 Prints exactly one line on stdout: ``HW5-VERDICTS `` followed by the JSON of
 ``{notebook name: {"verdicts": {grade_id: {"passed": bool, "message": str}}}}``, or
 ``{"failure": str}`` in place of ``verdicts`` for a notebook whose verification
@@ -53,10 +56,34 @@ def verify_job(job: dict, support_dir: str | None) -> dict[str, dict]:
     return results
 
 
+def warm_up() -> None:
+    """What every verification imports, before the word go: the kernel's run hides it."""
+    import keras  # noqa: F401 - TensorFlow with it: about 4 s
+
+    import graders.verify.verifier  # noqa: F401
+
+
+def await_go(fd: int) -> set[str]:
+    """The names of the notebooks to verify: a JSON list read from ``fd`` to end of file.
+    Raises ValueError when it is not one (the host died or sent nothing)."""
+    with os.fdopen(fd, "rb") as pipe:
+        raw = pipe.read(1024 * 1024)
+    names = json.loads(raw.decode("utf-8")) if raw else None
+    if not isinstance(names, list) or not all(isinstance(name, str) for name in names):
+        raise ValueError("no word to go: nothing verified")
+    return set(names)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m graders.verify", description=__doc__.splitlines()[0])
     parser.add_argument("--job", required=True, help="JSON {notebook name: {notebook, exports, requests}}")
     parser.add_argument("--support-dir", help="folder of the trusted hw5_data.py (default: each notebook's)")
+    parser.add_argument(
+        "--go-fd",
+        type=int,
+        help="warm up (TensorFlow, Keras, the checks), then read the names of the notebooks to verify "
+        "from this pipe (a JSON list, to end of file) before reading anything else",
+    )
     options = parser.parse_args(argv)
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -65,10 +92,16 @@ def main(argv=None) -> int:
     stdout = sys.stdout
     sys.stdout = sys.stderr  # only the verdict line goes to the real stdout
     try:
+        wanted = None
+        if options.go_fd is not None:
+            warm_up()
+            wanted = await_go(options.go_fd)
         with open(options.job, encoding="utf-8") as handle:
             job = json.load(handle)
         if not isinstance(job, dict) or not all(isinstance(entry, dict) for entry in job.values()):
             raise ValueError(f"{options.job} is not a verifier job")
+        if wanted is not None:
+            job = {name: entry for name, entry in job.items() if name in wanted}
         results = verify_job(job, options.support_dir)
     except (OSError, ValueError) as error:
         print(f"graders.verify: {error}", file=sys.stderr)
