@@ -5,7 +5,7 @@
 1. **The floor**: the five trainings of a fast-budget grading (baseline, TODO 1, 2, 4, 6),
    bare, in one warm process (TensorFlow imported and the budget's data loaded before the
    clock starts), as the kernel runs them: op determinism, the notebook's seed. Median of
-   ``--runs``.
+   ``--runs``, each repetition run just before one of the production path's.
 2. **The production path**: ``hw5-autograde --workers 1`` on the reference submission,
    sandboxed, verifier included; the submission's own seconds from the report (Dask's
    start-up, once per batch, is left out), median of ``--runs``. The canary is graded
@@ -15,7 +15,7 @@
    wall time, the submissions per minute, and the CPU seconds per submission.
 
 It prints the production path's median over the floor's (issue 19's goal: at most 1.5),
-and with ``--record`` writes ``bench/results/speed-ratio.json``. Both are measured in the
+and with ``--record`` adds the run to ``bench/results/speed-ratio.json`` (a list, oldest first). Both are measured in the
 same run because these machines are noisy; there is no timed test.
 """
 
@@ -41,7 +41,9 @@ sys.path.insert(0, str(REPO))
 RESULTS = REPO / "bench" / "results" / "speed-ratio.json"
 TRAINING_RUNS = ("baseline", "eta_large", "eta_small", "momentum", "two_conv")
 
-#: Runs in a fresh interpreter so that nothing of the grading runs shares its process.
+#: A warm process of its own (nothing of the grading runs shares it): TensorFlow imported
+#: and the budget's data loaded once; each line "go" on stdin runs the five trainings once
+#: and answers their seconds, so that the floor and the production path alternate.
 _FLOOR_CODE = """
 import json, os, sys, time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -53,28 +55,40 @@ hw5_data = course_loader()
 x_train, y_train = hw5_data.preprocess(x_train, y_train)
 x_test, y_test = hw5_data.preprocess(x_test, y_test)
 tf.config.experimental.enable_op_determinism()
-seconds = []
-for _ in range(int(sys.argv[1])):
+print("ready", flush=True)
+for line in sys.stdin:
     keras.utils.set_random_seed(0)
     started = time.perf_counter()
-    for run in json.loads(sys.argv[2]):
+    for run in json.loads(sys.argv[1]):
         reference.train(reference.build_run(run), x_train, y_train, x_test, y_test)
-    seconds.append(time.perf_counter() - started)
-print(json.dumps(seconds))
+    print(json.dumps(time.perf_counter() - started), flush=True)
 """
 
 
-def floor_seconds(runs: int) -> list[float]:
-    """The five trainings, bare, in one warm process: seconds per repetition."""
-    result = subprocess.run(
-        [sys.executable, "-c", _FLOOR_CODE, str(runs), json.dumps(TRAINING_RUNS)],
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(result.stdout.strip().splitlines()[-1])
+class Floor:
+    """The five trainings, bare, in one warm process: ``once()`` is one repetition's seconds."""
+
+    def __enter__(self) -> Floor:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _FLOOR_CODE, json.dumps(TRAINING_RUNS)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        if self.proc.stdout.readline().strip() != "ready":
+            raise SystemExit("the floor's process did not start")
+        return self
+
+    def once(self) -> float:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def __exit__(self, *exc_info) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def _children_cpu() -> float:
@@ -122,7 +136,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions for each median (at least 3)")
     parser.add_argument("--class-size", type=int, default=0, help="also grade a class of N copies with 2 workers")
-    parser.add_argument("--record", action="store_true", help=f"write {RESULTS.relative_to(REPO)}")
+    parser.add_argument("--record", action="store_true", help=f"add this run to {RESULTS.relative_to(REPO)}")
+    parser.add_argument("--label", default="", help="what this run measures (kept with it)")
     args = parser.parse_args(argv)
 
     from graders.authoring.release import make_scratch_course
@@ -133,10 +148,11 @@ def main(argv=None) -> int:
         REFERENCE.write(root / "submitted", root=root)
         grade(root, [REFERENCE.name], workers=1, canary=True)  # the canary, cached from here on
 
-        floors = floor_seconds(args.runs)
-        production = []
-        for _ in range(args.runs):
-            _, cpu, (entry,) = grade(root, [REFERENCE.name], workers=1)
+        floors, production = [], []
+        with Floor() as floor_process:
+            for _ in range(args.runs):  # alternating: a noisy minute weighs on both sides
+                floors.append(floor_process.once())
+                _, cpu, (entry,) = grade(root, [REFERENCE.name], workers=1)
             production.append(
                 {
                     "seconds": entry["seconds"],
@@ -159,8 +175,11 @@ def main(argv=None) -> int:
 
     floor = statistics.median(floors)
     path = statistics.median(run["seconds"] for run in production)
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
     result = {
         "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit.stdout.strip(),
+        "label": args.label,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "floor_s": [round(value, 2) for value in floors],
         "floor_median_s": round(floor, 2),
@@ -185,7 +204,8 @@ def main(argv=None) -> int:
             f"{throughput['per_minute']}/min, {throughput['cpu_s_per_submission']} CPU s each"
         )
     if args.record:
-        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+        runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+        RESULTS.write_text(json.dumps([*runs, result], indent=2) + "\n")
         print("recorded in", RESULTS.relative_to(REPO))
     return 0
 

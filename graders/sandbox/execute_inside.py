@@ -270,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
             "traceback": [f"{TIMEOUT_ENAME}: cell timed out after {args.cell_timeout} s"],
         },
         record_timing=False,
+        shutdown_kernel="immediate",  # every cell has run: a graceful exit of TensorFlow costs seconds
         resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
         on_cell_executed=on_cell_executed,
     )
