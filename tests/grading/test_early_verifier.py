@@ -98,7 +98,7 @@ def test_the_verifier_waits_for_the_word_go_once_warm(kit, tmp_path):
     """Long past its warm-up (about 4 s), it has read nothing and is still waiting."""
     exports = _empty_folder(tmp_path)
     with _early(kit, exports, False) as verifier:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 7
         while time.monotonic() < deadline:
             assert verifier._process.proc.poll() is None, "the verifier ended before the word go"
             time.sleep(0.5)
