@@ -153,14 +153,14 @@ def main(argv=None) -> int:
             for _ in range(args.runs):  # alternating: a noisy minute weighs on both sides
                 floors.append(floor_process.once())
                 _, cpu, (entry,) = grade(root, [REFERENCE.name], workers=1)
-            production.append(
-                {
-                    "seconds": entry["seconds"],
-                    "notebooks_s": entry["notebook_seconds"],
-                    "verifier_s": round(entry["verify_seconds"], 2),
-                    "cpu_seconds_per_batch": round(cpu, 1),
-                }
-            )
+                production.append(
+                    {
+                        "seconds": entry["seconds"],
+                        "notebooks_s": entry["notebook_seconds"],
+                        "verifier_s": round(entry["verify_seconds"], 2),
+                        "cpu_seconds_per_batch": round(cpu, 1),
+                    }
+                )
         throughput = None
         if args.class_size:
             names = class_of(root, args.class_size)
