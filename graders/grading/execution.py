@@ -11,10 +11,13 @@ import) is hidden by the kernels' run, and it reads nothing of the submission be
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import json
 import os
 import shutil
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +44,7 @@ class Job:
     # notebook file name -> {grade_id: export request} (graders.grading.verifier_step)
     export_requests: dict[str, dict] = field(default_factory=dict)
     verifier_kit_dir: str | None = None  # host dir holding graders/{checks,verify}
+    keep_warm: bool = False  # start this worker's next sandboxes while this job runs (a batch: more jobs follow)
 
 
 @dataclass
@@ -51,6 +55,7 @@ class NotebookRun:
     executed: str | None  # executed notebook (JSON text), None if nothing came back
     flags: list[str] = field(default_factory=list)  # out-of-kernel verification: review these
     unverified: str | None = None  # why the verifier itself failed (ours, not the student's)
+    warm: bool = False  # ran in a sandbox this worker readied ahead (Spares)
 
 
 @dataclass
@@ -138,23 +143,144 @@ def _kernel_env(job: Job, data_path: str | None, kit_path: str) -> dict[str, str
 
 
 def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRun:
-    from graders.sandbox import SandboxLimits, execute_notebook
+    from graders.sandbox import execute_notebook
 
     started = time.monotonic()
+    settings = _warm_run_settings(job)
+    warm = SPARES.take(name, settings)
+    if job.keep_warm:  # the next student's run warms up beside this one
+        SPARES.prepare(name, settings, warm_up_modules(text, job.support_files))
+    try:
+        result = execute_notebook(
+            nbformat.reads(text, as_version=4),
+            notebook_name=name,
+            export_requests=job.export_requests.get(name),
+            artifacts_to=artifacts,
+            warm=warm,
+            **settings,
+        )
+    finally:
+        if warm is not None:
+            warm.__exit__(None, None, None)
+    run = _notebook_run(result, started)
+    run.warm = warm is not None
+    return run
+
+
+def _warm_run_settings(job: Job) -> dict:
+    """What a notebook's sandbox is made of, the same for every student of a batch (the
+    instructor's support files and binds, the budget's environment and limits)."""
+    from graders.sandbox import SandboxLimits
+
     binds = [(job.checks_dir, CHECKS_INSIDE)]
     if job.data_file:
         binds.append((job.data_file, DATA_INSIDE))
-    result = execute_notebook(
-        nbformat.reads(text, as_version=4),
-        notebook_name=name,
-        support_files=job.support_files,
-        ro_binds=binds,
-        env=_kernel_env(job, DATA_INSIDE if job.data_file else None, CHECKS_INSIDE),
-        limits=SandboxLimits(**job.limits),
-        export_requests=job.export_requests.get(name),
-        artifacts_to=artifacts,
-    )
-    return _notebook_run(result, started)
+    return {
+        "support_files": dict(job.support_files),
+        "ro_binds": binds,
+        "env": _kernel_env(job, DATA_INSIDE if job.data_file else None, CHECKS_INSIDE),
+        "limits": SandboxLimits(**job.limits),
+    }
+
+
+def warm_up_modules(text: str, support_files: dict[str, str]) -> list[str]:
+    """The modules a notebook's first code cell imports, when that cell is locked (the
+    instructor's: it runs before any student code, so importing them earlier changes
+    nothing the notebook can see), less the assignment's own support modules."""
+    import ast
+
+    cells = [cell for cell in nbformat.reads(text, as_version=4).cells if cell.get("cell_type") == "code"]
+    if not cells or not cells[0].get("metadata", {}).get("nbgrader", {}).get("locked"):
+        return []
+    try:
+        tree = ast.parse(cells[0].source)
+    except SyntaxError:
+        return []
+    own = {os.path.splitext(name)[0] for name in support_files}
+    modules = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            modules += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            modules.append(node.module)
+    return sorted({name for name in modules if name.split(".")[0] not in own})
+
+
+class Spares:
+    """This worker process's warm sandboxes for its next student, one per notebook name:
+    each started while a job runs, with the kernel's first imports done, and handed to
+    the next job of the same batch whose settings are the same. A spare no student has
+    touched: each student still gets a fresh sandbox. :func:`release_spares` ends them
+    (at the end of every batch, on every worker; and when the process exits)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, tuple[str, object, threading.Thread | None]] = {}
+
+    @staticmethod
+    def _key(settings: dict) -> str:
+        return json.dumps(settings, sort_keys=True, default=repr)
+
+    def take(self, name: str, settings: dict):
+        """The spare for ``name`` made with ``settings`` (entered, still waiting), or None."""
+        with self._lock:
+            entry = self._runs.pop(name, None)
+        if entry is None:
+            return None
+        key, run, starter = entry
+        if starter is not None:
+            starter.join()
+        if key != self._key(settings) or run.failed or not run.alive():
+            run.__exit__(None, None, None)
+            return None
+        return run
+
+    def prepare(self, name: str, settings: dict, warm_up: list[str]) -> None:
+        """Start a spare for ``name`` in the background (one per name; an older one ends)."""
+        from graders.sandbox.notebook import WarmRun
+
+        run = WarmRun(warm_up=warm_up, **settings)
+        starter = threading.Thread(target=_start_spare, args=(run,), name=f"hw5-spare-{name}", daemon=True)
+        with self._lock:
+            old = self._runs.pop(name, None)
+            self._runs[name] = (self._key(settings), run, starter)
+        starter.start()
+        if old is not None:
+            if old[2] is not None:
+                old[2].join()
+            old[1].__exit__(None, None, None)
+
+    def release(self) -> int:
+        with self._lock:
+            entries, self._runs = list(self._runs.values()), {}
+        for _, run, starter in entries:
+            if starter is not None:
+                starter.join()
+            run.__exit__(None, None, None)
+        return len(entries)
+
+
+def _start_spare(run) -> None:
+    """Start ``run`` (in a thread of its own); a spare that could not start is marked
+    failed, and the next job starts its own sandbox as if there were none."""
+    from graders.sandbox.selftest import require_sandbox
+
+    try:
+        require_sandbox(run.limits)  # cached once it passed: a spare never skips the self-test
+        run.__enter__()
+    except Exception as error:  # noqa: BLE001 - no spare: the next job starts cold
+        run.failed = f"{type(error).__name__}: {error}"
+
+
+SPARES = Spares()
+
+
+def release_spares() -> int:
+    """End this process's spare sandboxes; returns how many there were."""
+    return SPARES.release()
+
+
+atexit.register(release_spares)
 
 
 def _notebook_run(result, started: float) -> NotebookRun:

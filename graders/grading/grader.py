@@ -24,7 +24,7 @@ from graders import gradebook
 from graders.course import course_db_url, load_config, source_layout
 from graders.grading.blobs import BlobError
 from graders.grading.environment import instructor_cell_failures
-from graders.grading.execution import Job, JobResult, execute_job
+from graders.grading.execution import Job, JobResult, execute_job, release_spares
 from graders.grading.intake import read_submission, suspicious_code
 from graders.grading.internal_errors import describe
 from graders.grading.kits import build_checks_kit, build_verifier_kit
@@ -51,6 +51,7 @@ class StudentReport:
     max_score: float | None = None
     verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier's share
     notebook_seconds: dict[str, float] = field(default_factory=dict)  # of ``seconds``: each notebook's run
+    warm_notebooks: list[str] = field(default_factory=list)  # ran in a sandbox the worker readied ahead
     unverified: bool = False  # the verifier itself failed: a failure of ours, exit status 1
     errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
     flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
@@ -237,6 +238,7 @@ class Grader:
             report.errors.append(failure)
         report.verify_seconds = result.verify_seconds if result else 0.0
         report.notebook_seconds = {name: round(run.seconds, 2) for name, run in (result.runs.items() if result else ())}
+        report.warm_notebooks = [name for name, run in (result.runs.items() if result else ()) if run.warm]
         environment = [
             f"{name}: {line}"
             for name, run in (result.runs.items() if result else ())
@@ -275,6 +277,15 @@ def _last_error(outcome: dict) -> str:
 def default_workers(threads_per_kernel: int = 2) -> int:
     """One worker per ``threads_per_kernel`` cores (TensorFlow uses that many threads)."""
     return max(1, (os.cpu_count() or 1) // threads_per_kernel)
+
+
+def _release_spares(client) -> None:
+    """End every worker's spare sandboxes: a batch leaves nothing running behind it (a
+    worker that is gone took its spares with it)."""
+    try:
+        client.run(release_spares)
+    except Exception as error:  # noqa: BLE001 - say so; the sandboxes die with their worker
+        print(f"hw5-autograde: could not end the workers' spare sandboxes: {describe(error)}", file=sys.stderr)
 
 
 def run_batch(
@@ -332,6 +343,7 @@ def run_batch(
                 bar.update()
                 continue
             job = shipment.address(job)
+            job.keep_warm = len(students) > 1  # each worker readies its next student's sandboxes
             started[student] = time.monotonic()
             futures[client.submit(execute_job, job, key=f"hw5-execute-{student}-{time.time_ns()}", pure=False)] = (
                 student
@@ -380,6 +392,7 @@ def run_batch(
         print("\ninterrupted: finished grades are saved; run again to grade the rest", file=sys.stderr)
     finally:
         bar.close()
+        _release_spares(client)
         if shipment is not None:
             unship(client, shipment)
         client.close()

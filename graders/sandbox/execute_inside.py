@@ -172,6 +172,94 @@ def _skip_slow_imports() -> None:
     sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
+def _kernel_env(args: argparse.Namespace) -> dict[str, str]:
+    kernel_env = dict(os.environ)
+    kernel_env.pop("PYTHONSAFEPATH", None)
+    if args.kernel_pythonpath:
+        kernel_env["PYTHONPATH"] = args.kernel_pythonpath
+    else:
+        kernel_env.pop("PYTHONPATH", None)  # the kernel does not see this kit
+    kernel_env["NBGRADER_EXECUTION"] = "autograde"
+    return kernel_env
+
+
+def _new_client(client_cls, nb, args: argparse.Namespace, on_cell_executed):
+    return client_cls(
+        nb,
+        timeout=args.cell_timeout,
+        startup_timeout=args.startup_timeout,
+        kernel_name=args.kernel,
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        error_on_timeout={
+            "ename": TIMEOUT_ENAME,
+            "evalue": f"cell timed out after {args.cell_timeout} s",
+            "traceback": [f"{TIMEOUT_ENAME}: cell timed out after {args.cell_timeout} s"],
+        },
+        record_timing=False,
+        shutdown_kernel="immediate",  # every cell has run: a graceful exit of TensorFlow costs seconds
+        resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
+        on_cell_executed=on_cell_executed,
+    )
+
+
+def warm_up_code(modules: list[str]) -> str:
+    """Code that imports ``modules`` (each one that fails is left for the notebook to meet)."""
+    return (
+        "def __hw5_warm_up__():\n"
+        "    import importlib\n"
+        f"    for name in {sorted(set(modules))!r}:\n"
+        "        try:\n"
+        "            importlib.import_module(name)\n"
+        "        except Exception:\n"
+        "            pass\n"
+        "__hw5_warm_up__()\n"
+        "del __hw5_warm_up__\n"
+    )
+
+
+def _start_kernel(client, kernel_env: dict[str, str], warm_up: str) -> None:
+    """Start the kernel ahead of its notebook, and import ``warm_up``'s modules in it (a
+    comma-separated list): silently, outside the notebook's history and execution counts."""
+    client.km = client.create_kernel_manager()
+    client.start_new_kernel(env=kernel_env)
+    client.start_new_kernel_client()
+    modules = [name for name in warm_up.split(",") if name]
+    if modules:
+        msg_id = client.kc.execute(warm_up_code(modules), silent=True, store_history=False)
+        client.wait_for_reply(msg_id)
+
+
+def _stop_kernel(client) -> None:
+    try:
+        client._cleanup_kernel()  # noqa: SLF001 - idempotent; may already be gone
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def receive_input(fd: int, cap: int) -> tuple[bytes, dict, str]:
+    """A warm run's input, read from ``fd`` to end of file: ``{"notebook": JSON text,
+    "name": file name, "requests": {grade_id: request}}``. Raises ValueError beyond
+    ``cap`` bytes or when it is not that."""
+    chunks, size = [], 0
+    with os.fdopen(fd, "rb") as pipe:
+        while chunk := pipe.read(1 << 20):
+            size += len(chunk)
+            if size > cap:
+                raise ValueError(f"more than {cap} bytes of input")
+            chunks.append(chunk)
+    document = json.loads(b"".join(chunks).decode("utf-8"))
+    if not isinstance(document, dict) or not isinstance(document.get("notebook"), str):
+        raise ValueError("no notebook in the input")
+    requests = document.get("requests") or {}
+    if not isinstance(requests, dict):
+        raise ValueError("export requests that are not a mapping")
+    name = os.path.basename(str(document.get("name") or "submission.ipynb"))
+    if not name.endswith(".ipynb") or name.startswith("."):
+        raise ValueError(f"a notebook name that is not one: {name[:100]!r}")
+    return document["notebook"].encode("utf-8"), requests, name
+
+
 def run(args: argparse.Namespace) -> int:
     _skip_slow_imports()
     import nbformat
@@ -209,12 +297,33 @@ def run(args: argparse.Namespace) -> int:
         send_status()
         return 0
 
+    kernel_env = _kernel_env(args)
+    client_cls = _make_client_class()
+    client = None
+    if args.notebook_fd is not None:  # a warm run: the kernel starts before the notebook is known
+        client = _new_client(client_cls, nbformat.v4.new_notebook(), args, on_cell_executed=None)
+        try:
+            _start_kernel(client, kernel_env, args.warm_up)
+        except Exception as exc:  # noqa: BLE001 - the kernel did not start: a status, as below
+            status["detail"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+            _stop_kernel(client)
+            send_status()
+            return 0
     try:
-        with open(args.notebook, "rb") as fh:
-            raw = fh.read()
+        if args.notebook_fd is not None:
+            raw, requests, name = receive_input(args.notebook_fd, args.max_output_bytes)
+            # The kernel's folder holds its notebook under its name, as in a cold run.
+            with open(os.path.join(os.path.dirname(os.path.abspath(args.notebook)), name), "wb") as fh:
+                fh.write(raw)
+        else:
+            with open(args.notebook, "rb") as fh:
+                raw = fh.read()
+            requests = _read_requests(args.export_requests)
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
     except Exception as exc:  # noqa: BLE001
         status["detail"] = f"cannot read notebook: {type(exc).__name__}: {exc}"[:2000]
+        if client is not None:
+            _stop_kernel(client)
         send_status()
         return 0
 
@@ -229,7 +338,7 @@ def run(args: argparse.Namespace) -> int:
         if args.kernel_pythonpath
         else ""
     )
-    origin = insert_export_cells(nb, _read_requests(args.export_requests), args.export_dir, exporter)
+    origin = insert_export_cells(nb, requests, args.export_dir, exporter)
     executed: set[int] = set()
 
     def on_cell_executed(cell, cell_index, execute_reply, **_):
@@ -256,34 +365,13 @@ def run(args: argparse.Namespace) -> int:
             )
         send_cell(cell_index, cell)  # on the host before the next cell starts
 
-    client_cls = _make_client_class()
-    client = client_cls(
-        nb,
-        timeout=args.cell_timeout,
-        startup_timeout=args.startup_timeout,
-        kernel_name=args.kernel,
-        allow_errors=True,
-        interrupt_on_timeout=True,
-        error_on_timeout={
-            "ename": TIMEOUT_ENAME,
-            "evalue": f"cell timed out after {args.cell_timeout} s",
-            "traceback": [f"{TIMEOUT_ENAME}: cell timed out after {args.cell_timeout} s"],
-        },
-        record_timing=False,
-        shutdown_kernel="immediate",  # every cell has run: a graceful exit of TensorFlow costs seconds
-        resources={"metadata": {"path": os.path.dirname(os.path.abspath(args.notebook))}},
-        on_cell_executed=on_cell_executed,
-    )
+    if client is None:
+        client = _new_client(client_cls, nb, args, on_cell_executed)
+    else:
+        client.nb = nb
+        client.on_cell_executed = on_cell_executed
     client.max_cell_output_bytes = args.max_cell_output_bytes
     client.max_total_output_bytes = max(0, args.max_output_bytes - len(raw) - 256 * 1024)
-
-    kernel_env = dict(os.environ)
-    kernel_env.pop("PYTHONSAFEPATH", None)
-    if args.kernel_pythonpath:
-        kernel_env["PYTHONPATH"] = args.kernel_pythonpath
-    else:
-        kernel_env.pop("PYTHONPATH", None)  # the kernel does not see this kit
-    kernel_env["NBGRADER_EXECUTION"] = "autograde"
 
     try:
         client.execute(env=kernel_env)
@@ -297,10 +385,7 @@ def run(args: argparse.Namespace) -> int:
         status["status"] = STATUS_ERROR
         status["detail"] = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
     finally:
-        try:
-            client._cleanup_kernel()  # noqa: SLF001 - idempotent; may already be gone
-        except Exception:  # noqa: BLE001
-            pass
+        _stop_kernel(client)
 
     status["cells_executed"] = sum(origin[i] is not None for i in executed)
     status["truncated"] = sorted(origin[i] for i in client.truncated if origin[i] is not None)
@@ -337,6 +422,13 @@ def main(argv: list[str] | None = None) -> int:
         "--export-requests", default="", help="JSON file: grade_id -> what the kernel exports after that test cell"
     )
     p.add_argument("--export-dir", default="", help="where the kernel writes the exports")
+    p.add_argument(
+        "--notebook-fd",
+        type=int,
+        help="a warm run: start the kernel first, then read the notebook and export requests from this pipe "
+        "(JSON, to end of file) and write the notebook to NOTEBOOK",
+    )
+    p.add_argument("--warm-up", default="", help="modules the kernel imports before the notebook (comma-separated)")
     args = p.parse_args(argv)
     return run(args)
 

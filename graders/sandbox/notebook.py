@@ -13,6 +13,7 @@ executor as a plain subprocess: :mod:`graders.sandbox.plain`.)
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -167,6 +168,7 @@ def execute_notebook(
     verify: bool = True,
     export_requests: Mapping[str, dict] | None = None,
     artifacts_to: str | None = None,
+    warm: WarmRun | None = None,
 ) -> ExecutionResult:
     """Execute one untrusted notebook in a fresh sandbox and return the result.
 
@@ -180,6 +182,8 @@ def execute_notebook(
     ``export_requests`` (grade_id -> request) makes the kernel export plain data after
     those test cells; once every process of the run is dead and the cgroup is empty,
     the exports are copied to ``artifacts_to`` (:mod:`graders.sandbox.copy_exports`).
+    ``warm``: a started :class:`WarmRun` made with these same settings, to execute in
+    (its kernel already up); it ends with the call, as a fresh one would.
 
     Raises :class:`SandboxError` for host-side failures (never returns an
     unsandboxed result); every failure of the notebook itself is a status.
@@ -194,41 +198,133 @@ def execute_notebook(
         sent, name = load_input(notebook, limits, notebook_name)
     except ValueError as exc:
         return ExecutionResult(None, INVALID_INPUT, str(exc)[:2000], time.monotonic() - t0)
-    import nbformat
+    if warm is None:
+        warm = WarmRun(support_files=support_files, ro_binds=ro_binds, env=env, limits=limits, kernel_name=kernel_name)
+    with warm as run:
+        return run.execute(sent, name, export_requests=export_requests, artifacts_to=artifacts_to)
 
-    user_env = bw.check_env(dict(env or {}))
-    kernel_pythonpath = user_env.pop("PYTHONPATH", "")
-    exe, _ = bw.python_inside()
-    inside_env = bw.base_env(limits, os.path.dirname(exe))
-    inside_env.update(user_env)
-    inside_env["PYTHONPATH"] = bw.INSIDE_KIT
 
-    with SandboxRun(limits) as run:
-        inside_nb = run.add_file(name, nbformat.writes(sent).encode("utf-8"))
-        for inside_name, host in (support_files or {}).items():
-            if inside_name == name:
-                raise SandboxError(f"support file {inside_name!r} clashes with the notebook")
-            run.add_file(inside_name, source=host)
-        for host, inside in ro_binds:
-            run.add_ro_bind(host, inside)
-        requests_path = export_dir = ""
-        if export_requests:
-            requests_path = run.add_file("export-requests.json", json.dumps(dict(export_requests)).encode())
-            export_dir = f"{bw.INSIDE_WORK}/{EXPORT_FOLDER}"
-        read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
-        argv = executor_argv(
-            exe, inside_nb, write_end, limits, kernel_name, kernel_pythonpath, requests_path, export_dir
+#: Stands for the notebook's name in a warm run's command line: the executor writes the
+#: notebook under its own name (checked by :func:`load_input`) once it has it.
+WARM_NOTEBOOK = "notebook.ipynb"
+
+
+class WarmRun:
+    """A sandbox whose executor has started its kernel (and imported ``warm_up``'s modules
+    in it) and waits for the one notebook it will execute.
+
+    ``with WarmRun(...) as run: run.execute(node, name, ...)``. Nothing of a student is in
+    it before :meth:`execute`: the support files and binds are the instructor's, the same
+    for every student, so a run can be started before its student is known (a worker's
+    next run: :mod:`graders.grading.execution`). The notebook's time limit counts from
+    :meth:`execute`. Leaving the block kills everything, executed or not.
+    """
+
+    def __init__(
+        self,
+        *,
+        support_files: Mapping[str, str | os.PathLike] | None = None,
+        ro_binds: Iterable[tuple[str | os.PathLike, str]] = (),
+        env: Mapping[str, str] | None = None,
+        limits: SandboxLimits | None = None,
+        kernel_name: str = "python3",
+        warm_up: Iterable[str] = (),
+    ) -> None:
+        self.limits = limits or SandboxLimits()
+        self.support_files = dict(support_files or {})
+        self.ro_binds = list(ro_binds)
+        self.env = dict(env or {})
+        self.kernel_name = kernel_name
+        self.warm_up = [name for name in warm_up if re.fullmatch(r"[A-Za-z_][\w.]*", name)]
+        self._stack = contextlib.ExitStack()
+        self._input: int | None = None  # write end of the executor's input pipe
+        self.used = False
+        self.started = False
+        self.failed = ""  # why it could not start (a spare started in the background)
+
+    def __enter__(self) -> WarmRun:
+        if self.started:  # a spare, started ahead
+            return self
+        with contextlib.ExitStack() as stack:
+            user_env = bw.check_env(self.env)
+            kernel_pythonpath = user_env.pop("PYTHONPATH", "")
+            exe, _ = bw.python_inside()
+            inside_env = bw.base_env(self.limits, os.path.dirname(exe))
+            inside_env.update(user_env)
+            inside_env["PYTHONPATH"] = bw.INSIDE_KIT
+            run = self.run = stack.enter_context(SandboxRun(self.limits))
+            for inside_name, host in self.support_files.items():
+                if inside_name == WARM_NOTEBOOK:
+                    raise SandboxError(f"support file {inside_name!r} clashes with the notebook")
+                run.add_file(inside_name, source=host)
+            for host, inside in self.ro_binds:
+                run.add_ro_bind(host, inside)
+            inside_nb = f"{bw.INSIDE_WORK}/{WARM_NOTEBOOK}"
+            read_end, write_end = os.pipe()  # the result channel (graders.sandbox.channel)
+            input_read, self._input = os.pipe()  # the notebook, once known
+            stack.callback(self._close_input)
+            argv = executor_argv(
+                exe, inside_nb, write_end, self.limits, self.kernel_name, kernel_pythonpath, "", self._export_dir()
+            )
+            argv += ["--notebook-fd", str(input_read), "--warm-up", ",".join(self.warm_up)]
+            try:
+                run.start(argv, inside_env, pass_fds=(write_end, input_read))
+            except BaseException:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)  # the sandboxed executor holds the only write end
+                os.close(input_read)
+            self.reader = result_reader(read_end, self.limits)
+            self._stack = stack.pop_all()
+        self.started = True
+        return self
+
+    @staticmethod
+    def _export_dir() -> str:
+        return f"{bw.INSIDE_WORK}/{EXPORT_FOLDER}"
+
+    def _close_input(self) -> None:
+        if self._input is not None:
+            os.close(self._input)
+            self._input = None
+
+    def __exit__(self, *exc_info) -> None:
+        self._stack.close()
+
+    def alive(self) -> bool:
+        """Whether the executor still waits (a run whose kernel did not start has ended)."""
+        return self.started and not self.used and self.run.proc is not None and self.run.proc.poll() is None
+
+    def execute(
+        self,
+        sent,
+        name: str,
+        *,
+        export_requests: Mapping[str, dict] | None = None,
+        artifacts_to: str | None = None,
+    ) -> ExecutionResult:
+        """Execute ``sent`` (a notebook node, checked by :func:`load_input`) as ``name``."""
+        import nbformat
+
+        if self.used:
+            raise SandboxError("a WarmRun executes one notebook")
+        self.used = True
+        if name in self.support_files:
+            raise SandboxError(f"support file {name!r} clashes with the notebook")
+        run = self.run
+        document = json.dumps(
+            {"notebook": nbformat.writes(sent), "name": name, "requests": dict(export_requests or {})}
         )
+        fd, self._input = self._input, None
+        sent_at = time.monotonic()
         try:
-            run.start(argv, inside_env, pass_fds=(write_end,))
-        except BaseException:
-            os.close(read_end)
-            raise
-        finally:
-            os.close(write_end)  # the sandboxed executor holds the only write end
-        reader = result_reader(read_end, limits)
-        rc = run.wait(limits.notebook_timeout_s)
-        reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
+            with os.fdopen(fd, "wb") as pipe:
+                pipe.write(document.encode("utf-8"))
+        except BrokenPipeError:  # the executor has ended (its status says why)
+            pass
+        rc = run.wait(self.limits.notebook_timeout_s, since=sent_at)
+        self.reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
         cg = run.cgroup
         artifact_problems = []
         if artifacts_to:
@@ -241,7 +337,7 @@ def execute_notebook(
             None,
             CRASHED,
             "",
-            run.wall_s,
+            time.monotonic() - sent_at,
             peak_memory_bytes=peak,
             oom_kills=oom,
             returncode=rc,
@@ -250,7 +346,7 @@ def execute_notebook(
             run_id=run.run_id,
             artifact_problems=artifact_problems,
         )
-        result = read_result(result, reader, sent, limits, timed_out=run.timed_out)
+        result = read_result(result, self.reader, sent, self.limits, timed_out=run.timed_out)
         if run.limit_exceeded and result.status != OK:  # rootless: killed for its scratch
             result.detail = f"{run.limit_exceeded}; everything in the sandbox was killed"
         return result
