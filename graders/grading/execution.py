@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import json
 import os
+import queue
 import shutil
 import tempfile
 import threading
@@ -211,15 +212,29 @@ class Spares:
     each started while a job runs, with the kernel's first imports done, and handed to
     the next job of the same batch whose settings are the same. A spare no student has
     touched: each student still gets a fresh sandbox. :func:`release_spares` ends them
-    (at the end of every batch, on every worker; and when the process exits)."""
+    (at the end of every batch, on every worker; and when the process exits).
+
+    Spares are started by one thread that lives as long as the process: bubblewrap's
+    ``--die-with-parent`` follows the thread that started it, and a spare started by a
+    thread that then ended would be killed with it."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._runs: dict[str, tuple[str, object, threading.Thread | None]] = {}
+        self._runs: dict[str, tuple[str, object, threading.Event]] = {}
+        self._starts: queue.Queue = queue.Queue()
+        self._starter: threading.Thread | None = None
 
     @staticmethod
     def _key(settings: dict) -> str:
         return json.dumps(settings, sort_keys=True, default=repr)
+
+    def _start_loop(self) -> None:
+        while True:
+            run, started = self._starts.get()
+            try:
+                _start_spare(run)
+            finally:
+                started.set()
 
     def take(self, name: str, settings: dict):
         """The spare for ``name`` made with ``settings`` (entered, still waiting), or None."""
@@ -227,9 +242,8 @@ class Spares:
             entry = self._runs.pop(name, None)
         if entry is None:
             return None
-        key, run, starter = entry
-        if starter is not None:
-            starter.join()
+        key, run, started = entry
+        started.wait()
         if key != self._key(settings) or run.failed or not run.alive():
             run.__exit__(None, None, None)
             return None
@@ -239,23 +253,23 @@ class Spares:
         """Start a spare for ``name`` in the background (one per name; an older one ends)."""
         from graders.sandbox.notebook import WarmRun
 
-        run = WarmRun(warm_up=warm_up, **settings)
-        starter = threading.Thread(target=_start_spare, args=(run,), name=f"hw5-spare-{name}", daemon=True)
+        run, started = WarmRun(warm_up=warm_up, **settings), threading.Event()
         with self._lock:
+            if self._starter is None:
+                self._starter = threading.Thread(target=self._start_loop, name="hw5-spares", daemon=True)
+                self._starter.start()
             old = self._runs.pop(name, None)
-            self._runs[name] = (self._key(settings), run, starter)
-        starter.start()
+            self._runs[name] = (self._key(settings), run, started)
+        self._starts.put((run, started))
         if old is not None:
-            if old[2] is not None:
-                old[2].join()
+            old[2].wait()
             old[1].__exit__(None, None, None)
 
     def release(self) -> int:
         with self._lock:
             entries, self._runs = list(self._runs.values()), {}
-        for _, run, starter in entries:
-            if starter is not None:
-                starter.join()
+        for _, run, started in entries:
+            started.wait()
             run.__exit__(None, None, None)
         return len(entries)
 
