@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.grading.kits import DATA_INSIDE, VERIFIER_KIT_INSIDE
+from graders.sandbox.channel import send_to_end
 from graders.sandbox.limits import VERIFIER_MEMORY_MB, VERIFIER_TIMEOUT_S, VERIFIER_UID
 from graders.sandbox.outputs import error_output, has_error
 from graders.verify.__main__ import MARKER
@@ -92,28 +93,11 @@ def _verifier_env(budget_env: dict[str, str], data_path: str | None, kit: str) -
     return env
 
 
-def verify_submission(
-    notebooks: dict[str, ToVerify],
-    *,
-    kit_dir: str,
-    support_files: dict[str, str],
-    data_file: str | None,
-    env: dict[str, str],
-    sandbox: bool,
-    threads: int = 2,
-) -> tuple[dict[str, Verification], float]:
+def verify_submission(notebooks: dict[str, ToVerify], **settings) -> tuple[dict[str, Verification], float]:
     """Verify every notebook of one submission in ONE verifier process (one TensorFlow
-    import, one sandbox): :class:`EarlyVerifier` started and told to go at once."""
-    verifier = EarlyVerifier(
-        notebooks,
-        kit_dir=kit_dir,
-        support_files=support_files,
-        data_file=data_file,
-        env=env,
-        sandbox=sandbox,
-        threads=threads,
-    )
-    with verifier:
+    import, one sandbox): an :class:`EarlyVerifier` (``settings``: its keywords) told to
+    go at once."""
+    with EarlyVerifier(notebooks, **settings) as verifier:
         return verifier.finish(list(notebooks))
 
 
@@ -194,12 +178,6 @@ def _job_entries(notebooks: dict[str, ToVerify], notebook_path, exports_path) ->
     }
 
 
-def _send_go(fd: int, names: list[str]) -> None:
-    """The word go: the names to verify, then end of file."""
-    with os.fdopen(fd, "wb") as pipe:
-        pipe.write(json.dumps(names).encode("utf-8"))
-
-
 class _Sandboxed:
     """The verifier in a fresh sandbox under a uid of its own."""
 
@@ -259,10 +237,7 @@ class _Sandboxed:
 
     def go(self, names: list[str]) -> str:
         fd, self.go_write = self.go_write, None
-        try:
-            _send_go(fd, names)
-        except BrokenPipeError:  # it died while warming up: its status says why below
-            pass
+        send_to_end(fd, json.dumps(names).encode("utf-8"))  # the word go
         rc = self.run.wait(VERIFIER_TIMEOUT_S, since=time.monotonic())
         detail = self.run.stderr_text()
         if self.run.timed_out:
@@ -325,10 +300,7 @@ class _Plain:
 
     def go(self, names: list[str]) -> str:
         fd, self.go_write = self.go_write, None
-        try:
-            _send_go(fd, names)
-        except BrokenPipeError:
-            pass
+        send_to_end(fd, json.dumps(names).encode("utf-8"))  # the word go
         try:
             stdout, stderr = self.proc.communicate(timeout=VERIFIER_TIMEOUT_S)
         except subprocess.TimeoutExpired:

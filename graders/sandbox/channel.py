@@ -19,6 +19,17 @@ import threading
 HEADER = struct.Struct(">Q")
 
 
+def send_to_end(fd: int, data: bytes) -> None:
+    """Write ``data`` to the pipe ``fd`` and close it: the reader (a process waiting for its
+    input) reads to end of file. A reader that has already ended is no error here: its
+    own status says why."""
+    try:
+        with os.fdopen(fd, "wb") as pipe:
+            pipe.write(data)
+    except BrokenPipeError:
+        pass
+
+
 def encode_frame(frame: dict) -> bytes:
     """``frame`` as one length-prefixed JSON frame."""
     body = json.dumps(frame, default=str).encode("utf-8")

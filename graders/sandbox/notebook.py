@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import bwrap as bw
-from .channel import FrameReader
+from .channel import FrameReader, send_to_end
 from .copy_exports import EXPORT_FOLDER, collect_artifacts
 from .errors import SandboxError
 from .hostfs import read_capped
@@ -318,11 +318,7 @@ class WarmRun:
         )
         fd, self._input = self._input, None
         sent_at = time.monotonic()
-        try:
-            with os.fdopen(fd, "wb") as pipe:
-                pipe.write(document.encode("utf-8"))
-        except BrokenPipeError:  # the executor has ended (its status says why)
-            pass
+        send_to_end(fd, document.encode("utf-8"))
         rc = run.wait(self.limits.notebook_timeout_s, since=sent_at)
         self.reader.join(timeout=30)  # everything in the sandbox is dead: the pipe is at its end
         cg = run.cgroup
