@@ -534,7 +534,7 @@ def test_tensorflow_runs_with_default_limits():
     )
     assert res.status == "ok", (res.status, res.detail, res.stderr[-2000:])
     out = text_of(res.notebook.cells[0])
-    assert out.splitlines()[0] == "3.0", out
+    assert "3.0" in out.splitlines(), out  # TensorFlow's absl may print its start-up lines first
     threads = int(out.split("threads")[1])
     assert threads < SandboxLimits().pids // 4, out
     print(
