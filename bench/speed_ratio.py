@@ -14,8 +14,14 @@
    and ``--runs`` one-submission batches (nothing readied: the cold latency), alternating
    with the floor. The canary is graded once before the clock starts (its verdict is
    cached by content).
-3. With ``--class-size N``: a class of N copies of the reference, ``--workers 2``: its
-   wall time, the submissions per minute, and the CPU seconds per submission.
+3. With ``--class-size N``: a class of N copies of the reference, ``--workers 2``, graded
+   by this checkout and by the old path (``--old-rev``, default the commit before issue
+   19's work, checked out in a temporary git worktree), one after the other: each one's
+   wall time, submissions per minute and CPU seconds per submission.
+
+CPU seconds are the whole machine's busy time while a batch runs (``/proc/stat``: every
+process, the sandboxes' included, which ``getrusage`` does not see), divided by the
+submissions: run it on an otherwise quiet machine.
 
 It prints the production path's median over the floor's (issue 19's goal: at most 1.5),
 and with ``--record`` adds the run to ``bench/results/speed-ratio.json`` (a list, oldest first). Both are measured in the
@@ -28,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -94,14 +99,13 @@ class Floor:
         self.proc.wait(timeout=60)
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _own_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+def machine_cpu() -> float:
+    """The machine's busy CPU seconds since boot (user, nice, system, irq and softirq of
+    every core, from ``/proc/stat``): every process's, the sandboxes' included."""
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:8]]
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def grade(root: Path, students: list[str], workers: int, canary: bool = False) -> tuple[float, float, list[dict]]:
@@ -114,9 +118,9 @@ def grade(root: Path, students: list[str], workers: int, canary: bool = False) -
         argv += ["--student", student]
     if not canary:
         argv.append("--no-canary")
-    cpu, wall = _children_cpu() + _own_cpu(), time.perf_counter()
+    cpu, wall = machine_cpu(), time.perf_counter()
     code = batch.main(argv)
-    wall, cpu = time.perf_counter() - wall, _children_cpu() + _own_cpu() - cpu
+    wall, cpu = time.perf_counter() - wall, machine_cpu() - cpu
     entries = json.loads(report.read_text())
     bad = [entry for entry in entries if entry["status"] != "graded" or entry["errors"]]
     if code != 0 or bad:
@@ -146,10 +150,81 @@ def class_of(root: Path, size: int, prefix: str = "copy") -> list[str]:
     return names
 
 
+#: Run in a checkout of the old path (cwd and PYTHONPATH): a scratch course with a class of
+#: argv[1] copies of the reference, graded with 2 workers; prints the batch's exit status.
+_OLD_CLASS_CODE = """
+import contextlib, shutil, sys, tempfile
+from pathlib import Path
+from graders.authoring.release import make_scratch_course
+from graders.authoring.sample_class import REFERENCE
+from graders.grading import batch
+with tempfile.TemporaryDirectory(prefix="hw5-old-path-") as scratch:
+    root = make_scratch_course(Path(scratch) / "course")
+    REFERENCE.write(root / "submitted", root=root)
+    batch.main(["hw5", "--course", str(root), "--force", "--workers", "1", "--student", REFERENCE.name])
+    argv = ["hw5", "--course", str(root), "--force", "--workers", "2", "--no-canary"]
+    for index in range(int(sys.argv[1])):
+        name = f"copy-{index}"
+        shutil.copytree(root / "submitted" / REFERENCE.name, root / "submitted" / name)
+        argv += ["--student", name]
+    print("ready", flush=True)
+    sys.stdin.readline()  # the clock starts now
+    with contextlib.redirect_stdout(sys.stderr):  # the batch's own lines
+        code = batch.main(argv)
+    print(code, flush=True)
+"""
+
+
+def old_path_class(rev: str, size: int) -> dict:
+    """A class of ``size`` copies of the reference graded with 2 workers by the checkout of
+    ``rev`` (a temporary git worktree; the canary is graded before the clock starts)."""
+    from graders.grading.data import resolve_mnist
+
+    data = resolve_mnist(REPO, allow_download=False)
+    with tempfile.TemporaryDirectory(prefix="hw5-old-rev-") as scratch:
+        tree = Path(scratch) / "tree"
+        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO, check=True, capture_output=True)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-c", _OLD_CLASS_CODE, str(size)],
+                cwd=tree,
+                env={**os.environ, "PYTHONPATH": str(tree), "HW5_MNIST_PATH": str(data)},
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            while (line := proc.stdout.readline()) and line.strip() != "ready":
+                pass
+            cpu, wall = machine_cpu(), time.perf_counter()
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            code = proc.stdout.readline().strip()
+            wall, cpu = time.perf_counter() - wall, machine_cpu() - cpu
+            proc.wait(timeout=120)
+            if code != "0":
+                raise SystemExit(f"the old path's batch failed (exit status {code or proc.returncode})")
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=REPO, capture_output=True)
+    return _throughput(rev, size, wall, cpu)
+
+
+def _throughput(path: str, size: int, wall: float, cpu: float) -> dict:
+    return {
+        "path": path,
+        "submissions": size,
+        "workers": 2,
+        "wall_s": round(wall, 1),
+        "per_minute": round(60 * size / wall, 2),
+        "cpu_s_per_submission": round(cpu / size, 1),
+    }
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions for each median (at least 3)")
-    parser.add_argument("--class-size", type=int, default=0, help="also grade a class of N copies with 2 workers")
+    parser.add_argument("--class-size", type=int, default=0, help="also grade a class of N copies with 2 workers, here and on --old-rev")
+    parser.add_argument("--old-rev", default="5103f18", help="the old path's commit (default: before issue 19's work)")
     parser.add_argument("--record", action="store_true", help=f"add this run to {RESULTS.relative_to(REPO)}")
     parser.add_argument("--label", default="", help="what this run measures (kept with it)")
     args = parser.parse_args(argv)
@@ -179,13 +254,8 @@ def main(argv=None) -> int:
         if args.class_size:
             names = class_of(root, args.class_size)
             wall, cpu, _ = grade(root, names, workers=2)
-            throughput = {
-                "submissions": args.class_size,
-                "workers": 2,
-                "wall_s": round(wall, 1),
-                "per_minute": round(60 * args.class_size / wall, 2),
-                "cpu_s_per_submission": round(cpu / args.class_size, 1),
-            }
+            throughput = [_throughput("this checkout", args.class_size, wall, cpu)]
+            throughput.append(old_path_class(args.old_rev, args.class_size))
 
     floor = statistics.median(floors)
     path = statistics.median(run["seconds"] for run in production)
@@ -228,10 +298,10 @@ def main(argv=None) -> int:
         f"one submission alone (a batch of its own, nothing readied): median {cold:.1f} s "
         f"{[run['seconds'] for run in alone]}, ratio {cold / floor:.2f}"
     )
-    if throughput:
+    for row in throughput or ():
         print(
-            f"class of {throughput['submissions']}, 2 workers: {throughput['wall_s']} s, "
-            f"{throughput['per_minute']}/min, {throughput['cpu_s_per_submission']} CPU s each"
+            f"class of {row['submissions']}, 2 workers, {row['path']}: {row['wall_s']} s, "
+            f"{row['per_minute']}/min, {row['cpu_s_per_submission']} CPU s each"
         )
     if args.record:
         runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else []

@@ -253,7 +253,7 @@ class Spares:
         """Start a spare for ``name`` in the background (one per name; an older one ends)."""
         from graders.sandbox.notebook import WarmRun
 
-        run, started = WarmRun(warm_up=warm_up, **settings), threading.Event()
+        run, started = WarmRun(warm_up=warm_up, background=True, **settings), threading.Event()
         with self._lock:
             if self._starter is None:
                 self._starter = threading.Thread(target=self._start_loop, name="hw5-spares", daemon=True)

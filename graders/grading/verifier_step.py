@@ -201,6 +201,7 @@ class _Sandboxed:
         exe, _ = bw.python_inside()
         with contextlib.ExitStack() as stack:
             run = self.run = stack.enter_context(SandboxRun(limits))
+            run.set_background(True)  # it warms up on the cores the notebooks leave idle
             notebooks = {}
             for index, item in enumerate(early.notebooks.values()):
                 run.add_ro_bind(item.artifacts_dir, f"{ARTIFACTS_INSIDE}/{index}")
@@ -237,6 +238,7 @@ class _Sandboxed:
 
     def go(self, names: list[str]) -> str:
         fd, self.go_write = self.go_write, None
+        self.run.set_background(False)
         send_to_end(fd, json.dumps(names).encode("utf-8"))  # the word go
         rc = self.run.wait(VERIFIER_TIMEOUT_S, since=time.monotonic())
         detail = self.run.stderr_text()

@@ -5,9 +5,10 @@ Both layouts are handled, detected at run time:
 * cgroup v1 (this project's Debian 12 image): one directory per controller,
   ``/sys/fs/cgroup/memory/<parent>/<name>``, ``/sys/fs/cgroup/pids/<parent>/<name>`` and,
   when mounted, ``/sys/fs/cgroup/freezer/<parent>/<name>`` (used to stop a fork bomb
-  while it is being killed).
+  while it is being killed) and ``/sys/fs/cgroup/cpu/<parent>/<name>`` (a run started
+  ahead of its job waits in the background: :meth:`SandboxCgroup.set_background`).
 * cgroup v2 (unified): ``/sys/fs/cgroup/<parent>/<name>`` with ``memory.max``,
-  ``pids.max`` and ``cgroup.kill``.
+  ``pids.max``, ``cgroup.kill`` and, where the cpu controller is delegated, ``cpu.weight``.
 
 ``<parent>`` is the orchestrator's own cgroup in that hierarchy (so the sandbox stays
 inside whatever limits the orchestrator itself runs under) unless
@@ -32,7 +33,10 @@ from .errors import SandboxError
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 NAME_PREFIX = "hw5sb-"
 V1_CONTROLLERS = ("memory", "pids")
-V1_OPTIONAL = ("freezer",)
+V1_OPTIONAL = ("freezer", "cpu")
+#: CPU weights (v1 ``cpu.shares``, v2 ``cpu.weight``) of a run in the background (started
+#: ahead of its job: it gets a core only while the running jobs leave one idle) and in front.
+BACKGROUND_WEIGHT = {"v1": ("cpu.shares", "2", "1024"), "v2": ("cpu.weight", "1", "100")}
 
 
 class CgroupError(SandboxError):
@@ -218,6 +222,11 @@ class SandboxCgroup:
         parent = self._parent_dir("")
         ctl = parent / "cgroup.subtree_control"
         enabled = set(_read(ctl).split()) if ctl.exists() else set()
+        if "cpu" not in enabled and "cpu" in _read(parent / "cgroup.controllers").split():
+            try:  # optional: without it a run started ahead is not put in the background
+                _write(ctl, "+cpu")
+            except OSError:
+                pass
         missing = {"memory", "pids"} - enabled
         if missing:
             try:
@@ -297,6 +306,20 @@ class SandboxCgroup:
                     raise CgroupError(f"cgroup {self.name}: processes survive SIGKILL: {sorted(left)}")
                 return
             time.sleep(0.02)
+
+    def set_background(self, background: bool) -> bool:
+        """Give the run the least CPU weight (``background``) or the usual one. A run in
+        the background gets a core only while the others leave it idle. False where the
+        cpu controller is not available (the weight is then the usual one throughout)."""
+        knob, low, usual = BACKGROUND_WEIGHT[self.version]
+        d = self.dirs.get("cpu" if self.version == "v1" else "")
+        if d is None or not (d / knob).exists():
+            return False
+        try:
+            _write(d / knob, low if background else usual)
+        except OSError:
+            return False
+        return True
 
     # -- reports -------------------------------------------------------------------
     def oom_kills(self) -> int:

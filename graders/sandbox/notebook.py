@@ -229,8 +229,10 @@ class WarmRun:
         limits: SandboxLimits | None = None,
         kernel_name: str = "python3",
         warm_up: Iterable[str] = (),
+        background: bool = False,
     ) -> None:
         self.limits = limits or SandboxLimits()
+        self.background = background  # started ahead: warm up on idle cores until execute()
         self.support_files = dict(support_files or {})
         self.ro_binds = list(ro_binds)
         self.env = dict(env or {})
@@ -253,6 +255,7 @@ class WarmRun:
             inside_env.update(user_env)
             inside_env["PYTHONPATH"] = bw.INSIDE_KIT
             run = self.run = stack.enter_context(SandboxRun(self.limits))
+            run.set_background(self.background)
             for inside_name, host in self.support_files.items():
                 if inside_name == WARM_NOTEBOOK:
                     raise SandboxError(f"support file {inside_name!r} clashes with the notebook")
@@ -317,6 +320,7 @@ class WarmRun:
             {"notebook": nbformat.writes(sent), "name": name, "requests": dict(export_requests or {})}
         )
         fd, self._input = self._input, None
+        run.set_background(False)
         sent_at = time.monotonic()
         send_to_end(fd, document.encode("utf-8"))
         rc = run.wait(self.limits.notebook_timeout_s, since=sent_at)

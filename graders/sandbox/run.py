@@ -261,6 +261,12 @@ class SandboxRun:
         )
         return bw.build_command(spec)
 
+    def set_background(self, background: bool) -> bool:
+        """Run in the background (the least CPU weight: a core only while the running jobs
+        leave one idle) or in front. A run started ahead of its job waits in the
+        background; nothing changes rootless (no cgroup). Whether the weight was set."""
+        return self.cgroup is not None and self.cgroup.set_background(background)
+
     def start(self, inside_argv: list[str], env: Mapping[str, str], pass_fds: tuple[int, ...] = ()) -> None:
         """Start the sandbox; ``pass_fds`` are kept open in it at the same numbers."""
         if self.proc is not None:

@@ -72,6 +72,29 @@ def test_a_warm_run_has_its_modules_imported_and_runs_the_notebook_as_a_fresh_on
     assert lasting_leftovers(before) == []
 
 
+def _cpu_weight(run: WarmRun) -> tuple[str, str, str]:
+    """(the run's CPU weight now, the background weight, the usual one), read back."""
+    from graders.sandbox.cgroups import BACKGROUND_WEIGHT
+
+    cgroup = run.run.cgroup
+    folder = cgroup and cgroup.dirs.get("cpu" if cgroup.version == "v1" else "")
+    knob, low, usual = BACKGROUND_WEIGHT[cgroup.version] if cgroup else ("", "", "")
+    if not folder or not (folder / knob).exists():
+        pytest.skip("no cgroup cpu controller here (rootless, or not mounted)")
+    return (folder / knob).read_text().strip(), low, usual
+
+
+@needs_bwrap
+def test_a_spare_warms_up_in_the_background_and_runs_its_notebook_in_front(tmp_path):
+    with WarmRun(limits=SandboxLimits(), warm_up=["json"], background=True) as run:
+        now, low, _ = _cpu_weight(run)
+        assert now == low
+        result = run.execute(new_notebook(cells=[new_code_cell("print(1)")]), "probe.ipynb")
+        now, _, usual = _cpu_weight(run)  # the run has ended; its cgroup is removed on leaving
+        assert now == usual
+    assert result.ok, result.detail
+
+
 @needs_bwrap
 def test_a_warm_run_that_is_never_used_leaves_nothing(tmp_path):
     before = set(orphaned_sandbox_leftovers())
