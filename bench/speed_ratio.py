@@ -183,7 +183,9 @@ def old_path_class(rev: str, size: int) -> dict:
     data = resolve_mnist(REPO, allow_download=False)
     with tempfile.TemporaryDirectory(prefix="hw5-old-rev-") as scratch:
         tree = Path(scratch) / "tree"
-        subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(tree), rev], cwd=REPO, check=True, capture_output=True
+        )
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", _OLD_CLASS_CODE, str(size)],
@@ -223,7 +225,9 @@ def _throughput(path: str, size: int, wall: float, cpu: float) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions for each median (at least 3)")
-    parser.add_argument("--class-size", type=int, default=0, help="also grade a class of N copies with 2 workers, here and on --old-rev")
+    parser.add_argument(
+        "--class-size", type=int, default=0, help="also grade a class of N copies with 2 workers, here and on --old-rev"
+    )
     parser.add_argument("--old-rev", default="5103f18", help="the old path's commit (default: before issue 19's work)")
     parser.add_argument("--record", action="store_true", help=f"add this run to {RESULTS.relative_to(REPO)}")
     parser.add_argument("--label", default="", help="what this run measures (kept with it)")

@@ -184,10 +184,17 @@ def _warm_run_settings(job: Job) -> dict:
     }
 
 
+#: Called in a kernel readied ahead whose setup cell imports the assignment's support module
+#: (``hw5_data``): the checks' data, loaded before the notebook arrives.
+PRELOAD = "graders.checks.preload:load_grading_data"
+
+
 def warm_up_modules(text: str, support_files: dict[str, str]) -> list[str]:
     """The modules a notebook's first code cell imports, when that cell is locked (the
     instructor's: it runs before any student code, so importing them earlier changes
-    nothing the notebook can see), less the assignment's own support modules."""
+    nothing the notebook can see), less the assignment's own support modules; and, when
+    it imports one of those, :data:`PRELOAD` (the grading kit's data, which the kernel's
+    checks would load at their first use)."""
     import ast
 
     cells = [cell for cell in nbformat.reads(text, as_version=4).cells if cell.get("cell_type") == "code"]
@@ -204,7 +211,8 @@ def warm_up_modules(text: str, support_files: dict[str, str]) -> list[str]:
             modules += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             modules.append(node.module)
-    return sorted({name for name in modules if name.split(".")[0] not in own})
+    ours = {name for name in modules if name.split(".")[0] in own}
+    return sorted({name for name in modules if name not in ours} | ({PRELOAD} if ours else set()))
 
 
 class Spares:

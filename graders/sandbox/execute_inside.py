@@ -204,13 +204,17 @@ def _new_client(client_cls, nb, args: argparse.Namespace, on_cell_executed):
 
 
 def warm_up_code(modules: list[str]) -> str:
-    """Code that imports ``modules`` (each one that fails is left for the notebook to meet)."""
+    """Code that imports ``modules`` (each one that fails is left for the notebook to meet);
+    an entry ``module:function`` also calls that function of it, without arguments."""
     return (
         "def __hw5_warm_up__():\n"
         "    import importlib\n"
-        f"    for name in {sorted(set(modules))!r}:\n"
+        f"    for entry in {sorted(set(modules))!r}:\n"
+        "        name, _, function = entry.partition(':')\n"
         "        try:\n"
-        "            importlib.import_module(name)\n"
+        "            module = importlib.import_module(name)\n"
+        "            if function:\n"
+        "                getattr(module, function)()\n"
         "        except Exception:\n"
         "            pass\n"
         "__hw5_warm_up__()\n"
@@ -220,7 +224,8 @@ def warm_up_code(modules: list[str]) -> str:
 
 def _start_kernel(client, kernel_env: dict[str, str], warm_up: str) -> None:
     """Start the kernel ahead of its notebook, and import ``warm_up``'s modules in it (a
-    comma-separated list): silently, outside the notebook's history and execution counts."""
+    comma-separated list, :func:`warm_up_code`): silently, outside the notebook's history
+    and execution counts."""
     client.km = client.create_kernel_manager()
     client.start_new_kernel(env=kernel_env)
     client.start_new_kernel_client()
@@ -428,7 +433,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a warm run: start the kernel first, then read the notebook and export requests from this pipe "
         "(JSON, to end of file) and write the notebook to NOTEBOOK",
     )
-    p.add_argument("--warm-up", default="", help="modules the kernel imports before the notebook (comma-separated)")
+    p.add_argument(
+        "--warm-up",
+        default="",
+        help="modules the kernel imports before the notebook (comma-separated; module:function also calls it)",
+    )
     args = p.parse_args(argv)
     return run(args)
 

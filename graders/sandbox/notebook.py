@@ -237,7 +237,7 @@ class WarmRun:
         self.ro_binds = list(ro_binds)
         self.env = dict(env or {})
         self.kernel_name = kernel_name
-        self.warm_up = [name for name in warm_up if re.fullmatch(r"[A-Za-z_][\w.]*", name)]
+        self.warm_up = [name for name in warm_up if re.fullmatch(r"[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?", name)]
         self._stack = contextlib.ExitStack()
         self._input: int | None = None  # write end of the executor's input pipe
         self.used = False

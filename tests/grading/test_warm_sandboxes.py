@@ -14,7 +14,7 @@ from host_state import lasting_leftovers, orphaned_sandbox_leftovers
 from nbformat.v4 import new_code_cell, new_notebook
 from toy_course import ASSIGNMENT, grade_toy, points, toy_course_with
 
-from graders.grading.execution import warm_up_modules
+from graders.grading.execution import PRELOAD, warm_up_modules
 from graders.sandbox import SandboxLimits
 from graders.sandbox.notebook import WarmRun
 
@@ -25,7 +25,7 @@ def _locked(source: str, locked: bool = True):
     return new_code_cell(source, metadata={"nbgrader": {"grade": False, "locked": locked, "solution": not locked}})
 
 
-def test_the_warm_up_imports_what_the_locked_first_cell_imports_less_the_support_modules():
+def test_the_warm_up_imports_what_the_locked_first_cell_imports_and_preloads_for_a_support_module():
     notebook = new_notebook(
         cells=[
             _locked("import os\nimport numpy as np, keras\nfrom keras import layers\nfrom . import x\nimport hw5_data"),
@@ -33,7 +33,9 @@ def test_the_warm_up_imports_what_the_locked_first_cell_imports_less_the_support
         ]
     )
     modules = warm_up_modules(nbformat.writes(notebook), {"hw5_data.py": "/somewhere/hw5_data.py"})
-    assert modules == ["keras", "numpy", "os"]
+    assert modules == [PRELOAD, "keras", "numpy", "os"]  # hw5_data itself is left to the cell
+    without_support = new_notebook(cells=[_locked("import numpy")])
+    assert warm_up_modules(nbformat.writes(without_support), {"hw5_data.py": "/somewhere/hw5_data.py"}) == ["numpy"]
 
 
 @pytest.mark.parametrize(
@@ -54,19 +56,21 @@ def test_a_warm_run_has_its_modules_imported_and_runs_the_notebook_as_a_fresh_on
     probe = new_notebook(
         cells=[
             new_code_cell(
-                "import os, sys\n"
-                "print(sorted(name for name in ('colorsys', 'wave') if name in sys.modules), os.path.exists('probe.ipynb'))"
+                "import os, sys, tracemalloc\n"
+                "print(sorted(name for name in ('colorsys', 'wave') if name in sys.modules), os.path.exists('probe.ipynb'), "
+                "tracemalloc.is_tracing())"
             ),
             new_code_cell("print('second')"),
         ]
     )
     before = set(orphaned_sandbox_leftovers())
-    with WarmRun(limits=SandboxLimits(), warm_up=["colorsys", "not_a_module_at_all"]) as run:
+    with WarmRun(limits=SandboxLimits(), warm_up=["colorsys", "not_a_module_at_all", "tracemalloc:start"]) as run:
         assert run.alive()
         result = run.execute(probe, "probe.ipynb")
     assert result.ok, result.detail
     first, second = (cell.outputs[0]["text"].strip() for cell in result.notebook.cells)
-    assert (first, second) == ("['colorsys'] True", "second")  # imported ahead (a missing one is skipped)
+    # imported ahead (a missing one is skipped); module:function was called
+    assert (first, second) == ("['colorsys'] True True", "second")
     assert [cell.execution_count for cell in result.notebook.cells] == [1, 2]  # the warm-up is not counted
     assert not run.alive()
     assert lasting_leftovers(before) == []
