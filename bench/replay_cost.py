@@ -12,7 +12,9 @@ starting state. For each of the five trainings of a grading (baseline, TODO 1, 2
 
 1. the training, Keras's own way (``shuffle=True``) and the recorder's way (owned order and
    the snapshots), alternating, median of ``--reps``: the kernel's added cost;
-2. the snapshots' size: what the export would carry per model;
+2. the snapshots' size, and the seconds to write them as one uncompressed ``.npz`` (as an
+   export would, in ``/dev/shm``: the sandbox's scratch is a tmpfs) and to read them back
+   (as the verifier would);
 3. the replay of the middle epoch, two ways: eagerly (``run_eagerly=True``: nothing traced)
    and compiled (Keras's traced train step), each on a fresh model: its seconds, and the
    gap between the replayed weights and the next snapshot, relative to the epoch's update
@@ -28,14 +30,11 @@ compare the columns of one run, never runs of different days.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,6 +45,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from bench.records import append_run, provenance  # noqa: E402
 from graders.authoring import reference  # noqa: E402
 from graders.course import hw5_data as course_loader  # noqa: E402
 
@@ -91,6 +91,24 @@ class Snapshots(keras.callbacks.Callback):
 
 def nbytes(state: dict) -> int:
     return sum(a.nbytes for a in state["weights"]) + sum(a.nbytes for a in state["optimizer"] or ())
+
+
+def export_round_trip(states: list[dict]) -> tuple[float, float]:
+    """Seconds to write ``states`` as one uncompressed ``.npz`` on a tmpfs, and to read them."""
+    arrays = {}
+    for index, state in enumerate(states):
+        for kind in ("weights", "optimizer"):
+            for position, array in enumerate(state[kind] or ()):
+                arrays[f"{index}-{kind}-{position}"] = array
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as folder:
+        path = os.path.join(folder, "snapshots.npz")
+        started = time.perf_counter()
+        np.savez(path, **arrays)
+        written = time.perf_counter() - started
+        with np.load(path, allow_pickle=False) as archive:
+            read = {name: archive[name] for name in archive.files}
+        assert len(read) == len(arrays)
+        return written, time.perf_counter() - started - written
 
 
 def train_keras_way(run: str, data) -> float:
@@ -159,6 +177,7 @@ def measure(run: str, data, reps: int) -> dict:
         "train_recorded_s": round(statistics.median(recorded), 2),
         "snapshot_mb": round(sum(nbytes(state) for state in snapshots.states) / 2**20, 1),
     }
+    row["export_write_s"], row["export_read_s"] = (round(value, 2) for value in export_round_trip(snapshots.states))
     for way, eager in (("eager", True), ("compiled", False)):
         seconds, weights = replay(run, x, y, orders[epoch], start, eager=eager)
         row[f"replay_{way}_s"] = round(seconds, 2)
@@ -189,23 +208,13 @@ def main(argv=None) -> int:
     floor = total["train_keras_s"]
     print(
         f"per submission: trainings {floor} s Keras's way, {total['train_recorded_s']} s recorded "
-        f"({100 * (total['train_recorded_s'] / floor - 1):+.0f} %); snapshots {total['snapshot_mb']} MB; "
+        f"({100 * (total['train_recorded_s'] / floor - 1):+.0f} %); snapshots {total['snapshot_mb']} MB "
+        f"(written {total['export_write_s']} s, read {total['export_read_s']} s); "
         f"replay of one epoch each: eager {total['replay_eager_s']} s ({100 * total['replay_eager_s'] / floor:.0f} % "
         f"of the trainings), compiled {total['replay_compiled_s']} s ({100 * total['replay_compiled_s'] / floor:.0f} %)"
     )
     if args.record:
-        commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
-        result = {
-            "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "commit": commit.stdout.strip(),
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "reps": args.reps,
-            "runs": rows,
-            "per_submission": total,
-        }
-        runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        RESULTS.write_text(json.dumps([*runs, result], indent=2) + "\n")
-        print("recorded in", RESULTS.relative_to(REPO))
+        append_run(RESULTS, {**provenance(), "reps": args.reps, "runs": rows, "per_submission": total})
     return 0
 
 

@@ -33,18 +33,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.records import append_run, provenance  # noqa: E402
 
 RESULTS = REPO / "bench" / "results" / "speed-ratio.json"
 TRAINING_RUNS = ("baseline", "eta_large", "eta_small", "momentum", "two_conv")
@@ -264,12 +264,9 @@ def main(argv=None) -> int:
     floor = statistics.median(floors)
     path = statistics.median(run["seconds"] for run in production)
     cold = statistics.median(run["seconds"] for run in alone)
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, capture_output=True, text=True)
     result = {
-        "measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "commit": commit.stdout.strip(),
+        **provenance(),
         "label": args.label,
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "floor_s": [round(value, 2) for value in floors],
         "floor_median_s": round(floor, 2),
         "production": production,
@@ -308,9 +305,7 @@ def main(argv=None) -> int:
             f"{row['per_minute']}/min, {row['cpu_s_per_submission']} CPU s each"
         )
     if args.record:
-        runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        RESULTS.write_text(json.dumps([*runs, result], indent=2) + "\n")
-        print("recorded in", RESULTS.relative_to(REPO))
+        append_run(RESULTS, result)
     return 0
 
 

@@ -57,6 +57,7 @@ class NotebookRun:
     flags: list[str] = field(default_factory=list)  # out-of-kernel verification: review these
     unverified: str | None = None  # why the verifier itself failed (ours, not the student's)
     warm: bool = False  # ran in a sandbox this worker readied ahead (Spares)
+    cold_reason: str = ""  # when not warm: why no readied sandbox was used (Spares.take)
 
 
 @dataclass
@@ -148,7 +149,7 @@ def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRu
 
     started = time.monotonic()
     settings = _warm_run_settings(job)
-    warm = SPARES.take(name, settings)
+    warm, cold_reason = SPARES.take(name, settings)
     if job.keep_warm:  # the next student's run warms up beside this one
         SPARES.prepare(name, settings, warm_up_modules(text, job.support_files))
     try:
@@ -164,7 +165,7 @@ def _run_sandboxed(job: Job, name: str, text: str, artifacts: str) -> NotebookRu
         if warm is not None:
             warm.__exit__(None, None, None)
     run = _notebook_run(result, started)
-    run.warm = warm is not None
+    run.warm, run.cold_reason = warm is not None, cold_reason
     return run
 
 
@@ -244,18 +245,28 @@ class Spares:
             finally:
                 started.set()
 
-    def take(self, name: str, settings: dict):
-        """The spare for ``name`` made with ``settings`` (entered, still waiting), or None."""
+    def take(self, name: str, settings: dict) -> tuple[object | None, str]:
+        """The spare for ``name`` made with ``settings`` (entered, still waiting) and "", or
+        None and why there is none to use (the job then starts its sandbox cold)."""
         with self._lock:
             entry = self._runs.pop(name, None)
         if entry is None:
-            return None
+            return None, "no sandbox readied (a worker's first student, or a batch of one)"
         key, run, started = entry
         started.wait()
-        if key != self._key(settings) or run.failed or not run.alive():
+        reason = (
+            "the readied sandbox was made for other settings"
+            if key != self._key(settings)
+            else f"the readied sandbox could not start: {run.failed}"
+            if run.failed
+            else "the readied sandbox had ended"
+            if not run.alive()
+            else ""
+        )
+        if reason:
             run.__exit__(None, None, None)
-            return None
-        return run
+            return None, reason
+        return run, ""
 
     def prepare(self, name: str, settings: dict, warm_up: list[str]) -> None:
         """Start a spare for ``name`` in the background (one per name; an older one ends)."""

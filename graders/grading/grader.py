@@ -52,6 +52,7 @@ class StudentReport:
     verify_seconds: float = 0.0  # of ``seconds``: the out-of-kernel verifier's share
     notebook_seconds: dict[str, float] = field(default_factory=dict)  # of ``seconds``: each notebook's run
     warm_notebooks: list[str] = field(default_factory=list)  # ran in a sandbox the worker readied ahead
+    cold_notebooks: dict[str, str] = field(default_factory=dict)  # the others, and why (execution.Spares.take)
     unverified: bool = False  # the verifier itself failed: a failure of ours, exit status 1
     errors: list[str] = field(default_factory=list)  # something scored zero because it could not run
     flags: list[str] = field(default_factory=list)  # graded, but worth an instructor's look
@@ -239,6 +240,9 @@ class Grader:
         report.verify_seconds = result.verify_seconds if result else 0.0
         report.notebook_seconds = {name: round(run.seconds, 2) for name, run in (result.runs.items() if result else ())}
         report.warm_notebooks = [name for name, run in (result.runs.items() if result else ()) if run.warm]
+        report.cold_notebooks = {
+            name: run.cold_reason for name, run in (result.runs.items() if result else ()) if run.cold_reason
+        }
         environment = [
             f"{name}: {line}"
             for name, run in (result.runs.items() if result else ())

@@ -14,7 +14,7 @@ from host_state import lasting_leftovers, orphaned_sandbox_leftovers
 from nbformat.v4 import new_code_cell, new_notebook
 from toy_course import ASSIGNMENT, grade_toy, points, toy_course_with
 
-from graders.grading.execution import PRELOAD, warm_up_modules
+from graders.grading.execution import PRELOAD, Spares, warm_up_modules
 from graders.sandbox import SandboxLimits
 from graders.sandbox.notebook import WarmRun
 
@@ -74,6 +74,43 @@ def test_a_warm_run_has_its_modules_imported_and_runs_the_notebook_as_a_fresh_on
     assert [cell.execution_count for cell in result.notebook.cells] == [1, 2]  # the warm-up is not counted
     assert not run.alive()
     assert lasting_leftovers(before) == []
+
+
+class _ReadiedRun:
+    """Stands for a WarmRun in Spares' bookkeeping."""
+
+    def __init__(self, failed: str = "", alive: bool = True) -> None:
+        self.failed, self._alive, self.ended = failed, alive, False
+
+    def alive(self) -> bool:
+        return self._alive
+
+    def __exit__(self, *exc_info) -> None:
+        self.ended = True
+
+
+@pytest.mark.parametrize(
+    ("made_with", "run", "why"),
+    [
+        (None, None, "no sandbox readied"),
+        ({"env": {"A": "2"}}, _ReadiedRun(), "made for other settings"),
+        ({"env": {"A": "1"}}, _ReadiedRun(failed="bwrap: no"), "could not start: bwrap: no"),
+        ({"env": {"A": "1"}}, _ReadiedRun(alive=False), "had ended"),
+        ({"env": {"A": "1"}}, _ReadiedRun(), ""),
+    ],
+    ids=["none", "other-settings", "failed", "ended", "used"],
+)
+def test_a_job_that_starts_cold_says_why(made_with, run, why):
+    import threading
+
+    spares, started = Spares(), threading.Event()
+    started.set()
+    if run is not None:
+        spares._runs["nb.ipynb"] = (Spares._key(made_with), run, started)
+    taken, reason = spares.take("nb.ipynb", {"env": {"A": "1"}})
+    assert (why in reason) and bool(reason) == bool(why)
+    assert taken is (None if why else run)
+    assert run is None or run.ended == bool(why)  # a spare not used is ended at once
 
 
 def _cpu_weight(run: WarmRun) -> tuple[str, str, str]:
@@ -147,4 +184,7 @@ def test_students_graded_in_a_row_on_one_worker_see_nothing_of_each_other(tmp_pa
         assert points(root, student) == {"test_add": 1.0, "test_add_more": 1.0}, json.dumps(reports[student], indent=1)
     warm = sorted(student for student in STUDENTS if reports[student]["warm_notebooks"] == [f"{ASSIGNMENT}.ipynb"])
     assert len(warm) == len(STUDENTS) - 1, reports  # all but the worker's first
+    (first,) = set(STUDENTS) - set(warm)
+    assert list(reports[first]["cold_notebooks"]) == [f"{ASSIGNMENT}.ipynb"]
+    assert "no sandbox readied" in reports[first]["cold_notebooks"][f"{ASSIGNMENT}.ipynb"]
     assert lasting_leftovers(before) == [], "a spare outlived its batch"
