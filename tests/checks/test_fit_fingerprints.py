@@ -8,24 +8,13 @@ import numpy as np
 import pytest
 
 import hw5_data
-from graders.checks import GradingFailure, check_training, data_checks, recorder, training_checks
+from checks.tiny_budget import TINY
+from graders.checks import GradingFailure, check_training, data_checks, recorder
 
-pytestmark = pytest.mark.needs_mnist
+pytestmark = [pytest.mark.needs_mnist, pytest.mark.usefixtures("tiny_grading_budget")]
 
-TINY = hw5_data.Budget("fast", n_train=200, n_test=100)
 FULL = hw5_data.BUDGETS["full"]
 STEPS = -(-TINY.n_train // 32)  # updates per epoch on the budget's rows
-
-
-@pytest.fixture(autouse=True)
-def tiny_grading_budget(monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    monkeypatch.delenv("HW5_GRADING_BUDGET", raising=False)
-    monkeypatch.setitem(hw5_data.BUDGETS, "fast", TINY)
-    training_checks.forget_test_data()
-    yield
-    training_checks.forget_test_data()
-    recorder.uninstall()
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,11 @@ from __future__ import annotations
 import pytest
 
 import hw5_data
+from checks.tiny_budget import TINY
 from graders.checks import data_checks, recorder, training_checks
 from graders.checks.preload import load_grading_data
 
-pytestmark = pytest.mark.needs_mnist
-
-TINY = hw5_data.Budget("fast", n_train=200, n_test=100)
-
-
-@pytest.fixture(autouse=True)
-def tiny_grading_budget(monkeypatch):
-    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
-    monkeypatch.delenv("HW5_GRADING_BUDGET", raising=False)
-    monkeypatch.setitem(hw5_data.BUDGETS, "fast", TINY)
-    training_checks.forget_test_data()
-    recorder.budget_rows.cache_clear()
-    yield
-    training_checks.forget_test_data()
-    recorder.budget_rows.cache_clear()
+pytestmark = [pytest.mark.needs_mnist, pytest.mark.usefixtures("tiny_grading_budget")]
 
 
 def test_the_first_checks_read_what_was_loaded_ahead():
