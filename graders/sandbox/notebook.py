@@ -255,7 +255,8 @@ class WarmRun:
             inside_env.update(user_env)
             inside_env["PYTHONPATH"] = bw.INSIDE_KIT
             run = self.run = stack.enter_context(SandboxRun(self.limits))
-            run.set_background(self.background)
+            if self.background:
+                run.set_background(True)
             for inside_name, host in self.support_files.items():
                 if inside_name == WARM_NOTEBOOK:
                     raise SandboxError(f"support file {inside_name!r} clashes with the notebook")
@@ -320,7 +321,8 @@ class WarmRun:
             {"notebook": nbformat.writes(sent), "name": name, "requests": dict(export_requests or {})}
         )
         fd, self._input = self._input, None
-        run.set_background(False)
+        if self.background:
+            run.set_background(False)
         sent_at = time.monotonic()
         send_to_end(fd, document.encode("utf-8"))
         rc = run.wait(self.limits.notebook_timeout_s, since=sent_at)
