@@ -45,6 +45,9 @@ MANIFEST, ARRAYS = "manifest.json", "arrays.npz"
 MAX_MANIFEST_BYTES = 1 << 20
 MAX_ARRAYS_BYTES = 64 << 20
 MAX_FITS = 16
+#: A model's training evidence (``evidence``'s segments) is carried up to this size; a
+#: larger one is named, not carried (about 46 MiB for the momentum run's ten epochs).
+MAX_EVIDENCE_BYTES = 52 << 20
 
 _MAX_VALUE_DEPTH = 8
 _FLOAT_DTYPES = ("float16", "float32", "float64")
@@ -386,6 +389,55 @@ def _fits_item(model, name: str, writer: _Writer) -> list | None:
     ]
 
 
+def _state_item(state: dict, key: str, writer: _Writer) -> dict:
+    return {
+        "weights": [writer.add(f"{key}/w{index}", weight) for index, weight in enumerate(state["weights"])],
+        "iterations": None if state["iterations"] is None else int(state["iterations"]),
+        "slots": {
+            slot: writer.add(f"{key}/s{index}", value) for index, (slot, value) in enumerate(state["slots"].items())
+        },
+        "unmapped": [_short(path)[:200] for path in state["unmapped"][:64]],
+    }
+
+
+def _evidence_item(model, name: str, writer: _Writer) -> dict | None:
+    """The model's training evidence (``graders.checks.evidence``) as plain data and arrays by
+    key, or None when none was recorded; ``{"problem": ...}`` when it is too large to carry."""
+    segments = _sibling("evidence").segments_of(model)
+    if segments is None:
+        return None
+    size = sum(
+        array.nbytes
+        for segment in segments[:MAX_FITS]
+        for array in [
+            *segment["orders"],
+            *(value for state in segment["states"] for value in [*state["weights"], *state["slots"].values()]),
+        ]
+    )
+    if size > MAX_EVIDENCE_BYTES or len(segments) > MAX_FITS:
+        return {
+            "segments": [],
+            "problem": f"the training evidence ({size:,} bytes, {len(segments)} fit calls) is too large to carry",
+        }
+    items = []
+    for number, segment in enumerate(segments):
+        key = f"{name}/ev{number}"
+        items.append(
+            {
+                "batch_size": int(segment["batch_size"]),
+                "image_shape": [int(size) for size in segment["image_shape"]],
+                "labels": _json_config(segment["labels"]),
+                "optimizer": _json_config(segment["optimizer"]),
+                "orders": [writer.add(f"{key}/order{epoch}", order) for epoch, order in enumerate(segment["orders"])],
+                "states": [
+                    _state_item(state, f"{key}/state{index}", writer) for index, state in enumerate(segment["states"])
+                ],
+                "problem": None if segment["problem"] is None else _short(segment["problem"]),
+            }
+        )
+    return {"segments": items, "problem": None}
+
+
 def _model_item(model, name: str, writer: _Writer | None, weights: bool = True) -> dict:
     """Layers as [{"class_name", "config", "weights": [key, ...]}]; weights when ``weights``.
 
@@ -564,6 +616,15 @@ def export_cell(request: dict, out_dir: str) -> None:
         items[name] = (
             {"kind": "missing"} if name not in namespace else _item(namespace[name], name, namespace, names, writer)
         )
+    for history in [item for item in items.values() if item["kind"] == "history" and item["model"] is not None]:
+        owner = history["model"]
+        if items.get(owner, {}).get("kind") == "model" and "evidence" not in items[owner]:
+            carried = _Writer()  # merged only when whole: a half-written item would orphan arrays
+            try:
+                items[owner]["evidence"] = _evidence_item(namespace[owner], owner, carried)
+                writer.arrays.update(carried.arrays)
+            except Exception as error:  # the student's object misbehaved: a limit, named
+                items[owner]["evidence"] = {"segments": [], "problem": f"{type(error).__name__}: {_short(error)}"}
     calls = []
     for number, call in enumerate(request.get("calls", [])):
         builder, args = str(call["builder"]), list(call.get("args", []))

@@ -228,13 +228,41 @@ def budget_rows(budget) -> dict:
     return rows
 
 
-def _cut(given: Given, split: str, budget) -> tuple[np.ndarray, np.ndarray]:
+def _positions(given: Given, split: str, budget) -> np.ndarray:
+    """Where the budget's rows of ``given`` sit in it (see :func:`budget_positions`)."""
     import hw5_data
 
     hashes, indices = budget_rows(budget)[split]
     full_rows = hw5_data.BUDGETS["full"].n_train if split == "train" else hw5_data.BUDGETS["full"].n_test
-    positions = budget_positions(given.hashes(), hashes, full_rows, indices)
+    return budget_positions(given.hashes(), hashes, full_rows, indices)
+
+
+def _cut(given: Given, split: str, budget) -> tuple[np.ndarray, np.ndarray]:
+    positions = _positions(given, split, budget)
     return given.images[positions], given.labels[positions]
+
+
+def budget_row_numbers(given: Given, positions: np.ndarray, budget) -> np.ndarray | str:
+    """Which row of the budget's training data (``data_checks.budget_arrays(budget)``'s
+    order) each of ``given``'s ``positions`` holds, matched by image and label; or why
+    some hold none (another preprocessing, a changed label)."""
+    import hw5_data
+    from graders.checks.data_checks import budget_fingerprints, pair_keys
+
+    hashes, indices = budget_rows(budget)["train"]
+    classes = budget_fingerprints(hw5_data.BUDGETS["full"])["train"][1][indices]
+    try:
+        given_classes = label_classes(given.labels[positions])
+    except ValueError as error:
+        return f"training labels the grader does not read ({error})"
+    wanted = pair_keys(hashes, classes)
+    found = pair_keys(given.hashes()[positions], given_classes)
+    order = np.argsort(wanted, kind="stable")
+    spot = np.minimum(np.searchsorted(wanted, found, sorter=order), len(wanted) - 1)
+    matched = order[spot]
+    if len(wanted) == 0 or not np.array_equal(wanted[matched], found):
+        return "training rows that are not the budget's rows of x_train with their labels"
+    return matched.astype(np.int64)
 
 
 @dataclass
@@ -264,17 +292,64 @@ def plan_fit(arguments: dict, budget) -> FitPlan:
     if (
         not isinstance(train, Given)
         or budget is None
-        or budget.name == "full"
         or (arguments.get("sample_weight") is not None or arguments.get("steps_per_epoch") is not None)
     ):
         return FitPlan(record)
     changed = dict(arguments)
-    changed["x"], changed["y"] = _cut(train, "train", budget)
+    positions = _positions(train, "train", budget)
+    changed["x"], changed["y"] = train.images[positions], train.labels[positions]
     if train.batch_size is not None:
         changed["batch_size"] = train.batch_size
     if isinstance(validation, Given):
         changed["validation_data"] = _cut(validation, "test", budget)
+    if changed.get("self") is not None:  # a call on a model (tests plan without one)
+        _own_the_order(changed, train, positions, budget)
     return FitPlan(record, changed)
+
+
+_fit_calls = [0]
+
+
+def _own_the_order(changed: dict, train: Given, positions: np.ndarray, budget) -> None:
+    """Train on the budget's rows of ``train`` (``positions``) in an order of our own, and
+    keep each epoch's starting state on the model (:mod:`graders.checks.evidence`).
+
+    ``changed``: fit's bound arguments, rewritten in place: a ``tf.data`` pipeline of every
+    epoch's batches with ``steps_per_epoch`` in place of the arrays, Keras's shuffle off,
+    and the snapshot callback added to the student's callbacks.
+    """
+    from graders.checks import evidence
+
+    model = changed["self"]
+    batch_size = changed.get("batch_size") or 32  # Keras's default
+    epochs = max(0, int(changed.get("epochs", 1)) - int(changed.get("initial_epoch", 0) or 0))
+    _fit_calls[0] += 1
+    images = np.asarray(changed["x"], dtype="float32")
+    form = evidence.labels_form(changed["y"])
+    rows = budget_row_numbers(train, positions, budget)
+    problem = rows if isinstance(rows, str) else (form if isinstance(form, str) else None)
+    labels = np.asarray(changed["y"]) if isinstance(form, str) else form[1]
+    local = evidence.epoch_orders(len(images), epochs, changed.get("shuffle", True), _fit_calls[0])
+    optimizer = getattr(model, "optimizer", None)
+    try:
+        spec = None if optimizer is None else evidence.optimizer_spec(optimizer)
+    except Exception as error:  # a student's optimizer whose config cannot be read
+        spec, problem = None, problem or f"the optimizer's config could not be read ({type(error).__name__})"
+    segment = {
+        "batch_size": int(batch_size),
+        "image_shape": [int(size) for size in images.shape[1:]],
+        "labels": None if isinstance(form, str) else form[0],
+        "optimizer": spec,
+        "orders": [order if problem else rows[order] for order in local],
+        "states": [],
+        "problem": problem,
+    }
+    pipeline = evidence.ordered_batches(images, labels, int(batch_size), local)
+    callbacks = [*list(changed.get("callbacks") or []), evidence.snapshot_callback(segment)]
+    # Nothing below can fail: the segment is kept only for a call that trains as recorded.
+    changed.update(x=pipeline, y=None, batch_size=None, shuffle=False, callbacks=callbacks)
+    changed["steps_per_epoch"] = evidence.steps(len(images), int(batch_size))
+    evidence.remember_segment(model, segment)
 
 
 # ----- records on the model, and the wrapper ---------------------------------------------

@@ -10,6 +10,7 @@ import functools
 
 import numpy as np
 
+from graders.checks import evidence, recorder
 from graders.checks.data_checks import budget_arrays, check_fit_data, forget_budget_data
 from graders.checks.describe import steps_per_epoch
 from graders.checks.expected_data import expected, thresholds
@@ -101,6 +102,8 @@ def check_training(history, model, run: str) -> None:
     it (``data_checks.check_fit_data``: x_train/y_train and x_test/y_test, in any
     order); the number of SGD updates (10 epochs x ceil(n_train / 32) batches: this catches a
     wrong batch size, epoch count or training set); the accuracy recomputed on the
+    the training evidence (``evidence.check_evidence``: the recorded epochs end in this
+    model, and out of kernel one drawn epoch replays); the accuracy recomputed on the
     test data against the history's last ``val_accuracy``; and, for a model whose
     architecture and optimizer are right, a calibrated accuracy floor.
     """
@@ -124,6 +127,8 @@ def check_training(history, model, run: str) -> None:
             f"{wanted_updates:,}. Check the batch size, the epochs, the training data, and that "
             "fit is called once on a freshly built model."
         )
+    # The weights graded are what the recorded training produced (replayed out of kernel).
+    evidence.check_evidence(model, run, required=recorder.installed() or evidence.replaying())
     limits = thresholds()
     accuracy = recompute_accuracy(model, budget.name)
     last_validation = _history_values(history, "val_accuracy")[-1]

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import secrets
 import shutil
 import subprocess
 import sys
@@ -173,7 +174,13 @@ def _verifier_argv(python: str, job: str, support: str, go_fd: int) -> list[str]
 def _job_entries(notebooks: dict[str, ToVerify], notebook_path, exports_path) -> dict:
     """The verifier's job file: per notebook, its trusted copy, its exports and requests."""
     return {
-        name: {"notebook": notebook_path(index, item), "exports": exports_path(index, item), "requests": item.requests}
+        name: {
+            "notebook": notebook_path(index, item),
+            "exports": exports_path(index, item),
+            "requests": item.requests,
+            # drawn after the kernel is dead: which epoch of each training is replayed
+            "replay_key": secrets.token_hex(16),
+        }
         for index, (name, item) in enumerate(notebooks.items())
     }
 

@@ -4,7 +4,9 @@
 TensorFlow import) verifies them all::
 
     {"hw5_part_b_cnn.ipynb": {"notebook": "TRUSTED.ipynb", "exports": "DIR",
-                              "requests": {grade_id: request, ...}}, ...}
+                              "requests": {grade_id: request, ...},
+                              "replay_key": HEX (optional: the host's secret that draws
+                                             the replayed epochs)}, ...}
 
 With ``--go-fd N`` it first warms up (TensorFlow, Keras, the checks) and then waits for
 the names of the notebooks to verify on pipe ``N`` (:class:`graders.grading.verifier_step.EarlyVerifier`).
@@ -48,7 +50,11 @@ def verify_job(job: dict, support_dir: str | None) -> dict[str, dict]:
             support = support_dir or os.path.dirname(os.path.abspath(entry["notebook"]))
             results[name] = {
                 "verdicts": verify_notebook(
-                    notebook, entry["exports"], entry.get("requests") or {}, support_dir=support
+                    notebook,
+                    entry["exports"],
+                    entry.get("requests") or {},
+                    support_dir=support,
+                    replay_key=bytes.fromhex(entry["replay_key"]) if entry.get("replay_key") else None,
                 )
             }
         except Exception as error:  # noqa: BLE001 - this notebook could not be verified; go on
@@ -69,7 +75,11 @@ def warm_up(support_dir: str) -> None:
         use_support_dir(support_dir)
     except OSError:
         return  # verify_job meets it again, per notebook
-    load_grading_data()
+    if load_grading_data():
+        import hw5_data
+        from graders.verify.replay import training_rows
+
+        training_rows(hw5_data.active_budget().name)  # the replay's data, from the same arrays
 
 
 def await_go(fd: int) -> set[str]:

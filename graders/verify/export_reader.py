@@ -196,15 +196,79 @@ def _fits(fits, where: str, keys: set) -> None:
         _sample(record["validation"], f"{where}[{index}].validation", keys)
 
 
+_SLOT = re.compile(r"[0-9]{1,4}/[a-z_]{1,40}\Z")
+
+
+def _state(state, where: str, keys: set) -> None:
+    _object(state, where, {"weights", "iterations", "slots", "unmapped"})
+    for key in _list(state["weights"], where + ".weights", 16 * MAX_LAYERS):
+        keys.add(_str(key, where + ".weights", _KEY))
+    _optional(state["iterations"], _int, where + ".iterations")
+    slots = _object(
+        state["slots"], where + ".slots", set(), set(state["slots"]) if isinstance(state["slots"], dict) else set()
+    )
+    if len(slots) > 8 * MAX_LAYERS:
+        _fail(where + ".slots", "has too many entries")
+    for slot, key in slots.items():
+        _str(slot, where + ".slots", _SLOT)
+        keys.add(_str(key, f"{where}.slots[{slot!r}]", _KEY))
+    for path in _list(state["unmapped"], where + ".unmapped", 64):
+        _str(path, where + ".unmapped", None, 200)
+
+
+def _segment(segment, where: str, keys: set) -> None:
+    """One fit call's training evidence (``graders.checks.evidence``): orders and states by key;
+    the arrays' dtypes and shapes are checked where they are used (``rebuild.evidence``)."""
+    _object(segment, where, {"batch_size", "image_shape", "labels", "optimizer", "orders", "states", "problem"})
+    _int(segment["batch_size"], where + ".batch_size", 1, 1 << 20)
+    for size in _list(segment["image_shape"], where + ".image_shape", MAX_DIMS):
+        _int(size, where + ".image_shape", 1, 1 << 20)
+    labels = segment["labels"]
+    if labels is not None:
+        if isinstance(labels, dict) and labels.get("form") == "one_hot":
+            _int(_object(labels, where + ".labels", {"form", "width"})["width"], where + ".labels.width", 2, 4096)
+        elif isinstance(labels, dict) and labels.get("form") == "classes":
+            if not isinstance(_object(labels, where + ".labels", {"form", "column"})["column"], bool):
+                _fail(where + ".labels.column", "should be true or false")
+        else:
+            _fail(where + ".labels", "is not a known form of labels")
+    if segment["optimizer"] is not None:
+        spec = _object(segment["optimizer"], where + ".optimizer", {"class_name", "config"})
+        _str(spec["class_name"], where + ".optimizer.class_name", _NAME)
+        config = _object(
+            spec["config"],
+            where + ".optimizer.config",
+            set(),
+            set(spec["config"]) if isinstance(spec["config"], dict) else set(),
+        )
+        for name, value in config.items():
+            _str(name, where + ".optimizer.config", _NAME)
+            _plain_value(value, f"{where}.optimizer.config[{name!r}]")
+    for key in _list(segment["orders"], where + ".orders", 1000):
+        keys.add(_str(key, where + ".orders", _KEY))
+    for index, state in enumerate(_list(segment["states"], where + ".states", 1001)):
+        _state(state, f"{where}.states[{index}]", keys)
+    _optional(segment["problem"], _str, where + ".problem", None, 1000)
+
+
+def _evidence(evidence, where: str, keys: set) -> None:
+    _object(evidence, where, {"segments", "problem"})
+    _optional(evidence["problem"], _str, where + ".problem", None, 1000)
+    for index, segment in enumerate(_list(evidence["segments"], where + ".segments", MAX_FITS)):
+        _segment(segment, f"{where}.segments[{index}]", keys)
+
+
 def _model(item: dict, where: str, keys: set) -> None:
     _object(
         item,
         where,
         {"kind", "model_class", "input_shape", "layers", "compile", "optimizer_state"},
-        {"fits", "mapped", "probe"},
+        {"fits", "mapped", "probe", "evidence"},
     )
     if item.get("fits") is not None:
         _fits(item["fits"], where + ".fits", keys)
+    if item.get("evidence") is not None:
+        _evidence(item["evidence"], where + ".evidence", keys)
     if "mapped" in item:  # read in another form than the student's: confirmed on the probe images
         for note in _list(item["mapped"], where + ".mapped", 64):
             _str(note, where + ".mapped", None, 300)
@@ -330,8 +394,8 @@ def _item(item, where: str, keys: set, arrays_meta: dict, weights_allowed: bool 
             or any("weights" in layer for layer in item.get("layers") or [] if isinstance(layer, dict))
         ):
             _fail(where, "a builder's result is exported without weights")
-        if not weights_allowed and item.get("fits") is not None:
-            _fail(where, "a builder's result is exported without fit records")
+        if not weights_allowed and (item.get("fits") is not None or item.get("evidence") is not None):
+            _fail(where, "a builder's result is exported without fit records or training evidence")
         _model(item, where, keys)
     else:
         _history(item, where)

@@ -414,7 +414,46 @@ def rebuild_model(item: dict, arrays: dict, where: str = "model"):
 
         for record in records:
             remember_fit(model, record)
+    if item.get("evidence") is not None:
+        from graders.checks.evidence import remember_segment
+
+        for segment in evidence_segments(item["evidence"], arrays, where + ".evidence"):
+            remember_segment(model, segment)
     return model
+
+
+def _evidence_array(arrays: dict, key: str, kinds: str, ndim: int | None = None) -> np.ndarray:
+    value = arrays[key]
+    if value.dtype.kind not in kinds or (ndim is not None and value.ndim != ndim):
+        _fail(key, f"{value.dtype}{list(value.shape)} is not the array of training evidence it should be")
+    return value
+
+
+def evidence_segments(evidence: dict, arrays: dict, where: str = "evidence") -> list[dict]:
+    """The validated evidence of a model item as ``graders.checks.evidence`` segments (arrays
+    in place of keys; weights and slots as float32, orders as int64). Evidence the kernel
+    could not carry is one segment that names the problem."""
+    if evidence["problem"] is not None:
+        return [{"orders": [], "states": [], "problem": evidence["problem"]}]
+    segments = []
+    for index, segment in enumerate(evidence["segments"]):
+        place = f"{where}.segments[{index}]"
+        states = [
+            {
+                "weights": [_evidence_array(arrays, key, "f").astype("float32") for key in state["weights"]],
+                "iterations": state["iterations"],
+                "slots": {
+                    slot: _evidence_array(arrays, key, "f").astype("float32") for slot, key in state["slots"].items()
+                },
+                "unmapped": list(state["unmapped"]),
+            }
+            for state in segment["states"]
+        ]
+        orders = [_evidence_array(arrays, key, "i", 1).astype(np.int64) for key in segment["orders"]]
+        segments.append({**segment, "orders": orders, "states": states})
+        if not all(len(state["weights"]) == len(states[0]["weights"]) for state in states):
+            _fail(place, "its states hold different numbers of weights")
+    return segments
 
 
 def confirm_mapping(model, item: dict, arrays: dict, where: str) -> None:

@@ -22,13 +22,14 @@ import io
 import json
 import math
 import os
+import secrets
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from graders.checks.failures import CouldNotCheck, GradingFailure, instructor_part, student_part
-from graders.verify import crosscheck, rebuild
+from graders.verify import crosscheck, rebuild, replay
 from graders.verify.export_reader import ArtifactError, read_cell_exports
 from graders.verify.requests import bound_by, graded_cells, setup_statements
 
@@ -345,17 +346,23 @@ def verify_cell(
     return passed()
 
 
-def verify_notebook(notebook, exports_dir, requests: dict | None = None, support_dir=None) -> dict[str, dict]:
+def verify_notebook(
+    notebook, exports_dir, requests: dict | None = None, support_dir=None, replay_key: bytes | None = None
+) -> dict[str, dict]:
     """``{grade_id: {"passed": bool, "message": str}}`` for every graded cell, in order.
 
     ``notebook``: the TRUSTED nbformat node (with hidden tests); ``exports_dir``:
     the folder holding one ``<grade_id>/`` per cell; ``requests``: what
     ``requests.fresh_calls`` returned (its fresh calls are checked); ``support_dir``:
-    the folder of the trusted ``hw5_data.py`` (else the caller set ``sys.path``).
+    the folder of the trusted ``hw5_data.py`` (else the caller set ``sys.path``);
+    ``replay_key``: the host's secret for this submission, which draws the epoch of each
+    trained model that is replayed (:mod:`graders.verify.replay`); without one, a fresh
+    random key.
     """
     os.environ.setdefault("MPLBACKEND", "Agg")  # the cells may plot; never open a window
     if support_dir is not None:
         use_support_dir(support_dir)
+    replay.switch_on(replay_key or secrets.token_bytes(16))
     setup_code = _setup_code(notebook, support_modules(support_dir))
     verdicts, seen, rebuilt = {}, {}, {}
     for grade_id, source in graded_cells(notebook):

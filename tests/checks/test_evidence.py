@@ -1,0 +1,206 @@
+"""Training evidence (graders.checks.evidence): what the recorder keeps of each fit call, the
+checks on it, and the out-of-kernel replay (graders.verify.replay). In-process, on the full
+data with the tiny budget (seconds); the forged cases are the ways a kernel can claim a
+training that did not happen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import hw5_data
+from checks.tiny_budget import TINY
+from graders.checks import CouldNotCheck, GradingFailure, evidence, recorder
+from graders.verify import replay
+
+pytestmark = [pytest.mark.needs_mnist, pytest.mark.usefixtures("tiny_grading_budget")]
+
+STEPS = -(-TINY.n_train // 32)
+KEY = b"a fixed key for the tests"
+
+
+@pytest.fixture(scope="module")
+def data():
+    """The notebook's arrays while grading: the full data, one-hot labels."""
+    import keras
+
+    (x_train, y_train), (x_test, y_test) = hw5_data.load_mnist()
+    prepare = lambda images: images.reshape((-1, 28, 28, 1)).astype("float32") / 255.0
+    return (
+        prepare(x_train),
+        keras.utils.to_categorical(y_train, 10),
+        prepare(x_test),
+        keras.utils.to_categorical(y_test, 10),
+    )
+
+
+@pytest.fixture(autouse=True)
+def grading_kernel():
+    """The recorder on, as in a grading kernel; no replayer until a test sets one."""
+    recorder.install(TINY)
+    evidence.set_replayer(None, None)
+    yield
+    evidence.set_replayer(None, None)
+
+
+def _model(learning_rate=0.05, momentum=0.0):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((28, 28, 1)),
+            keras.layers.Conv2D(4, 3, activation="relu"),
+            keras.layers.MaxPooling2D(2),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.SGD(learning_rate, momentum=momentum),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _trained(data, epochs=3, **settings):
+    x, y, xt, yt = data
+    model = _model(**settings)
+    model.fit(x, y, batch_size=32, epochs=epochs, validation_data=(xt, yt), verbose=0)
+    return model
+
+
+def _check(model, replayed_epoch=None):
+    """check_evidence as the verifier runs it: the replay on, and (for the tests) the drawn
+    epoch pinned by finding a label whose draw is ``replayed_epoch``."""
+    replay.switch_on(KEY)
+    epochs = sum(len(segment["orders"]) for segment in evidence.segments_of(model) or [])
+    label = "run"
+    if replayed_epoch is not None:
+        label = next(f"run{n}" for n in range(1000) if evidence.draw_epoch(KEY, f"run{n}", epochs) == replayed_epoch)
+    evidence.check_evidence(model, label, required=True)
+
+
+# ----- what the recorder keeps -----------------------------------------------------------
+
+
+def test_each_epoch_of_a_fit_keeps_its_start_and_the_end_its_own_state(data):
+    model = _trained(data, epochs=3, momentum=0.9)
+    (segment,) = evidence.segments_of(model)
+    assert segment["problem"] is None and segment["batch_size"] == 32
+    assert len(segment["orders"]) == 3 and len(segment["states"]) == 4
+    assert [state["iterations"] for state in segment["states"]] == [None, STEPS, 2 * STEPS, 3 * STEPS]
+    assert len(segment["states"][1]["slots"]) == 4  # one momentum buffer per weight
+    for order in segment["orders"]:  # every budget row once, in a fresh order each epoch
+        np.testing.assert_array_equal(np.sort(order), np.arange(TINY.n_train))
+    assert not np.array_equal(segment["orders"][0], segment["orders"][1])
+    for kept, now in zip(segment["states"][-1]["weights"], model.get_weights()):
+        np.testing.assert_array_equal(kept, now)
+    assert model.optimizer.iterations.numpy() == 3 * STEPS  # Keras counts as before
+
+
+def test_shuffle_false_trains_the_rows_in_the_order_given(data):
+    x, y, xt, yt = data
+    model = _model()
+    picked = np.random.default_rng(1).permutation(len(x))
+    model.fit(x[picked], y[picked], batch_size=32, epochs=2, shuffle=False, validation_data=(xt, yt), verbose=0)
+    first, second = evidence.segments_of(model)[0]["orders"]
+    np.testing.assert_array_equal(first, second)
+    budget_x, _ = replay.training_rows("fast")
+    given_order = recorder.row_hashes(x[picked])
+    wanted = recorder.row_hashes(budget_x[first])
+    assert np.all(np.diff(np.flatnonzero(np.isin(given_order, wanted))) > 0)
+
+
+def test_an_honest_training_passes_and_replays_exactly(data):
+    model = _trained(data, epochs=3, momentum=0.9)
+    (segment,) = evidence.segments_of(model)
+    for epoch in range(3):
+        replayed = replay.replay_epoch(model, segment, epoch)
+        assert evidence.replay_gap(replayed, segment["states"][epoch], segment["states"][epoch + 1]) <= 1e-6
+        _check(model, replayed_epoch=epoch)
+
+
+# ----- forged training -------------------------------------------------------------------
+
+
+def test_a_model_never_trained_by_fit_fails_while_grading(data):
+    model = _model()
+    with pytest.raises(GradingFailure, match="no training of this model by fit"):
+        _check(model)
+    evidence.check_evidence(model, "run", required=False)  # outside grading: not judged
+
+
+def test_weights_changed_after_training_fail(data):
+    model = _trained(data, epochs=2)
+    other = _trained(data, epochs=2, learning_rate=0.2)
+    model.set_weights(other.get_weights())
+    with pytest.raises(GradingFailure, match="changed after fit"):
+        _check(model)
+
+
+def test_a_learning_rate_changed_after_training_fails(data):
+    model = _trained(data, epochs=2, learning_rate=0.01)
+    model.optimizer.learning_rate = 1.0
+    with pytest.raises(GradingFailure, match="learning rate 0.01, but its optimizer now says 1"):
+        _check(model)
+
+
+def test_a_model_trained_before_its_graded_fit_fails(data):
+    x, y, xt, yt = data
+    model = _model()
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(7)
+    model.fit(x, y, batch_size=32, epochs=2, validation_data=(xt, yt), verbose=0)
+    with pytest.raises(GradingFailure, match="already made 7 updates"):
+        _check(model)
+
+
+@pytest.mark.parametrize("epoch", [0, 2])
+def test_a_forged_epoch_fails_its_replay(data, epoch):
+    """The state after ``epoch`` replaced by another training's (same shapes, consistent
+    counts): only the replay can see it, and it does whichever epoch it draws."""
+    model = _trained(data, epochs=3, learning_rate=0.05)
+    other = _trained(data, epochs=3, learning_rate=0.2)
+    (segment,) = evidence.segments_of(model)
+    forged = evidence.segments_of(other)[0]["states"][epoch + 1]
+    segment["states"][epoch + 1] = {**segment["states"][epoch + 1], "weights": forged["weights"]}
+    if epoch + 1 == 3:
+        model.set_weights(forged["weights"])
+    with pytest.raises(GradingFailure, match=f"epoch {epoch + 1}, replayed by the grader"):
+        _check(model, replayed_epoch=epoch)
+
+
+def test_a_standing_still_chain_fails_even_at_a_tiny_learning_rate(data):
+    """lr 1e-5 moves the weights by about 1e-5 an epoch: a chain that claims the updates
+    but never moves is judged against the replay's own move, not an absolute tolerance."""
+    model = _trained(data, epochs=2, learning_rate=0.00001)
+    (segment,) = evidence.segments_of(model)
+    for state in segment["states"][1:]:
+        state["weights"] = segment["states"][0]["weights"]
+    model.set_weights(segment["states"][0]["weights"])
+    with pytest.raises(GradingFailure, match="replayed by the grader"):
+        _check(model, replayed_epoch=1)
+
+
+def test_switched_off_the_replay_lets_a_forged_epoch_through(data):
+    """The check that makes the difference: without the replay, the forged chain passes."""
+    model = _trained(data, epochs=3, learning_rate=0.05)
+    other = _trained(data, epochs=3, learning_rate=0.2)
+    (segment,) = evidence.segments_of(model)
+    segment["states"][2] = {**segment["states"][2], "weights": evidence.segments_of(other)[0]["states"][2]["weights"]}
+    evidence.check_evidence(model, "run", required=True)  # no replayer: the kernel's view
+    with pytest.raises(GradingFailure):
+        _check(model, replayed_epoch=1)
+
+
+def test_a_layer_that_draws_random_numbers_is_a_limit_not_a_failure(data):
+    import keras
+
+    x, y, xt, yt = data
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dropout(0.2),
+                              keras.layers.Dense(10, activation="softmax")])  # fmt: skip
+    model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0)
+    with pytest.raises(CouldNotCheck, match="Dropout"):
+        _check(model)
