@@ -204,3 +204,61 @@ def test_a_layer_that_draws_random_numbers_is_a_limit_not_a_failure(data):
     model.fit(x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0)
     with pytest.raises(CouldNotCheck, match="Dropout"):
         _check(model)
+
+
+def test_check_training_refuses_a_history_written_by_hand_that_would_pass_without_evidence(data, monkeypatch):
+    """Issue 17's first forgery, in-process: an untrained model whose update count and History
+    are written to agree. Without the evidence check it earns the training point."""
+    import keras
+
+    from graders.checks import check_training, training_checks
+
+    model = _model()
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(10 * STEPS)
+    accuracy = training_checks.recompute_accuracy(model, "fast")
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.history = {
+        "loss": [2.3] * 10,
+        "accuracy": [accuracy] * 10,
+        "val_loss": [2.3] * 10,
+        "val_accuracy": [accuracy] * 10,
+    }
+    history.params, history.epoch = {"epochs": 10, "steps": STEPS}, list(range(10))
+    with pytest.raises(GradingFailure, match="no training of this model by fit"):
+        check_training(history, model, "eta_large")
+    monkeypatch.setattr(evidence, "check_evidence", lambda *args, **kwargs: None)
+    check_training(history, model, "eta_large")  # switched off: the forgery's point
+
+
+def test_the_evidence_crosses_the_export_and_replays_on_the_rebuilt_model(data, tmp_path, monkeypatch):
+    """Kernel to verifier: the exporter carries the segments with the trained model of a cell
+    that exports its history, the strict reader reads them, the rebuilt model holds them,
+    and the replay on it lands on the recorded states."""
+    import sys
+
+    from graders.checks.kernel_export import export_cell
+    from graders.verify import rebuild
+    from graders.verify.export_reader import read_cell_exports
+
+    x, y, xt, yt = data
+    model = _model(momentum=0.9)
+    history = model.fit(x, y, batch_size=32, epochs=2, validation_data=(xt, yt), verbose=0)
+    namespace = vars(sys.modules["__main__"])
+    monkeypatch.setitem(namespace, "model_trained", model)
+    monkeypatch.setitem(namespace, "history_trained", history)
+    monkeypatch.setitem(namespace, "model_alone", _trained(data, epochs=1))
+    export_cell({"grade_id": "training", "names": ["history_trained", "model_trained", "model_alone"]}, str(tmp_path))
+    exports = read_cell_exports(tmp_path / "training")
+    items = exports["manifest"]["items"]
+    assert items["model_alone"].get("evidence") is None  # no history in the cell: not carried
+    rebuilt = rebuild.rebuild_model(items["model_trained"], exports["arrays"], "model_trained")
+    (segment,) = evidence.segments_of(rebuilt)
+    (kept,) = evidence.segments_of(model)
+    np.testing.assert_array_equal(segment["orders"][1], kept["orders"][1])
+    for epoch in (0, 1):
+        _check(rebuilt, replayed_epoch=epoch)
+    segment["states"][1]["slots"] = {name: value * 0 for name, value in segment["states"][1]["slots"].items()}
+    with pytest.raises(GradingFailure, match="epoch 2, replayed"):
+        _check(rebuilt, replayed_epoch=1)  # momentum buffers zeroed: the replay differs

@@ -9,6 +9,12 @@ exactly the grade its work deserves, with no flag needed for it. The cases:
   all of them): a tensor slice, an ``np.asarray`` slice, a random index, ``np.split``;
   and training on train and test concatenated. Each loses its own training point.
 - honest variations: ``shuffle=False``, a ``tf.data`` pipeline, float64 inputs, tensors.
+- forged training, which only the training evidence refutes (``graders.checks.evidence``):
+  a History and update count written by hand for models never trained (TODO 1 and 2); the
+  trained baseline's weights copied into TODO 4's model, with filled momentum buffers and
+  the baseline's history; a model trained at another learning rate whose recorded
+  evidence is then rewritten to claim the graded one (TODO 1). Each loses exactly its
+  training point.
 """
 
 from __future__ import annotations
@@ -89,4 +95,60 @@ HONEST_VARIANTS = mutant(
     todo6=edited(_FIT, "keras.ops.convert_to_tensor(x_train), keras.ops.convert_to_tensor(y_train), batch_size=32"),
 )
 
-EVIDENCE = (DISGUISED_OPTIMIZER, *SUBSETS, HONEST_VARIANTS)
+
+def _history_by_hand(model: str, history: str) -> str:
+    """``model`` is built, never trained; its History and update count are written to agree."""
+    return f"""{model}.optimizer.build({model}.trainable_variables)
+_steps = -(-hw5_data.active_budget().n_train // 32)
+{model}.optimizer.iterations.assign(10 * _steps)
+_loss, _accuracy = {model}.evaluate(x_test, y_test, verbose=0)
+{history} = keras.callbacks.History()
+{history}.set_model({model})
+{history}.history = {{key: [value] * 10 for key, value in
+                     {{"loss": _loss, "accuracy": _accuracy, "val_loss": _loss, "val_accuracy": _accuracy}}.items()}}
+{history}.params = {{"verbose": 1, "epochs": 10, "steps": _steps}}
+{history}.epoch = list(range(10))
+"""
+
+
+FORGED = (
+    mutant(
+        "evidence-history-by-hand",
+        "TODO 1 and 2 build their models but never train them; History and update count are written by hand.",
+        ("test_todo1_training", "test_todo2_training"),
+        todo1="model_eta_large = define_model(1)\n" + _history_by_hand("model_eta_large", "history_eta_large"),
+        todo2="model_eta_small = define_model(0.00001)\n" + _history_by_hand("model_eta_small", "history_eta_small"),
+    ),
+    mutant(
+        "evidence-copied-weights",
+        "TODO 4 copies the trained baseline's weights, fills the momentum buffers and reuses its history.",
+        ("test_todo4_training",),
+        todo4="""model_momentum = define_model_with_momentum(0.01, 0.9)
+model_momentum.set_weights(model.get_weights())
+model_momentum.optimizer.build(model_momentum.trainable_variables)
+model_momentum.optimizer.iterations.assign(model.optimizer.iterations)
+for _slot in model_momentum.optimizer.variables[2:]:
+    _slot.assign(keras.random.normal(_slot.shape, stddev=1e-3))
+history_momentum = keras.callbacks.History()
+history_momentum.set_model(model_momentum)
+history_momentum.history = dict(history.history)
+history_momentum.params = dict(history.params)
+history_momentum.epoch = list(history.epoch)
+""",
+    ),
+    mutant(
+        "evidence-rewritten-record",
+        "TODO 1 trains at learning rate 0.01, then sets 1 and rewrites the recorded training to claim it.",
+        ("test_todo1_training",),
+        todo1="""model_eta_large = define_model(0.01)
+history_eta_large = model_eta_large.fit(
+    x_train, y_train, batch_size=32, epochs=10, validation_data=(x_test, y_test)
+)
+model_eta_large.optimizer.learning_rate = 1.0
+for _segment in getattr(model_eta_large, "_hw5_evidence", ()):
+    _segment["optimizer"]["config"]["learning_rate"] = 1.0
+""",
+    ),
+)
+
+EVIDENCE = (DISGUISED_OPTIMIZER, *SUBSETS, HONEST_VARIANTS, *FORGED)
