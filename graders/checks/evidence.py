@@ -245,6 +245,16 @@ def _settings_changed(model, spec: dict | None) -> str | None:
     return None
 
 
+def _budget_rows() -> int | None:
+    """How many training images an epoch of the active grading budget holds (None outside grading)."""
+    try:
+        import hw5_data
+
+        return hw5_data.active_budget().n_train if hw5_data.in_grading_mode() else None
+    except Exception:  # noqa: BLE001 - no budget to hold the orders to
+        return None
+
+
 def check_evidence(model, label: str, *, required: bool) -> None:
     """The model's recorded training is one run of ``fit`` from a fresh optimizer that ends in
     the model as it is now, and, where a replayer is set, its drawn epoch replays.
@@ -274,6 +284,14 @@ def check_evidence(model, label: str, *, required: bool) -> None:
         if segment.get("problem"):
             raise CouldNotCheck.about("the grader could not record how this model was trained", segment["problem"])
     epochs = [(segment, epoch) for segment in segments for epoch in range(len(segment["orders"]))]
+    rows = _budget_rows()
+    for number, (segment, epoch) in enumerate(epochs, start=1):
+        order = segment["orders"][epoch]
+        if rows is not None and (len(order) != rows or not np.array_equal(np.sort(order), np.arange(rows))):
+            raise GradingFailure(
+                f"Epoch {number} of this model's training used {len(np.unique(order)):,} different images "
+                f"of the {rows:,} in x_train (in {len(order):,} rows). Train on all of x_train and y_train."
+            )
     for number, segment in enumerate(segments):
         states = segment["states"]
         if len(states) != len(segment["orders"]) + 1:

@@ -16,7 +16,10 @@ it means at home. The budget applies inside ``fit``: each call
    fingerprint and kept in the order given (``x_train[:10000]`` holds a sixth of the
    budget's rows, and trains on them: the update count shows it). Data whose rows are
    none of the budget's (another preprocessing) is cut by position instead, so that a
-   mistake still trains in seconds and is judged by its fit record.
+   mistake still trains in seconds and is judged by its fit record;
+3. trains those rows in an order of its own (a fresh permutation per epoch, or as given
+   with ``shuffle=False``) and keeps each epoch's starting state on the model: the
+   training evidence of :mod:`graders.checks.evidence`.
 
 Inputs: NumPy arrays and anything ``np.asarray`` reads (tensors, float64, lists);
 a finite ``tf.data.Dataset`` of ``(images, labels)`` batches is read once, and its

@@ -262,3 +262,12 @@ def test_the_evidence_crosses_the_export_and_replays_on_the_rebuilt_model(data, 
     segment["states"][1]["slots"] = {name: value * 0 for name, value in segment["states"][1]["slots"].items()}
     with pytest.raises(GradingFailure, match="epoch 2, replayed"):
         _check(rebuilt, replayed_epoch=1)  # momentum buffers zeroed: the replay differs
+
+
+def test_an_epoch_on_part_of_x_train_fails_even_with_its_fit_record_gone(data):
+    x, y, xt, yt = data
+    model = _model()
+    model.fit(x[:30000], y[:30000], batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0)
+    object.__delattr__(model, recorder.FIT_RECORDS_ATTRIBUTE)  # the data check has nothing to judge
+    with pytest.raises(GradingFailure, match="Epoch 1 of this model's training used .* of the 200 in x_train"):
+        evidence.check_evidence(model, "run", required=True)
