@@ -40,12 +40,14 @@ ORDER_SEED = 2027
 SLOT_SUFFIXES = ("momentum", "velocity", "velocity_hat", "accumulator")
 #: Keras's own optimizer classes a segment may name; the verifier rebuilds only these.
 OPTIMIZER_CLASSES = ("SGD", "Adam", "RMSprop", "Adagrad")
-#: A replay this close to the next state (its largest difference over the replay's own
-#: largest move, weights and optimizer slots) is the claimed training; this far or farther
-#: is not; in between, a person looks. Measured: an honest replay lands exactly (0) in
-#: another process with the same threads, and within 1e-5 of a move of 1e-2 (1e-3) with
-#: one thread; forged states miss by 0.04 to 1.2, zeroed momentum buffers by 0.25.
-REPLAY_MATCH, REPLAY_MISMATCH = 1e-3, 1e-2
+#: A replay this close to the next state is the claimed training; this far or farther is
+#: not; in between, a person looks. The gap is the largest difference (weights and
+#: optimizer slots) over the replay's own largest move, or over REPLAY_FLOOR of the largest
+#: value where the epoch barely moves (a diverged or stalled model: float32 rounding then
+#: dominates). Measured: an honest replay lands exactly (0) in another process with the
+#: same threads and deterministic ops, within 1e-7 without them; forged states miss by
+#: 0.04 to 1.2, zeroed momentum buffers by 0.25, a chain standing still at lr 1e-5 by 0.04.
+REPLAY_MATCH, REPLAY_MISMATCH, REPLAY_FLOOR = 1e-3, 1e-2, 1e-4
 #: Layers whose training draws random numbers: an epoch of theirs is not replayed exactly.
 RANDOM_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
                  "GaussianDropout", "AlphaDropout")  # fmt: skip
@@ -203,15 +205,16 @@ def _same_state(first: dict, second: dict, *, slots: bool = True) -> bool:
 
 def replay_gap(replayed: dict, start: dict, claimed: dict) -> float:
     """How far a replayed epoch lands from the claimed next state, over how far the replay
-    moved from the start (weights and slots): 0 for the claimed training, about 1 for a
-    state the epoch does not produce. ``inf`` when shapes or slots do not even agree."""
+    moved from the start (weights and slots; at least ``REPLAY_FLOOR`` of the largest
+    value): 0 for the claimed training, about 1 for a state the epoch does not produce.
+    ``inf`` when shapes, slots or NaNs do not even agree."""
     keys = sorted(claimed["slots"])
     if sorted(replayed["slots"]) != keys or len(replayed["weights"]) != len(claimed["weights"]):
         return float("inf")
     trio = [*zip(replayed["weights"], start["weights"], claimed["weights"])]
     trio += [(replayed["slots"][k], start["slots"].get(k, np.zeros_like(claimed["slots"][k])), claimed["slots"][k])
              for k in keys]  # fmt: skip
-    off = moved = 0.0
+    off = moved = scale = 0.0
     for got, began, wanted in trio:
         if got.shape != wanted.shape or began.shape != wanted.shape:
             return float("inf")
@@ -220,9 +223,11 @@ def replay_gap(replayed: dict, start: dict, claimed: dict) -> float:
             return float("inf")
         off = max(off, float(np.max(np.abs(np.where(both_nan, 0, got - wanted)), initial=0.0)))
         moved = max(moved, float(np.nanmax(np.abs(got - began), initial=0.0)))
+        scale = max(scale, float(np.nanmax(np.abs(wanted), initial=0.0)))
     if off == 0.0:
         return 0.0
-    return off / moved if moved else float("inf")
+    floor = max(moved, REPLAY_FLOOR * scale)
+    return off / floor if floor else float("inf")
 
 
 def _number(value) -> float | None:

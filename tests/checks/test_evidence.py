@@ -271,3 +271,61 @@ def test_an_epoch_on_part_of_x_train_fails_even_with_its_fit_record_gone(data):
     object.__delattr__(model, recorder.FIT_RECORDS_ATTRIBUTE)  # the data check has nothing to judge
     with pytest.raises(GradingFailure, match="Epoch 1 of this model's training used .* of the 200 in x_train"):
         evidence.check_evidence(model, "run", required=True)
+
+
+def test_the_warm_up_readies_the_replay_of_a_rebuilt_homework_model():
+    """The verifier traces each graded run's step while it waits; the model it later
+    rebuilds from an honest export must find that step (no trace after go)."""
+    import keras
+
+    from graders.checks.kernel_export import _model_item, _Writer
+    from graders.verify import rebuild
+
+    assert replay.warm_up(batch_size=4) >= 1
+    student = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28, 1)),
+            keras.layers.Conv2D(32, (3, 3), strides=(1, 1), padding="valid", activation="relu"),
+            keras.layers.MaxPooling2D((2, 2)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(100, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    student.compile(
+        optimizer=keras.optimizers.SGD(learning_rate=0.7), loss="categorical_crossentropy", metrics=["accuracy"]
+    )
+    writer = _Writer()
+    rebuilt = rebuild.rebuild_model(_model_item(student, "student", writer), writer.arrays)
+    spec = evidence.optimizer_spec(student.optimizer)
+    assert replay._signature(rebuilt, spec) in replay._replayers
+
+
+def test_a_students_own_optimizer_class_replays_as_the_keras_class_it_is(data, tmp_path, monkeypatch):
+    """Adam under the name SGD: the optimizer check fails it by its class; its training is
+    still the training it claims (Adam's), and replays as Adam out of kernel."""
+    import sys
+
+    import keras
+
+    from graders.checks.kernel_export import export_cell
+    from graders.verify import rebuild
+    from graders.verify.export_reader import read_cell_exports
+
+    class SGD(keras.optimizers.Adam):
+        def __init__(self, learning_rate=0.01, momentum=0.0, **kwargs):
+            super().__init__(learning_rate=learning_rate, **kwargs)
+            self.momentum = momentum
+
+    x, y, xt, yt = data
+    model = _model()
+    model.compile(optimizer=SGD(0.01), loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=2, validation_data=(xt, yt), verbose=0)
+    assert evidence.segments_of(model)[0]["optimizer"]["class_name"] == "Adam"
+    monkeypatch.setitem(vars(sys.modules["__main__"]), "model_adam", model)
+    monkeypatch.setitem(vars(sys.modules["__main__"]), "history_adam", history)
+    export_cell({"grade_id": "adam", "names": ["history_adam", "model_adam"]}, str(tmp_path))
+    exports = read_cell_exports(tmp_path / "adam")
+    rebuilt = rebuild.rebuild_model(exports["manifest"]["items"]["model_adam"], exports["arrays"], "model_adam")
+    for epoch in (0, 1):
+        _check(rebuilt, replayed_epoch=epoch)
