@@ -440,16 +440,19 @@ def evidence_segments(evidence: dict, arrays: dict, where: str = "evidence") -> 
         place = f"{where}.segments[{index}]"
         states = [
             {
-                "weights": [_evidence_array(arrays, key, "f").astype("float32") for key in state["weights"]],
+                "weights": [
+                    _evidence_array(arrays, key, "f").astype("float32", copy=False) for key in state["weights"]
+                ],
                 "iterations": state["iterations"],
                 "slots": {
-                    slot: _evidence_array(arrays, key, "f").astype("float32") for slot, key in state["slots"].items()
+                    slot: _evidence_array(arrays, key, "f").astype("float32", copy=False)
+                    for slot, key in state["slots"].items()
                 },
                 "unmapped": list(state["unmapped"]),
             }
             for state in segment["states"]
         ]
-        orders = [_evidence_array(arrays, key, "i", 1).astype(np.int64) for key in segment["orders"]]
+        orders = [_evidence_array(arrays, key, "i", 1).astype(np.int64, copy=False) for key in segment["orders"]]
         segments.append({**segment, "orders": orders, "states": states})
         if not all(len(state["weights"]) == len(states[0]["weights"]) for state in states):
             _fail(place, "its states hold different numbers of weights")

@@ -206,27 +206,60 @@ def test_a_layer_that_draws_random_numbers_is_a_limit_not_a_failure(data):
         _check(model)
 
 
-def test_check_training_refuses_a_history_written_by_hand_that_would_pass_without_evidence(data, monkeypatch):
-    """Issue 17's first forgery, in-process: an untrained model whose update count and History
-    are written to agree. Without the evidence check it earns the training point."""
+def _history_for(model, values: dict, params: dict):
     import keras
 
-    from graders.checks import check_training, training_checks
+    history = keras.callbacks.History()
+    history.set_model(model)
+    history.history, history.params, history.epoch = values, params, list(range(len(values["accuracy"])))
+    return history
+
+
+def _history_by_hand(data):
+    """An untrained model whose update count and History are written to agree."""
+    from graders.checks import training_checks
 
     model = _model()
     model.optimizer.build(model.trainable_variables)
     model.optimizer.iterations.assign(10 * STEPS)
     accuracy = training_checks.recompute_accuracy(model, "fast")
-    history = keras.callbacks.History()
-    history.set_model(model)
-    history.history = {
-        "loss": [2.3] * 10,
-        "accuracy": [accuracy] * 10,
-        "val_loss": [2.3] * 10,
-        "val_accuracy": [accuracy] * 10,
-    }
-    history.params, history.epoch = {"epochs": 10, "steps": STEPS}, list(range(10))
-    with pytest.raises(GradingFailure, match="no training of this model by fit"):
+    values = {"loss": [2.3] * 10, "accuracy": [accuracy] * 10, "val_loss": [2.3] * 10, "val_accuracy": [accuracy] * 10}
+    return model, _history_for(model, values, {"epochs": 10, "steps": STEPS})
+
+
+def _copied_weights(data):
+    """A trained model's weights, update count and history copied into another model, its
+    momentum buffers filled."""
+    trained = _trained(data, epochs=10)
+    model = _model(momentum=0.9)
+    model.set_weights(trained.get_weights())
+    model.optimizer.build(model.trainable_variables)
+    model.optimizer.iterations.assign(trained.optimizer.iterations)
+    for slot in model.optimizer.variables[2:]:
+        slot.assign(np.full(slot.shape, 1e-3, dtype="float32"))
+    return model, _history_for(model, dict(trained.history.history), dict(trained.history.params))
+
+
+def _rewritten_record(data):
+    """Trained at learning rate 0.05, then set to 0.5 with the recorded training rewritten to agree."""
+    x, y, xt, yt = data
+    model = _model(learning_rate=0.05)
+    history = model.fit(x, y, batch_size=32, epochs=10, validation_data=(xt, yt), verbose=0)
+    model.optimizer.learning_rate = 0.5
+    for segment in evidence.segments_of(model):
+        segment["optimizer"]["config"]["learning_rate"] = 0.5
+    return model, history
+
+
+@pytest.mark.parametrize("forge", [_history_by_hand, _copied_weights, _rewritten_record], ids=lambda f: f.__name__[1:])
+def test_each_forgery_fails_check_training_and_earns_the_point_with_the_evidence_switched_off(data, monkeypatch, forge):
+    """Issue 17's forgeries, in process, through check_training as the verifier runs it (the
+    replay on). Without the evidence check each one earns the training point."""
+    from graders.checks import check_training
+
+    model, history = forge(data)
+    replay.switch_on(KEY)
+    with pytest.raises(GradingFailure):
         check_training(history, model, "eta_large")
     monkeypatch.setattr(evidence, "check_evidence", lambda *args, **kwargs: None)
     check_training(history, model, "eta_large")  # switched off: the forgery's point
