@@ -142,6 +142,30 @@ def steps(rows: int, batch_size: int) -> int:
     return -(-rows // batch_size)
 
 
+#: Layer settings that change training but that the verifier's rebuilt model leaves out.
+_UNREBUILT_SETTINGS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                       "kernel_constraint", "bias_constraint")  # fmt: skip
+
+
+def unreplayable(model, arguments: dict) -> str | None:
+    """Why a ``fit`` call on ``model`` with ``arguments`` cannot be replayed out of kernel (the
+    verifier trains a rebuilt chain of Keras layers with Keras's own step), or None."""
+    import keras
+
+    from graders.checks.describe import model_layers
+
+    if arguments.get("class_weight") is not None:
+        return "fit was given class_weight, which the replay does not apply"
+    for method in ("train_step", "compute_loss"):
+        if getattr(type(model), method, None) is not getattr(keras.Model, method, None):
+            return f"the model defines its own {method}"
+    for index, layer in enumerate(model_layers(model)):
+        for setting in _UNREBUILT_SETTINGS:
+            if getattr(layer, setting, None) is not None:
+                return f"layer {index} ({type(layer).__name__}) has a {setting.replace('_', ' ')}"
+    return None
+
+
 def snapshot_callback(segment: dict):
     """A Keras callback that appends the model's state to ``segment["states"]`` at each
     epoch's start and at the end of training."""

@@ -362,3 +362,27 @@ def test_a_students_own_optimizer_class_replays_as_the_keras_class_it_is(data, t
     rebuilt = rebuild.rebuild_model(exports["manifest"]["items"]["model_adam"], exports["arrays"], "model_adam")
     for epoch in (0, 1):
         _check(rebuilt, replayed_epoch=epoch)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"class_weight": {digit: 1.0 for digit in range(10)}}, "class_weight"),
+        ({"regularizer": True}, "kernel regularizer"),
+    ],
+)
+def test_training_the_replay_cannot_rebuild_is_a_limit_not_a_failure(data, change, named):
+    """Settings that change training but that the rebuilt model leaves out: a person looks."""
+    import keras
+
+    x, y, xt, yt = data
+    model = _model()
+    if change.pop("regularizer", False):
+        model = keras.Sequential(
+            [keras.Input((28, 28, 1)), keras.layers.Flatten(),
+             keras.layers.Dense(10, activation="softmax", kernel_regularizer="l2")]
+        )  # fmt: skip
+        model.compile(optimizer="sgd", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0, **change)
+    with pytest.raises(CouldNotCheck, match=named):
+        _check(model)
