@@ -142,6 +142,23 @@ def steps(rows: int, batch_size: int) -> int:
     return -(-rows // batch_size)
 
 
+def build_before_training(model, images: np.ndarray) -> str | None:
+    """Create the weights of a model whose layers are not built yet (a subclassed model, a
+    Sequential without an input), by calling it on one image, so that the first epoch's
+    starting state holds them: with TensorFlow, Keras would create them inside the first
+    training step. The same initializers draw in the same order, so the weights are those
+    the first step would have made. Returns why that failed, or None."""
+    from graders.checks.describe import model_layers
+
+    try:
+        if all(layer.built for layer in model_layers(model)) and getattr(model, "built", True):
+            return None
+        model(images[:1])
+    except Exception as error:  # noqa: BLE001 - the student's model: fit meets it and says so
+        return f"the model could not be built before training ({type(error).__name__})"
+    return None
+
+
 #: Layer settings that change training but that the verifier's rebuilt model leaves out.
 _UNREBUILT_SETTINGS = ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
                        "kernel_constraint", "bias_constraint")  # fmt: skip

@@ -328,10 +328,11 @@ def _own_the_order(changed: dict, train: Given, positions: np.ndarray, budget) -
     epochs = max(0, int(changed.get("epochs", 1)) - int(changed.get("initial_epoch", 0) or 0))
     _fit_calls[0] += 1
     images = np.asarray(changed["x"], dtype="float32")
+    unbuilt = evidence.build_before_training(model, images)
     form = evidence.labels_form(changed["y"])
     rows = budget_row_numbers(train, positions, budget)
     problem = rows if isinstance(rows, str) else (form if isinstance(form, str) else None)
-    problem = problem or evidence.unreplayable(model, changed)
+    problem = problem or unbuilt or evidence.unreplayable(model, changed)
     labels = np.asarray(changed["y"]) if isinstance(form, str) else form[1]
     local = evidence.epoch_orders(len(images), epochs, changed.get("shuffle", True), _fit_calls[0])
     optimizer = getattr(model, "optimizer", None)

@@ -386,3 +386,41 @@ def test_training_the_replay_cannot_rebuild_is_a_limit_not_a_failure(data, chang
     model.fit(x, y, batch_size=32, epochs=1, validation_data=(xt, yt), verbose=0, **change)
     with pytest.raises(CouldNotCheck, match=named):
         _check(model)
+
+
+def test_a_model_whose_layers_are_built_by_its_first_step_keeps_them_from_the_first_epoch(data, tmp_path, monkeypatch):
+    """A subclassed model built with model.build(shape) has no weights until Keras's first
+    training step: the recorder builds it first, so every state holds every weight, and its
+    training replays on the chain the verifier rebuilds."""
+    import sys
+
+    import keras
+
+    from graders.checks.kernel_export import export_cell
+    from graders.verify import rebuild
+    from graders.verify.export_reader import read_cell_exports
+
+    class Small(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv = keras.layers.Conv2D(4, 3, activation="relu")
+            self.flat = keras.layers.Flatten()
+            self.out = keras.layers.Dense(10, activation="softmax")
+
+        def call(self, x):
+            return self.out(self.flat(self.conv(x)))
+
+    x, y, xt, yt = data
+    model = Small()
+    model.build((None, 28, 28, 1))
+    model.compile(optimizer=keras.optimizers.SGD(0.05), loss="categorical_crossentropy", metrics=["accuracy"])
+    history = model.fit(x, y, batch_size=32, epochs=2, validation_data=(xt, yt), verbose=0)
+    (segment,) = evidence.segments_of(model)
+    assert segment["problem"] is None and [len(state["weights"]) for state in segment["states"]] == [4, 4, 4]
+    monkeypatch.setitem(vars(sys.modules["__main__"]), "model_small", model)
+    monkeypatch.setitem(vars(sys.modules["__main__"]), "history_small", history)
+    export_cell({"grade_id": "small", "names": ["history_small", "model_small"]}, str(tmp_path))
+    exports = read_cell_exports(tmp_path / "small")
+    rebuilt = rebuild.rebuild_model(exports["manifest"]["items"]["model_small"], exports["arrays"], "model_small")
+    for epoch in (0, 1):
+        _check(rebuilt, replayed_epoch=epoch)
