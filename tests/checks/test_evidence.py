@@ -81,6 +81,23 @@ def _check(model, replayed_epoch=None):
     evidence.check_evidence(model, label, required=True)
 
 
+def _exported_and_rebuilt(model, history, tmp_path, monkeypatch, name: str):
+    """``model`` as the verifier sees it: exported with ``history`` by one cell, read by the
+    strict reader, rebuilt."""
+    import sys
+
+    from graders.checks.kernel_export import export_cell
+    from graders.verify import rebuild
+    from graders.verify.export_reader import read_cell_exports
+
+    namespace = vars(sys.modules["__main__"])
+    monkeypatch.setitem(namespace, f"model_{name}", model)
+    monkeypatch.setitem(namespace, f"history_{name}", history)
+    export_cell({"grade_id": name, "names": [f"history_{name}", f"model_{name}"]}, str(tmp_path))
+    exports = read_cell_exports(tmp_path / name)
+    return rebuild.rebuild_model(exports["manifest"]["items"][f"model_{name}"], exports["arrays"], f"model_{name}")
+
+
 # ----- what the recorder keeps -----------------------------------------------------------
 
 
@@ -337,13 +354,7 @@ def test_the_warm_up_readies_the_replay_of_a_rebuilt_homework_model():
 def test_a_students_own_optimizer_class_replays_as_the_keras_class_it_is(data, tmp_path, monkeypatch):
     """Adam under the name SGD: the optimizer check fails it by its class; its training is
     still the training it claims (Adam's), and replays as Adam out of kernel."""
-    import sys
-
     import keras
-
-    from graders.checks.kernel_export import export_cell
-    from graders.verify import rebuild
-    from graders.verify.export_reader import read_cell_exports
 
     class SGD(keras.optimizers.Adam):
         def __init__(self, learning_rate=0.01, momentum=0.0, **kwargs):
@@ -355,11 +366,7 @@ def test_a_students_own_optimizer_class_replays_as_the_keras_class_it_is(data, t
     model.compile(optimizer=SGD(0.01), loss="categorical_crossentropy", metrics=["accuracy"])
     history = model.fit(x, y, batch_size=32, epochs=2, validation_data=(xt, yt), verbose=0)
     assert evidence.segments_of(model)[0]["optimizer"]["class_name"] == "Adam"
-    monkeypatch.setitem(vars(sys.modules["__main__"]), "model_adam", model)
-    monkeypatch.setitem(vars(sys.modules["__main__"]), "history_adam", history)
-    export_cell({"grade_id": "adam", "names": ["history_adam", "model_adam"]}, str(tmp_path))
-    exports = read_cell_exports(tmp_path / "adam")
-    rebuilt = rebuild.rebuild_model(exports["manifest"]["items"]["model_adam"], exports["arrays"], "model_adam")
+    rebuilt = _exported_and_rebuilt(model, history, tmp_path, monkeypatch, "adam")
     for epoch in (0, 1):
         _check(rebuilt, replayed_epoch=epoch)
 
@@ -392,13 +399,7 @@ def test_a_model_whose_layers_are_built_by_its_first_step_keeps_them_from_the_fi
     """A subclassed model built with model.build(shape) has no weights until Keras's first
     training step: the recorder builds it first, so every state holds every weight, and its
     training replays on the chain the verifier rebuilds."""
-    import sys
-
     import keras
-
-    from graders.checks.kernel_export import export_cell
-    from graders.verify import rebuild
-    from graders.verify.export_reader import read_cell_exports
 
     class Small(keras.Model):
         def __init__(self):
@@ -417,10 +418,6 @@ def test_a_model_whose_layers_are_built_by_its_first_step_keeps_them_from_the_fi
     history = model.fit(x, y, batch_size=32, epochs=2, validation_data=(xt, yt), verbose=0)
     (segment,) = evidence.segments_of(model)
     assert segment["problem"] is None and [len(state["weights"]) for state in segment["states"]] == [4, 4, 4]
-    monkeypatch.setitem(vars(sys.modules["__main__"]), "model_small", model)
-    monkeypatch.setitem(vars(sys.modules["__main__"]), "history_small", history)
-    export_cell({"grade_id": "small", "names": ["history_small", "model_small"]}, str(tmp_path))
-    exports = read_cell_exports(tmp_path / "small")
-    rebuilt = rebuild.rebuild_model(exports["manifest"]["items"]["model_small"], exports["arrays"], "model_small")
+    rebuilt = _exported_and_rebuilt(model, history, tmp_path, monkeypatch, "small")
     for epoch in (0, 1):
         _check(rebuilt, replayed_epoch=epoch)
