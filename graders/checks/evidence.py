@@ -56,26 +56,40 @@ RANDOM_LAYERS = ("Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDrop
 # ----- kernel side: state, order, segment ---------------------------------------------
 
 
-def state_of(model) -> dict:
-    """The model's state now (see the module docstring): copies, never views."""
+def model_variables(model) -> list:
+    """Every weight variable of ``describe.model_layers(model)``, in order: a state's weights."""
     from graders.checks.describe import model_layers
 
-    variables = [variable for layer in model_layers(model) for variable in layer.weights]
+    return [variable for layer in model_layers(model) for variable in layer.weights]
+
+
+def slot_variables(optimizer, variables: list) -> dict:
+    """``"<weight index>/<slot>"`` -> the built ``optimizer``'s variable that weight
+    ``variables[index]`` owns (Keras 3 names it ``<optimizer>/<weight path with _>_<slot>``)."""
+    by_path = {variable.path: variable for variable in optimizer.variables}
+    found = {}
+    for index, variable in enumerate(variables):
+        for suffix in SLOT_SUFFIXES:
+            slot = by_path.get(f"{optimizer.name}/{variable.path.replace('/', '_')}_{suffix}")
+            if slot is not None:
+                found[f"{index}/{suffix}"] = slot
+    return found
+
+
+def state_of(model) -> dict:
+    """The model's state now (see the module docstring): copies, never views."""
+    variables = model_variables(model)
     state = {"weights": [np.array(variable.numpy()) for variable in variables], "iterations": None, "slots": {}}
     state["unmapped"] = []
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None or not getattr(optimizer, "built", False):
         return state
     state["iterations"] = int(np.asarray(optimizer.iterations))
-    by_path = {variable.path: variable for variable in optimizer.variables}
-    placed = {id(optimizer.iterations), id(getattr(optimizer, "_learning_rate", None))}
-    prefix = optimizer.name + "/"
-    for index, variable in enumerate(variables):
-        for suffix in SLOT_SUFFIXES:
-            slot = by_path.get(f"{prefix}{variable.path.replace('/', '_')}_{suffix}")
-            if slot is not None:
-                state["slots"][f"{index}/{suffix}"] = np.array(slot.numpy())
-                placed.add(id(slot))
+    slots = slot_variables(optimizer, variables)
+    state["slots"] = {name: np.array(slot.numpy()) for name, slot in slots.items()}
+    placed = {id(optimizer.iterations), id(getattr(optimizer, "_learning_rate", None))} | {
+        id(v) for v in slots.values()
+    }
     state["unmapped"] = [variable.path for variable in optimizer.variables if id(variable) not in placed]
     return state
 

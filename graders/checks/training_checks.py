@@ -101,9 +101,9 @@ def check_training(history, model, run: str) -> None:
     what each ``fit`` call trained and validated on, where the grading setup recorded
     it (``data_checks.check_fit_data``: x_train/y_train and x_test/y_test, in any
     order); the number of SGD updates (10 epochs x ceil(n_train / 32) batches: this catches a
-    wrong batch size, epoch count or training set); the accuracy recomputed on the
-    the training evidence (``evidence.check_evidence``: the recorded epochs end in this
-    model, and out of kernel one drawn epoch replays); the accuracy recomputed on the
+    wrong batch size, epoch count or training set); the training evidence
+    (``evidence.check_evidence``: the recorded epochs end in this model, and out of kernel
+    one drawn epoch replays); the accuracy recomputed on the
     test data against the history's last ``val_accuracy``; and, for a model whose
     architecture and optimizer are right, a calibrated accuracy floor.
     """

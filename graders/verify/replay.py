@@ -95,22 +95,8 @@ def _replayer(model, spec: dict):
     return _replayers[key]
 
 
-def _slot_variables(copy) -> dict:
-    """``"<weight index>/<slot>"`` -> the copy's optimizer variable, as ``evidence.state_of`` names them."""
-    optimizer = copy.optimizer
-    by_path = {variable.path: variable for variable in optimizer.variables}
-    variables = [variable for layer in model_layers(copy) for variable in layer.weights]
-    found = {}
-    for index, variable in enumerate(variables):
-        for suffix in evidence.SLOT_SUFFIXES:
-            slot = by_path.get(f"{optimizer.name}/{variable.path.replace('/', '_')}_{suffix}")
-            if slot is not None:
-                found[f"{index}/{suffix}"] = slot
-    return found
-
-
 def _set_state(copy, state: dict, learning_rate: float) -> None:
-    variables = [variable for layer in model_layers(copy) for variable in layer.weights]
+    variables = evidence.model_variables(copy)
     if len(variables) != len(state["weights"]):
         raise _limit(f"the recording holds {len(state['weights'])} weights; the model has {len(variables)}")
     for variable, value in zip(variables, state["weights"]):
@@ -122,7 +108,7 @@ def _set_state(copy, state: dict, learning_rate: float) -> None:
         optimizer.build(copy.trainable_variables)
     optimizer.iterations.assign(state["iterations"] or 0)
     optimizer.learning_rate = float(learning_rate)
-    slots = _slot_variables(copy)
+    slots = evidence.slot_variables(optimizer, variables)
     if state["unmapped"] or set(state["slots"]) - set(slots):
         raise _limit("the recorded optimizer state does not fit the replay's optimizer")
     for name, variable in slots.items():
